@@ -1,0 +1,126 @@
+// Reads the origin's configuration from the environment once, at start-up,
+// into a typed object. Variable names are Nixery's where the meaning is the
+// same. Anything invalid stops start-up with one line naming the variable.
+import { existsSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
+
+export class ConfigError extends Error {
+  readonly variable: string;
+  constructor(variable: string, message: string) {
+    super(`${variable}: ${message}`);
+    this.name = 'ConfigError';
+    this.variable = variable;
+  }
+}
+
+export type SourceConfig =
+  | { type: 'path'; path: string }
+  | { type: 'channel'; channel: string; archiveBaseUrl: string }
+  | { type: 'git'; repo: string };
+
+export type StorageConfig =
+  | { backend: 'filesystem'; path: string }
+  | {
+      backend: 'gcs';
+      bucket: string;
+      signing: { account: string; privateKeyPem: string } | null;
+      urlLifetimeSeconds: number;
+    };
+
+export interface OriginConfig {
+  port: number;
+  host: string;
+  source: SourceConfig;
+  storage: StorageConfig;
+  nixTimeoutSeconds: number;
+  popularityUrl: string | null;
+  /** Shared with the edge; when set, requests without it are refused. */
+  originSecret: string | null;
+  /** Layers per image, the symlink layer included. */
+  maxLayers: number;
+  logLevel: string;
+}
+
+type Env = Record<string, string | undefined>;
+
+function get(env: Env, name: string): string | undefined {
+  const value = env[name];
+  return value === undefined || value.trim() === '' ? undefined : value.trim();
+}
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = get(env, name);
+  if (raw === undefined) return fallback;
+  if (!/^\d+$/.test(raw)) throw new ConfigError(name, `must be a whole number, got ${JSON.stringify(raw)}`);
+  const value = Number(raw);
+  if (value < min || value > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${value}`);
+  return value;
+}
+
+function url(env: Env, name: string): string | undefined {
+  const raw = get(env, name);
+  if (raw === undefined) return undefined;
+  try {
+    const parsed = new URL(raw);
+    if (!['http:', 'https:', 'file:'].includes(parsed.protocol)) throw new Error();
+  } catch {
+    throw new ConfigError(name, `must be an http(s) or file URL, got ${JSON.stringify(raw)}`);
+  }
+  return raw;
+}
+
+function readSource(env: Env): SourceConfig {
+  const path = get(env, 'NIXERY_PKGS_PATH');
+  const repo = get(env, 'NIXERY_PKGS_REPO');
+  const channel = get(env, 'NIXERY_CHANNEL');
+  const set = [path && 'NIXERY_PKGS_PATH', repo && 'NIXERY_PKGS_REPO', channel && 'NIXERY_CHANNEL'].filter(Boolean);
+  if (set.length > 1) throw new ConfigError(set.join(', '), 'set exactly one package source, not several');
+  if (path !== undefined) {
+    const absolute = resolve(path);
+    if (!existsSync(absolute) || !statSync(absolute).isDirectory()) throw new ConfigError('NIXERY_PKGS_PATH', `${absolute} is not a directory`);
+    return { type: 'path', path: absolute };
+  }
+  if (repo !== undefined) return { type: 'git', repo };
+  return {
+    type: 'channel',
+    channel: channel ?? 'nixos-unstable',
+    archiveBaseUrl: url(env, 'NIXERY_CHANNEL_ARCHIVE_URL') ?? 'https://github.com/NixOS/nixpkgs/archive',
+  };
+}
+
+function readStorage(env: Env): StorageConfig {
+  const backend = get(env, 'STORAGE_BACKEND') ?? 'filesystem';
+  if (backend === 'filesystem') {
+    return { backend, path: resolve(get(env, 'STORAGE_PATH') ?? 'var/storage') };
+  }
+  if (backend === 'gcs') {
+    const bucket = get(env, 'BUCKET');
+    if (bucket === undefined) throw new ConfigError('BUCKET', 'is required when STORAGE_BACKEND=gcs');
+    const key = get(env, 'GCS_SIGNING_KEY');
+    const account = get(env, 'GCS_SIGNING_ACCOUNT');
+    if ((key === undefined) !== (account === undefined)) {
+      throw new ConfigError(key === undefined ? 'GCS_SIGNING_KEY' : 'GCS_SIGNING_ACCOUNT', 'GCS_SIGNING_KEY and GCS_SIGNING_ACCOUNT go together');
+    }
+    return {
+      backend,
+      bucket,
+      signing: key !== undefined && account !== undefined ? { account, privateKeyPem: key } : null,
+      urlLifetimeSeconds: integer(env, 'GCS_URL_LIFETIME', 300, 10, 7 * 24 * 3600),
+    };
+  }
+  throw new ConfigError('STORAGE_BACKEND', `must be "filesystem" or "gcs", got ${JSON.stringify(backend)}`);
+}
+
+export function readConfig(env: Env = process.env): OriginConfig {
+  return {
+    port: integer(env, 'PORT', 8080, 0, 65535),
+    host: get(env, 'HOST') ?? '0.0.0.0',
+    source: readSource(env),
+    storage: readStorage(env),
+    nixTimeoutSeconds: integer(env, 'NIX_TIMEOUT', 60, 1, 24 * 3600),
+    popularityUrl: url(env, 'NIX_POPULARITY_URL') ?? null,
+    originSecret: get(env, 'ORIGIN_SECRET') ?? null,
+    maxLayers: integer(env, 'MAX_LAYERS', 100, 2, 125),
+    logLevel: get(env, 'LOG_LEVEL') ?? 'info',
+  };
+}

@@ -1,0 +1,198 @@
+// Turns an image spec into stored manifests: resolve packages with Nix,
+// build them, group the runtime closure into layers, write each layer once,
+// then write the config and both manifest formats. Finished images are
+// remembered (in memory and in storage) under a key that identifies exactly
+// what was built, so a known image is served without running Nix again.
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import { errors, RegistryError } from '../../shared/errors.ts';
+import { digestHex, type Digest } from '../../shared/digest.ts';
+import { MEDIA, type ManifestFormat } from '../../shared/media-types.ts';
+import { NIX_SYSTEM, canonicalImage, type ImageSpec } from '../../shared/names.ts';
+import { keys, type Storage } from '../storage/storage.ts';
+import type { PackageSource } from '../sources/source.ts';
+import { NixError, buildDerivations, readClosure, resolvePackages, type NixOptions, type Resolution } from '../nix/nix.ts';
+import { groupLayers } from '../layers/group.ts';
+import { storePathName, type Popularity } from '../layers/graph.ts';
+import { storePathEntries } from '../layers/entries.ts';
+import { symlinkTreeEntries } from '../layers/symlink-tree.ts';
+import { LruCache } from '../cache/lru.ts';
+import { SingleFlight } from '../cache/single-flight.ts';
+import { buildManifests, type LayerDescriptor } from './manifest.ts';
+import { LayerStore, layerIdentity } from './layer-store.ts';
+
+export interface ManifestRef {
+  digest: Digest;
+  size: number;
+}
+
+/** What the image cache remembers: enough to serve either manifest format. */
+export interface ImageRecord {
+  manifests: Record<ManifestFormat, ManifestRef>;
+}
+
+export interface BuilderOptions {
+  storage: Storage;
+  source: PackageSource;
+  nix: NixOptions;
+  maxLayers: number;
+  popularity?: () => Popularity | undefined;
+  log: Logger;
+}
+
+export interface BuildStats {
+  builds: number;
+  imageCacheHits: number;
+  imageCacheMisses: number;
+}
+
+const manifestKey = (digest: Digest) => `manifests/sha256/${digestHex(digest)}`;
+const imageKey = (key: string) => `images/${key}.json`;
+
+function hashKey(parts: unknown): string {
+  return createHash('sha256').update(JSON.stringify(parts)).digest('hex');
+}
+
+function describeProblems(problems: Resolution['problems']): RegistryError {
+  const unknown = problems.filter((p) => p.error === 'unknown').map((p) => p.name);
+  const notPackages = problems.filter((p) => p.error === 'not-a-package').map((p) => p.name);
+  const failed = problems.filter((p) => p.error === 'evaluation-failed').map((p) => p.name);
+  const parts = [
+    unknown.length ? `unknown package${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}` : '',
+    notPackages.length ? `not a package (an attribute set, not a derivation): ${notPackages.join(', ')}` : '',
+    failed.length ? `failed to evaluate: ${failed.join(', ')}` : '',
+  ].filter(Boolean);
+  return errors.manifestUnknown(parts.join('; '), { unknown, notPackages, failed });
+}
+
+export class ImageBuilder {
+  private readonly opts: BuilderOptions;
+  private readonly images = new LruCache<string, ImageRecord>(1024);
+  private readonly flights = new SingleFlight<ImageRecord>();
+  readonly layers: LayerStore;
+  readonly stats: BuildStats = { builds: 0, imageCacheHits: 0, imageCacheMisses: 0 };
+
+  constructor(opts: BuilderOptions) {
+    this.opts = opts;
+    this.layers = new LayerStore(opts.storage, opts.log);
+  }
+
+  get inflight(): number {
+    return this.flights.size;
+  }
+
+  /** The image for a name and tag, built if needed; concurrent requests share one build. */
+  async image(spec: ImageSpec, tag: string): Promise<ImageRecord> {
+    const resolved = await this.opts.source.resolve(tag);
+    const flightKey = hashKey([resolved.nix, resolved.cacheKey, canonicalImage(spec)]);
+    return this.flights.run(flightKey, async () => {
+      if (resolved.cacheKey !== null) {
+        const key = hashKey(['source', resolved.cacheKey, spec.arch, spec.packages]);
+        const cached = await this.lookup(key);
+        if (cached) return cached;
+        return this.build(spec, resolved.nix, key);
+      }
+      return this.build(spec, resolved.nix, null);
+    });
+  }
+
+  private async lookup(key: string): Promise<ImageRecord | null> {
+    const memory = this.images.get(key);
+    if (memory) {
+      this.stats.imageCacheHits++;
+      return memory;
+    }
+    const stored = await this.opts.storage.get(imageKey(key));
+    if (stored) {
+      const record = JSON.parse(new TextDecoder().decode(stored)) as ImageRecord;
+      this.images.set(key, record);
+      this.stats.imageCacheHits++;
+      return record;
+    }
+    this.stats.imageCacheMisses++;
+    return null;
+  }
+
+  private async remember(key: string, record: ImageRecord): Promise<void> {
+    this.images.set(key, record);
+    await this.opts.storage.put(imageKey(key), new TextEncoder().encode(JSON.stringify(record)), MEDIA.json);
+  }
+
+  private async build(spec: ImageSpec, source: Parameters<typeof resolvePackages>[0], sourceKey: string | null): Promise<ImageRecord> {
+    const { nix, log } = this.opts;
+    const started = performance.now();
+    const system = NIX_SYSTEM[spec.arch];
+    const buildLog = log.child({ image: canonicalImage(spec) });
+
+    const resolution = await this.nixStep('evaluation', () => resolvePackages(source, system, spec.packages, nix));
+    if (resolution.problems.length > 0) throw describeProblems(resolution.problems);
+
+    const drvs = [...new Set(resolution.packages.flatMap((p) => p.outputs.map((o) => o.drv)))].sort();
+    // A source that cannot name its version (a local path) is keyed by what it evaluated to.
+    const key = sourceKey ?? hashKey(['drvs', drvs, spec.arch, spec.packages]);
+    const cached = await this.lookup(key);
+    if (cached) return cached;
+
+    this.stats.builds++;
+    await this.nixStep('build', () => buildDerivations(drvs, nix));
+    // Outputs in the image's package order: it decides which package wins a symlink collision.
+    const outputs = [...new Set(resolution.packages.flatMap((p) => p.outputs.map((o) => o.out)))];
+    const closure = await this.nixStep('closure query', () => readClosure(outputs, nix));
+
+    const groups = groupLayers({ roots: outputs, paths: closure }, { budget: this.opts.maxLayers - 1, popularity: this.opts.popularity?.() });
+    const layers: LayerDescriptor[] = [];
+    for (const group of groups) {
+      const record = await this.layers.ensure(layerIdentity('store-paths', group), () => storePathEntries(group), nix.signal);
+      layers.push({ ...record, description: `store paths: ${group.map(storePathName).join(' ')}`.slice(0, 1024) });
+    }
+    const symlinks = await this.layers.ensure(layerIdentity('symlink-tree', outputs), () => symlinkTreeEntries(outputs), nix.signal);
+    layers.push({ ...symlinks, description: `symlinks to: ${outputs.map(storePathName).join(' ')}`.slice(0, 1024) });
+
+    const built = await buildManifests({ arch: spec.arch, layers, packages: spec.packages });
+    const { storage } = this.opts;
+    await storage.put(keys.blob(digestHex(built.config.digest)), built.config.bytes, built.config.mediaType, { createOnly: true });
+    for (const format of ['docker', 'oci'] as const) {
+      const m = built.manifests[format];
+      await storage.put(manifestKey(m.digest), m.bytes, m.mediaType, { createOnly: true });
+    }
+    const record: ImageRecord = {
+      manifests: {
+        docker: { digest: built.manifests.docker.digest, size: built.manifests.docker.bytes.length },
+        oci: { digest: built.manifests.oci.digest, size: built.manifests.oci.bytes.length },
+      },
+    };
+    await this.remember(key, record);
+    buildLog.info(
+      {
+        packages: spec.packages,
+        closurePaths: closure.length,
+        closureBytes: closure.reduce((sum, p) => sum + p.narSize, 0),
+        layers: layers.length,
+        ms: Math.round(performance.now() - started),
+      },
+      'image built',
+    );
+    return record;
+  }
+
+  /** Failures of Nix that the client did not cause become a 500 with Nix's own words in the detail. */
+  private async nixStep<T>(step: string, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (err) {
+      if (err instanceof NixError) {
+        const message = err.timedOut ? `nix ${step} timed out` : `nix ${step} failed`;
+        throw errors.internal(`${message}: ${err.message}`, { nix: err.stderr });
+      }
+      throw err;
+    }
+  }
+
+  /** Reads a stored manifest by digest; null when no image ever had it. */
+  async manifestBytes(digest: Digest): Promise<{ bytes: Uint8Array; mediaType: string } | null> {
+    const bytes = await this.opts.storage.get(manifestKey(digest));
+    if (!bytes) return null;
+    const mediaType = (JSON.parse(new TextDecoder().decode(bytes)) as { mediaType?: string }).mediaType ?? MEDIA.dockerManifest;
+    return { bytes, mediaType };
+  }
+}

@@ -1,0 +1,99 @@
+// Writes a layer: tar entries → gzip → a sink, in one streaming pass that
+// computes both digests a registry needs: the diff_id (sha256 of the
+// uncompressed tar, listed in the image config) and the digest (sha256 of
+// the compressed bytes, the blob's address), plus the compressed size.
+//
+// Deterministic by construction: entries arrive sorted and canonical
+// (entries.ts), every header has mtime 1 (as in the Nix store), uid/gid 0 and
+// no user or group names, long names go into PAX headers (tar-stream does
+// that when a name does not fit ustar), and Node's bundled zlib compresses
+// with a fixed level and a header without a timestamp.
+import { createReadStream } from 'node:fs';
+import { createHash, type Hash } from 'node:crypto';
+import { Transform, type Writable, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGzip, constants as zlibConstants } from 'node:zlib';
+import { pack as createPack, type Header } from 'tar-stream';
+import type { Digest } from '../../shared/digest.ts';
+import type { TarEntry } from './entries.ts';
+
+export interface LayerDigests {
+  /** sha256 of the compressed tarball: the blob's address. */
+  digest: Digest;
+  /** sha256 of the uncompressed tarball: the config's rootfs.diff_ids entry. */
+  diffId: Digest;
+  /** Bytes of the compressed tarball. */
+  size: number;
+  /** Bytes of the uncompressed tarball. */
+  tarSize: number;
+}
+
+const MTIME = new Date(1000);
+
+/** Passes bytes through while hashing and counting them. */
+class HashingCounter extends Transform {
+  readonly hash: Hash = createHash('sha256');
+  bytes = 0;
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.hash.update(chunk);
+    this.bytes += chunk.length;
+    callback(null, chunk);
+  }
+}
+
+function header(entry: TarEntry): Header {
+  const base = { name: entry.name, mtime: MTIME, uid: 0, gid: 0, uname: '', gname: '', devmajor: 0, devminor: 0, linkname: '' };
+  switch (entry.type) {
+    case 'directory':
+      return { ...base, type: 'directory', mode: entry.mode, size: 0 };
+    case 'file':
+      return { ...base, type: 'file', mode: entry.mode, size: entry.size };
+    case 'symlink':
+      return { ...base, type: 'symlink', mode: 0o777, size: 0, linkname: entry.linkname };
+    case 'link':
+      return { ...base, type: 'link', mode: 0o444, size: 0, linkname: entry.linkname };
+  }
+}
+
+export interface TarballOptions {
+  /** gzip level 1-9; the default is zlib's own default (6). */
+  gzipLevel?: number;
+  signal?: AbortSignal;
+}
+
+export async function writeLayerTarball(entries: readonly TarEntry[], sink: Writable, options: TarballOptions = {}): Promise<LayerDigests> {
+  const pack = createPack();
+  const uncompressed = new HashingCounter();
+  const compressed = new HashingCounter();
+  const gzip = createGzip({ level: options.gzipLevel ?? zlibConstants.Z_DEFAULT_COMPRESSION });
+  const flowing = pipeline(pack, uncompressed, gzip, compressed, sink, options.signal ? { signal: options.signal } : {});
+
+  const feed = async (): Promise<void> => {
+    for (const entry of entries) {
+      if (entry.type === 'file') {
+        await new Promise<void>((resolve, reject) => {
+          const target = pack.entry(header(entry), (err) => (err ? reject(err) : resolve()));
+          createReadStream(entry.source).on('error', reject).pipe(target);
+        });
+      } else {
+        await new Promise<void>((resolve, reject) => {
+          pack.entry(header(entry), (err) => (err ? reject(err) : resolve()));
+        });
+      }
+    }
+    pack.finalize();
+  };
+
+  try {
+    await Promise.all([feed(), flowing]);
+  } catch (err) {
+    pack.destroy(err as Error);
+    throw err;
+  }
+  return {
+    digest: `sha256:${compressed.hash.digest('hex')}`,
+    diffId: `sha256:${uncompressed.hash.digest('hex')}`,
+    size: compressed.bytes,
+    tarSize: uncompressed.bytes,
+  };
+}

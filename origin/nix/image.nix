@@ -1,0 +1,72 @@
+# Resolves the packages of an image against a package set.
+#
+# Every argument arrives through --argstr, so nothing a client sends is ever
+# parsed as Nix code: `packages` is a JSON list decoded by builtins.fromJSON,
+# and `source` is a JSON object describing where the package set comes from.
+#
+# The result is data: which requested names are unknown (so the origin can
+# answer with a precise registry error), and for the others the derivations
+# and output paths to build. The origin builds the .drv files with nix-build
+# and reads the runtime closure from the store; the symlink tree of the image
+# is written by the origin itself, so no derivation of ours needs a builder.
+{ source, packages, system }:
+
+let
+  src = builtins.fromJSON source;
+  requested = builtins.fromJSON packages;
+
+  fetched =
+    if src.type == "path" then src.path
+    else if src.type == "git" then builtins.fetchGit ({ url = src.url; rev = src.rev; } // (if src ? ref then { inherit (src) ref; } else {}))
+    else if src.type == "tarball" then builtins.fetchTarball ({ url = src.url; } // (if src ? sha256 then { inherit (src) sha256; } else {}))
+    else throw "unknown package source type ${src.type}";
+
+  pkgs = import fetched { inherit system; config = { }; overlays = [ ]; };
+
+  upper = [ "A" "B" "C" "D" "E" "F" "G" "H" "I" "J" "K" "L" "M" "N" "O" "P" "Q" "R" "S" "T" "U" "V" "W" "X" "Y" "Z" ];
+  lower = [ "a" "b" "c" "d" "e" "f" "g" "h" "i" "j" "k" "l" "m" "n" "o" "p" "q" "r" "s" "t" "u" "v" "w" "x" "y" "z" ];
+  toLower = builtins.replaceStrings upper lower;
+
+  # Image names are lower case, attribute names are not: an exact match wins,
+  # else the first (in sorted order) attribute equal ignoring case.
+  findAttr = set: name:
+    if builtins.hasAttr name set then name
+    else
+      let matches = builtins.filter (n: toLower n == toLower name) (builtins.attrNames set);
+      in if matches == [ ] then null else builtins.head (builtins.sort builtins.lessThan matches);
+
+  # Walks an attribute path; tryEval keeps one broken or throwing attribute
+  # (nixpkgs' removed aliases throw) from failing the whole image.
+  walk = set: path:
+    if path == [ ] then { ok = true; value = set; attrPath = [ ]; }
+    else
+      let
+        checked = builtins.tryEval (builtins.isAttrs set);
+        name = if checked.success && checked.value then findAttr set (builtins.head path) else null;
+        next = if name == null then { success = false; } else builtins.tryEval (set.${name});
+        rest = if next.success then walk next.value (builtins.tail path) else { ok = false; };
+      in
+        if name == null || !next.success || !rest.ok then { ok = false; }
+        else rest // { attrPath = [ name ] ++ rest.attrPath; };
+
+  isDerivation = v: builtins.isAttrs v && (v.type or null) == "derivation";
+
+  outputsOf = drv:
+    let names = drv.meta.outputsToInstall or [ (builtins.head (drv.outputs or [ "out" ])) ];
+    in map (o: drv.${o}) names;
+
+  resolveOne = name:
+    let
+      found = walk pkgs (builtins.filter builtins.isString (builtins.split "\\." name));
+      drv = found.value;
+      outs = builtins.tryEval (map (o: { drv = o.drvPath; out = o.outPath; }) (outputsOf drv));
+    in
+      if !found.ok then { inherit name; error = "unknown"; }
+      else if !(isDerivation drv) then { inherit name; error = "not-a-package"; }
+      else if !outs.success then { inherit name; error = "evaluation-failed"; }
+      else { inherit name; attrPath = builtins.concatStringsSep "." found.attrPath; outputs = outs.value; };
+
+in
+{
+  resolved = map resolveOne requested;
+}

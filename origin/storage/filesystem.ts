@@ -1,0 +1,130 @@
+// The embedded storage backend: objects are files under one directory.
+// Every write goes to a temporary file in the same directory tree and is
+// renamed into place, so a crash never leaves a partial object under its
+// key (rename is atomic within a filesystem).
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, readFile, rename, rm, stat, writeFile, link, unlink } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { finished } from 'node:stream/promises';
+import { dirname, join, resolve, sep } from 'node:path';
+import type { Readable } from 'node:stream';
+import type { ByteRange, ObjectInfo, StagedWrite, Storage } from './storage.ts';
+
+const TMP_DIR = '.tmp';
+const KEY = /^[a-zA-Z0-9._-]+(?:\/[a-zA-Z0-9._-]+)*$/;
+
+export class FilesystemStorage implements Storage {
+  readonly name = 'filesystem';
+  readonly root: string;
+
+  constructor(root: string) {
+    this.root = resolve(root);
+  }
+
+  /** Creates the directories; called once at start-up so a bad STORAGE_PATH fails there. */
+  async init(): Promise<void> {
+    await mkdir(join(this.root, TMP_DIR), { recursive: true });
+    // Leftovers of a crashed process are never visible under a key; clear them.
+    await rm(join(this.root, TMP_DIR), { recursive: true, force: true });
+    await mkdir(join(this.root, TMP_DIR), { recursive: true });
+  }
+
+  private pathOf(key: string): string {
+    if (!KEY.test(key) || key.split('/').some((part) => part === '.' || part === '..' || part === TMP_DIR)) {
+      throw new Error(`invalid storage key ${JSON.stringify(key)}`);
+    }
+    const path = join(this.root, ...key.split('/'));
+    if (!path.startsWith(this.root + sep)) throw new Error(`storage key escapes the root: ${key}`);
+    return path;
+  }
+
+  private tempPath(): string {
+    return join(this.root, TMP_DIR, `${Date.now()}-${randomBytes(8).toString('hex')}`);
+  }
+
+  async stage(): Promise<StagedWrite> {
+    const temp = this.tempPath();
+    const stream = createWriteStream(temp, { flags: 'wx' });
+    let settled = false;
+    return {
+      stream,
+      commit: async (key: string) => {
+        if (settled) throw new Error('staged write already settled');
+        if (!stream.writableFinished) await finished(stream);
+        settled = true;
+        await this.publish(temp, this.pathOf(key), true);
+      },
+      abort: async () => {
+        settled = true;
+        stream.destroy();
+        await rm(temp, { force: true });
+      },
+    };
+  }
+
+  /**
+   * Moves a complete temp file to its key. Create-only uses link(2), which
+   * fails if the target exists, so a concurrent writer of the same content
+   * never replaces a file a reader may be streaming.
+   */
+  private async publish(temp: string, target: string, createOnly: boolean): Promise<void> {
+    await mkdir(dirname(target), { recursive: true });
+    try {
+      if (createOnly) {
+        try {
+          await link(temp, target);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        }
+      } else {
+        await rename(temp, target);
+      }
+    } finally {
+      await unlink(temp).catch(() => undefined);
+    }
+  }
+
+  async put(key: string, data: Uint8Array, _contentType: string, options: { createOnly?: boolean } = {}): Promise<void> {
+    const target = this.pathOf(key);
+    const temp = this.tempPath();
+    await writeFile(temp, data, { flag: 'wx' });
+    await this.publish(temp, target, options.createOnly ?? false);
+  }
+
+  async get(key: string): Promise<Uint8Array | null> {
+    try {
+      return await readFile(this.pathOf(key));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw err;
+    }
+  }
+
+  async stat(key: string): Promise<ObjectInfo | null> {
+    try {
+      const info = await stat(this.pathOf(key));
+      return { size: info.size };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw err;
+    }
+  }
+
+  async read(key: string, range?: ByteRange): Promise<Readable | null> {
+    const path = this.pathOf(key);
+    const stream = createReadStream(path, range ? { start: range.start, end: range.end } : {});
+    // Surface ENOENT as null rather than as a stream error mid-response.
+    return await new Promise<Readable | null>((resolvePromise, reject) => {
+      stream.once('open', () => resolvePromise(stream));
+      stream.once('error', (err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? resolvePromise(null) : reject(err)));
+    });
+  }
+
+  async publicUrl(): Promise<string | null> {
+    return null;
+  }
+
+  async delete(key: string): Promise<void> {
+    await rm(this.pathOf(key), { force: true });
+  }
+}

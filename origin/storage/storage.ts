@@ -1,0 +1,57 @@
+// The storage interface every backend implements (filesystem, GCS). Keys are
+// slash-separated object names, e.g. `blobs/sha256/<hex>`, `manifests/<hex>`.
+//
+// Two guarantees every backend gives, because the registry relies on them:
+// - an object is visible under its key only when it is complete (no reader
+//   ever sees a partial blob, even after a crash);
+// - content-addressed writes are create-only: if the key already exists the
+//   write is a success and the existing object is kept.
+import type { Readable, Writable } from 'node:stream';
+
+export interface ObjectInfo {
+  size: number;
+  contentType?: string;
+}
+
+export interface ByteRange {
+  /** Inclusive start offset. */
+  start: number;
+  /** Inclusive end offset. */
+  end: number;
+}
+
+/** A write in progress: bytes go to `stream`, then `commit` publishes them under a key only known at the end. */
+export interface StagedWrite {
+  readonly stream: Writable;
+  /** Publishes the staged bytes under `key` (create-only). The stream must have finished. */
+  commit(key: string, contentType: string): Promise<void>;
+  /** Discards the staged bytes; safe to call after a failure or twice. */
+  abort(): Promise<void>;
+}
+
+export interface Storage {
+  readonly name: string;
+  /** Starts a streaming write whose key is decided after the bytes are written (a content address). */
+  stage(): Promise<StagedWrite>;
+  /**
+   * Writes a small object in one piece. `createOnly` keeps an existing
+   * object (content-addressed data); without it the object is replaced
+   * atomically (cache entries of moving tags).
+   */
+  put(key: string, data: Uint8Array, contentType: string, options?: { createOnly?: boolean }): Promise<void>;
+  /** Reads a small object whole; null when absent. */
+  get(key: string): Promise<Uint8Array | null>;
+  stat(key: string): Promise<ObjectInfo | null>;
+  /** Streams an object, or part of it; null when absent. */
+  read(key: string, range?: ByteRange): Promise<Readable | null>;
+  /**
+   * A URL a client may fetch the object from directly (a signed GCS URL), or
+   * null when this backend serves bytes itself.
+   */
+  publicUrl(key: string): Promise<string | null>;
+  delete(key: string): Promise<void>;
+}
+
+export const keys = {
+  blob: (hex: string) => `blobs/sha256/${hex}`,
+};

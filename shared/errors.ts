@@ -1,0 +1,74 @@
+// The registry error type shared by the edge and the origin. Every error a
+// client sees is one of these, rendered by `errorBody` and `errorStatus` in
+// exactly one place on each side.
+//
+// Codes and statuses follow the OCI distribution spec ("Error Codes"); UNKNOWN
+// and UNAVAILABLE are the codes the reference registry (distribution) uses for
+// server-side failures.
+
+export const ERROR_STATUS = {
+  BLOB_UNKNOWN: 404,
+  DIGEST_INVALID: 400,
+  MANIFEST_UNKNOWN: 404,
+  MANIFEST_INVALID: 400,
+  NAME_INVALID: 400,
+  NAME_UNKNOWN: 404,
+  UNAUTHORIZED: 401,
+  DENIED: 403,
+  UNSUPPORTED: 405,
+  TOOMANYREQUESTS: 429,
+  UNKNOWN: 500,
+  UNAVAILABLE: 503,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+export class RegistryError extends Error {
+  readonly code: ErrorCode;
+  readonly detail: unknown;
+  readonly status: number;
+
+  constructor(code: ErrorCode, message: string, detail?: unknown, status?: number) {
+    super(message);
+    this.name = 'RegistryError';
+    this.code = code;
+    this.detail = detail ?? null;
+    this.status = status ?? ERROR_STATUS[code];
+  }
+}
+
+export interface ErrorBody {
+  errors: { code: string; message: string; detail: unknown }[];
+}
+
+export function errorBody(err: RegistryError): ErrorBody {
+  return { errors: [{ code: err.code, message: err.message, detail: err.detail }] };
+}
+
+/** Recognises an error body produced by any registry, ours or another. */
+export function isErrorBody(value: unknown): value is ErrorBody {
+  if (typeof value !== 'object' || value === null) return false;
+  const errors = (value as { errors?: unknown }).errors;
+  return Array.isArray(errors) && errors.every((e) => typeof e === 'object' && e !== null && typeof (e as { code?: unknown }).code === 'string');
+}
+
+/** Anything thrown that is not already a RegistryError becomes UNKNOWN, without leaking internals. */
+export function toRegistryError(err: unknown): RegistryError {
+  if (err instanceof RegistryError) return err;
+  return new RegistryError('UNKNOWN', 'internal server error');
+}
+
+/** Small constructors so call sites read as sentences. */
+export const errors = {
+  nameInvalid: (name: string, why: string) => new RegistryError('NAME_INVALID', `invalid repository name ${JSON.stringify(name)}: ${why}`, { name }),
+  manifestUnknown: (message: string, detail?: unknown) => new RegistryError('MANIFEST_UNKNOWN', message, detail),
+  manifestInvalid: (message: string, detail?: unknown) => new RegistryError('MANIFEST_INVALID', message, detail),
+  blobUnknown: (digest: string) => new RegistryError('BLOB_UNKNOWN', `blob unknown to registry: ${digest}`, { digest }),
+  digestInvalid: (digest: string, why: string) => new RegistryError('DIGEST_INVALID', `invalid digest ${JSON.stringify(digest)}: ${why}`, { digest }),
+  notFound: (path: string) => new RegistryError('NAME_UNKNOWN', `no such endpoint: ${path.slice(0, 200)}`, { path: path.slice(0, 200) }),
+  unsupported: (message: string) => new RegistryError('UNSUPPORTED', message),
+  denied: (message: string) => new RegistryError('DENIED', message),
+  unavailable: (message: string, detail?: unknown) => new RegistryError('UNAVAILABLE', message, detail),
+  internal: (message: string, detail?: unknown) => new RegistryError('UNKNOWN', message, detail),
+  rangeNotSatisfiable: (size: number) => new RegistryError('UNKNOWN', 'requested range not satisfiable', { size }, 416),
+};

@@ -1,0 +1,42 @@
+// Parses the paths of the pull API, shared by the edge and the origin so both
+// accept and refuse exactly the same requests.
+import { errors } from './errors.ts';
+import { parseDigest, type Digest } from './digest.ts';
+import { validateName, parseReference, type Reference } from './names.ts';
+
+export type RegistryRoute =
+  | { kind: 'base' }
+  | { kind: 'manifest'; name: string; reference: Reference; rawReference: string }
+  | { kind: 'blob'; name: string; digest: Digest }
+  | { kind: 'tags'; name: string }
+  | { kind: 'catalog' };
+
+const MANIFEST = /^\/v2\/(.+)\/manifests\/([^/]+)$/;
+const BLOB = /^\/v2\/(.+)\/blobs\/([^/]+)$/;
+const TAGS = /^\/v2\/(.+)\/tags\/list$/;
+
+/**
+ * Returns the route of a /v2/ path, throws a RegistryError for a malformed
+ * name, reference or digest, and returns null for paths outside the API.
+ */
+export function parseRegistryPath(pathname: string): RegistryRoute | null {
+  if (pathname === '/v2' || pathname === '/v2/') return { kind: 'base' };
+  if (!pathname.startsWith('/v2/')) return null;
+  if (pathname === '/v2/_catalog') return { kind: 'catalog' };
+  let m = MANIFEST.exec(pathname);
+  if (m) {
+    const rawReference = decodeURIComponent(m[2]!);
+    return { kind: 'manifest', name: validateName(m[1]!), reference: parseReference(rawReference), rawReference };
+  }
+  m = BLOB.exec(pathname);
+  if (m) return { kind: 'blob', name: validateName(m[1]!), digest: parseDigest(decodeURIComponent(m[2]!)) };
+  m = TAGS.exec(pathname);
+  if (m) return { kind: 'tags', name: validateName(m[1]!) };
+  if (pathname.includes('/blobs/uploads')) throw errors.unsupported('this registry is read-only: images are built from their names, not pushed');
+  return null;
+}
+
+/** Methods other than GET and HEAD change a registry; this one builds its images and refuses them. */
+export function isReadMethod(method: string): boolean {
+  return method === 'GET' || method === 'HEAD';
+}
