@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what the project needs on a fresh Debian machine: the system
+# packages (Nix, the container clients, the host binaries the bundled package
+# set is made from) and the npm dependencies (including Node 22, which the
+# whole repository runs on). Idempotent and quick when everything is there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# nix-bin: nix-build itself. skopeo, umoci: real clients for end-to-end pulls.
+# busybox-static, patchelf, bash, libtinfo6, ca-certificates, netbase: what
+# test/fixtures/pkgs imports into the store. git: the git package source.
+# wrk, docker-registry: the edge benchmark and its reference registry.
+PACKAGES=(nix-bin skopeo umoci busybox-static patchelf bash libtinfo6 ca-certificates netbase git wrk docker-registry)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# npm ci when node_modules is missing or older than the lock file.
+if [ ! -x node_modules/.bin/node ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
