@@ -21,6 +21,6 @@ export async function pullAndUnpack(registry: string, image: string, extraSkopeo
 
 /** Runs a command inside an unpacked image with chroot (tests run as root). */
 export async function runInRootfs(rootfs: string, command: string[]): Promise<string> {
-  const { stdout } = await execa('chroot', [rootfs, ...command], { env: { PATH: '/bin' }, extendEnv: false });
+  const { stdout } = await execa('/usr/sbin/chroot', [rootfs, ...command], { env: { PATH: '/bin' }, extendEnv: false });
   return stdout;
 }

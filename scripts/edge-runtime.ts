@@ -1,0 +1,117 @@
+// Runs the Worker locally in workerd through miniflare's API: what
+// `npm run edge`, the tests and the benchmark share.
+//
+// The Worker is bundled by `wrangler deploy --dry-run --outdir`, so what runs
+// here is byte for byte what `wrangler deploy` uploads (same esbuild
+// settings, same resolution of itty-router). It costs a few seconds once per
+// process; miniflare then serves several times faster than `wrangler dev`'s
+// proxy (FACTS.md), which matters for the benchmark and keeps the tests
+// quick.
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { Log, LogLevel, Miniflare } from 'miniflare';
+
+export const REPO = fileURLToPath(new URL('../', import.meta.url));
+const WRANGLER = join(REPO, 'node_modules/wrangler/bin/wrangler.js');
+
+export interface WorkerBundle {
+  /** The ES module wrangler would upload. */
+  script: string;
+  compatibilityDate: string;
+  /** [vars] of wrangler.toml: the defaults a deployed Worker starts with. */
+  vars: Record<string, string>;
+}
+
+/**
+ * Reads the two things the local run takes from wrangler.toml. Only the
+ * subset of TOML that file uses is understood (`key = "string"` lines, and
+ * numbers or booleans); anything else under [vars] is an error rather than a
+ * silently different local run. (wrangler's own reader takes 5 s to load.)
+ */
+export function readWranglerToml(text: string): { compatibilityDate: string; vars: Record<string, string> } {
+  let section = '';
+  let compatibilityDate: string | undefined;
+  const vars: Record<string, string> = {};
+  for (const [index, raw] of text.split('\n').entries()) {
+    const line = raw.replace(/^\s+|\s+$/g, '');
+    if (line === '' || line.startsWith('#')) continue;
+    const header = /^\[\s*([^\]]+?)\s*\]$/.exec(line);
+    if (header) {
+      section = header[1]!;
+      continue;
+    }
+    const pair = /^([A-Za-z0-9_-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|(-?\d+(?:\.\d+)?|true|false))\s*(?:#.*)?$/.exec(line);
+    if (section === '' && pair?.[1] === 'compatibility_date') compatibilityDate = pair[2];
+    if (section !== 'vars') continue;
+    if (!pair) throw new Error(`wrangler.toml:${index + 1}: cannot read this [vars] line locally: ${line}`);
+    vars[pair[1]!] = pair[2] !== undefined ? (JSON.parse(`"${pair[2]}"`) as string) : pair[3]!;
+  }
+  if (compatibilityDate === undefined) throw new Error('wrangler.toml has no compatibility_date');
+  return { compatibilityDate, vars };
+}
+
+/** Bundles the Worker as `wrangler deploy` would, without deploying it. */
+export async function bundleWorker(): Promise<WorkerBundle> {
+  const outdir = await mkdtemp(join(tmpdir(), 'nixery-edge-bundle-'));
+  try {
+    await promisify(execFile)(process.execPath, [WRANGLER, 'deploy', '--dry-run', '--outdir', outdir, '--config', join(REPO, 'wrangler.toml')], {
+      cwd: REPO,
+      // Offline and quiet: no telemetry or error reports, no banner, no colours in errors.
+      env: { ...process.env, WRANGLER_SEND_METRICS: 'false', WRANGLER_SEND_ERROR_REPORTS: 'false', WRANGLER_HIDE_BANNER: 'true', NO_COLOR: '1', FORCE_COLOR: '0' },
+      maxBuffer: 16 * 1024 * 1024,
+    }).catch((err: { stderr?: string; stdout?: string; message: string }) => {
+      throw new Error(`wrangler could not bundle the Worker: ${err.stderr || err.stdout || err.message}`);
+    });
+    const script = await readFile(join(outdir, 'worker.js'), 'utf8');
+    return { script, ...readWranglerToml(await readFile(join(REPO, 'wrangler.toml'), 'utf8')) };
+  } finally {
+    await rm(outdir, { recursive: true, force: true });
+  }
+}
+
+export interface StartEdgeOptions {
+  bundle: WorkerBundle;
+  /** Bindings over wrangler.toml's [vars] (ORIGIN_URL, ORIGIN_SECRET, GCS_*...). */
+  bindings?: Record<string, string>;
+  host?: string;
+  /** 0 for any free port. */
+  port?: number;
+  /** A directory for the Cache API's entries, to keep them across restarts; in memory otherwise. */
+  cachePersist?: string;
+  /** Print the Worker's console output and miniflare's notices (off in tests, whose output stays clean). */
+  log?: boolean;
+}
+
+export interface RunningEdge {
+  url: string;
+  port: number;
+  miniflare: Miniflare;
+  stop(): Promise<void>;
+}
+
+export async function startEdge(options: StartEdgeOptions): Promise<RunningEdge> {
+  const { bundle } = options;
+  const miniflare = new Miniflare({
+    host: options.host ?? '127.0.0.1',
+    port: options.port ?? 0,
+    modules: true,
+    script: bundle.script,
+    compatibilityDate: bundle.compatibilityDate,
+    bindings: { ...bundle.vars, ...options.bindings },
+    // The real Request.cf comes from workers.cloudflare.com; offline, miniflare's placeholder without trying.
+    cf: false,
+    ...(options.cachePersist !== undefined ? { cachePersist: options.cachePersist } : {}),
+    ...(options.log ? { log: new Log(LogLevel.INFO) } : {}),
+  });
+  const url = await miniflare.ready;
+  return {
+    url: url.origin,
+    port: Number(url.port),
+    miniflare,
+    stop: () => miniflare.dispose(),
+  };
+}
