@@ -15,8 +15,15 @@ export class ConfigError extends Error {
 
 export type SourceConfig =
   | { type: 'path'; path: string }
-  | { type: 'channel'; channel: string; archiveBaseUrl: string }
-  | { type: 'git'; repo: string };
+  | {
+      type: 'channel';
+      /** A channel name or a nixpkgs commit: what the `latest` tag means. */
+      channel: string;
+      archiveBaseUrl: string;
+      ttlSeconds: number;
+      timeoutSeconds: number;
+    }
+  | { type: 'git'; repo: string; ttlSeconds: number; timeoutSeconds: number };
 
 export type StorageConfig =
   | { backend: 'filesystem'; path: string }
@@ -39,6 +46,8 @@ export interface OriginConfig {
   /** Layers per image, the symlink layer included. */
   maxLayers: number;
   logLevel: string;
+  /** Seconds in-flight builds may run on after SIGTERM before they are cancelled. */
+  shutdownGraceSeconds: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -80,12 +89,30 @@ function readSource(env: Env): SourceConfig {
     if (!existsSync(absolute) || !statSync(absolute).isDirectory()) throw new ConfigError('NIXERY_PKGS_PATH', `${absolute} is not a directory`);
     return { type: 'path', path: absolute };
   }
-  if (repo !== undefined) return { type: 'git', repo };
+  const timeoutSeconds = integer(env, 'NIXERY_RESOLVE_TIMEOUT', 60, 1, 3600);
+  if (repo !== undefined) {
+    return { type: 'git', repo: gitRepository(repo), ttlSeconds: integer(env, 'NIXERY_REF_TTL', 60, 0, 7 * 24 * 3600), timeoutSeconds };
+  }
+  if (channel !== undefined && (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(channel) || channel.includes('..'))) {
+    // It becomes part of a URL path: a name or a commit, nothing that could climb out of the archive.
+    throw new ConfigError('NIXERY_CHANNEL', `must be a channel name or a commit hash ([A-Za-z0-9][A-Za-z0-9._-]*, no ".."), got ${JSON.stringify(channel)}`);
+  }
   return {
     type: 'channel',
     channel: channel ?? 'nixos-unstable',
     archiveBaseUrl: url(env, 'NIXERY_CHANNEL_ARCHIVE_URL') ?? 'https://github.com/NixOS/nixpkgs/archive',
+    ttlSeconds: integer(env, 'NIXERY_CHANNEL_TTL', 3600, 0, 7 * 24 * 3600),
+    timeoutSeconds,
   };
+}
+
+/** Any URL git accepts; a local path is made absolute, as git and Nix run from different directories. */
+function gitRepository(repo: string): string {
+  if (repo.startsWith('-')) throw new ConfigError('NIXERY_PKGS_REPO', `must be a repository URL or path, got ${JSON.stringify(repo)}`);
+  const isUrl = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(repo);
+  // scp-like syntax: [user@]host:path, with no slash before the colon.
+  const isScpLike = /^[^/]+:/.test(repo);
+  return isUrl || isScpLike ? repo : resolve(repo);
 }
 
 function readStorage(env: Env): StorageConfig {
@@ -122,5 +149,6 @@ export function readConfig(env: Env = process.env): OriginConfig {
     originSecret: get(env, 'ORIGIN_SECRET') ?? null,
     maxLayers: integer(env, 'MAX_LAYERS', 100, 2, 125),
     logLevel: get(env, 'LOG_LEVEL') ?? 'info',
+    shutdownGraceSeconds: integer(env, 'SHUTDOWN_GRACE_SECONDS', 25, 0, 24 * 3600),
   };
 }

@@ -2,7 +2,6 @@
 // holds (its sorted store paths, or the symlink tree's targets); the record
 // of its digests is written next to the blobs only after the blob itself was
 // committed, so every record points at a blob that exists (as Nixery does).
-import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { keys, type Storage } from '../storage/storage.ts';
 import { digestHex, type Digest } from '../../shared/digest.ts';
@@ -22,10 +21,6 @@ export interface LayerStoreStats {
   hits: number;
   misses: number;
   bytesWritten: number;
-}
-
-export function layerIdentity(kind: string, members: readonly string[]): string {
-  return createHash('sha256').update(kind).update('\n').update([...members].sort().join('\n')).digest('hex');
 }
 
 const recordKey = (id: string) => `layers/${id}.json`;

@@ -73,6 +73,8 @@ export async function writeLayerTarball(entries: readonly TarEntry[], sink: Writ
       if (entry.type === 'file') {
         await new Promise<void>((resolve, reject) => {
           const target = pack.entry(header(entry), (err) => (err ? reject(err) : resolve()));
+          // Without a listener, the entry's 'error' when the pack is destroyed (an aborted write) would crash the process.
+          target.on('error', reject);
           createReadStream(entry.source).on('error', reject).pipe(target);
         });
       } else {

@@ -15,11 +15,7 @@ let
   src = builtins.fromJSON source;
   requested = builtins.fromJSON packages;
 
-  fetched =
-    if src.type == "path" then src.path
-    else if src.type == "git" then builtins.fetchGit ({ url = src.url; rev = src.rev; } // (if src ? ref then { inherit (src) ref; } else {}))
-    else if src.type == "tarball" then builtins.fetchTarball ({ url = src.url; } // (if src ? sha256 then { inherit (src) sha256; } else {}))
-    else throw "unknown package source type ${src.type}";
+  fetched = import ./source.nix src;
 
   pkgs = import fetched { inherit system; config = { }; overlays = [ ]; };
 
@@ -59,7 +55,8 @@ let
     let
       found = walk pkgs (builtins.filter builtins.isString (builtins.split "\\." name));
       drv = found.value;
-      outs = builtins.tryEval (map (o: { drv = o.drvPath; out = o.outPath; }) (outputsOf drv));
+      # deepSeq: a drvPath that throws (unfree, broken, insecure) must throw inside tryEval, not later under --strict.
+      outs = builtins.tryEval (let v = map (o: { drv = o.drvPath; out = o.outPath; }) (outputsOf drv); in builtins.deepSeq v v);
     in
       if !found.ok then { inherit name; error = "unknown"; }
       else if !(isDerivation drv) then { inherit name; error = "not-a-package"; }

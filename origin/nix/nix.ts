@@ -5,13 +5,15 @@ import { execa, type ExecaError } from 'execa';
 import { fileURLToPath } from 'node:url';
 import type { StorePathInfo } from '../layers/graph.ts';
 import { parseDumpDb } from './closure.ts';
+import { redactCredentials } from '../sources/redact.ts';
 
 const IMAGE_NIX = fileURLToPath(new URL('./image.nix', import.meta.url));
+const FETCH_NIX = fileURLToPath(new URL('./fetch.nix', import.meta.url));
 
 /** Where the package set comes from, as image.nix understands it. */
 export type NixSource =
   | { type: 'path'; path: string }
-  | { type: 'git'; url: string; rev: string; ref?: string }
+  | { type: 'git'; url: string; rev: string; ref?: string; allRefs?: boolean }
   | { type: 'tarball'; url: string; sha256?: string };
 
 export interface ResolvedPackage {
@@ -31,12 +33,58 @@ export interface Resolution {
 export class NixError extends Error {
   readonly stderr: string;
   readonly timedOut: boolean;
-  constructor(message: string, stderr: string, timedOut: boolean) {
+  /** Null when the command did not run to an exit (not installed, cancelled, timed out). */
+  readonly exitCode: number | null;
+  constructor(message: string, stderr: string, timedOut: boolean, exitCode: number | null = null) {
     super(message);
     this.name = 'NixError';
     this.stderr = stderr;
     this.timedOut = timedOut;
+    this.exitCode = exitCode;
   }
+}
+
+/**
+ * The package source could not be fetched (unknown commit, unreachable URL,
+ * download failed or timed out): the tag names nothing this origin can get,
+ * which is the source's problem, not a failed build.
+ */
+export class NixFetchError extends NixError {
+  /** Nix's (or git's) own words: the last error line. */
+  readonly reason: string;
+  constructor(cause: NixError) {
+    const reason = cause.timedOut ? cause.message : lastErrorLine(cause.stderr) ?? cause.message;
+    super(`cannot fetch the package set: ${reason}`, cause.stderr, cause.timedOut, cause.exitCode);
+    this.name = 'NixFetchError';
+    this.reason = reason;
+  }
+}
+
+/** A derivation needs a system (or features) no builder of this machine offers, e.g. aarch64-linux on x86_64. */
+export class NixSystemError extends NixError {
+  readonly requiredSystem: string;
+  readonly localSystem: string;
+  readonly drv: string;
+  constructor(cause: NixError, requiredSystem: string, drv: string, localSystem: string) {
+    const name = drv.replace(/^\/nix\/store\/[a-z0-9]+-/, '').replace(/\.drv$/, '');
+    super(`building ${name} requires system ${requiredSystem}, and this origin runs on ${localSystem} with no ${requiredSystem} builder`, cause.stderr, false, cause.exitCode);
+    this.name = 'NixSystemError';
+    this.requiredSystem = requiredSystem;
+    this.localSystem = localSystem;
+    this.drv = drv;
+  }
+}
+
+/** Nix 2.x: "a 'aarch64-linux' with features {} is required to build '/nix/store/…drv', but I am a 'x86_64-linux' with features {…}". */
+const SYSTEM_MISMATCH = /a '([^']+)' with features \{[^}]*\} is required to build '([^']+)', but I am a '([^']+)'/;
+
+function lastErrorLine(stderr: string): string | null {
+  const lines = stderr.split('\n').map((line) => line.trim());
+  for (let i = lines.length - 1; i >= 0; i--) {
+    const match = /^(?:error|fatal): (.+)$/.exec(lines[i]!);
+    if (match) return match[1]!;
+  }
+  return null;
 }
 
 export interface NixOptions {
@@ -73,7 +121,8 @@ async function run(command: string, args: string[], options: NixOptions): Promis
       const text = partial + chunk.toString('utf8');
       const lines = text.split('\n');
       partial = lines.pop() ?? '';
-      for (const line of lines) if (line.trim()) options.onLog!(line);
+      // Nix names the URLs it fetches, which may carry credentials.
+      for (const line of lines) if (line.trim()) options.onLog!(redactCredentials(line));
     });
   }
   try {
@@ -81,15 +130,50 @@ async function run(command: string, args: string[], options: NixOptions): Promis
     return result.stdout;
   } catch (err) {
     const e = err as ExecaError;
-    const stderr = typeof e.stderr === 'string' ? e.stderr : '';
+    const stderr = typeof e.stderr === 'string' ? redactCredentials(e.stderr) : '';
     if (e.timedOut) throw new NixError(`${command} timed out after ${options.timeoutSeconds} s`, tail(stderr), true);
     if (e.isCanceled) throw new NixError(`${command} was cancelled`, tail(stderr), false);
     if (e.code === 'ENOENT') throw new NixError(`${command} is not installed or not on PATH`, '', false);
-    throw new NixError(`${command} failed with exit code ${e.exitCode ?? 'unknown'}`, tail(stderr), false);
+    throw new NixError(`${command} failed with exit code ${e.exitCode ?? 'unknown'}`, tail(stderr), false, e.exitCode ?? null);
   }
 }
 
+/** Git must fail rather than wait for a password nobody will type: Nix runs git for fetchGit. */
+const NO_PROMPT = { GIT_TERMINAL_PROMPT: '0' };
+
+export interface FetchOptions extends NixOptions {
+  /** Seconds a fetched tarball is trusted before Nix downloads it again (Nix's tarball-ttl). */
+  tarballTtlSeconds?: number;
+}
+
+/**
+ * Fetches a package source into the store and returns its store path. A
+ * failure that is the source's (the command ran and failed, or timed out) is
+ * a NixFetchError; Nix missing or a cancelled command stay NixErrors.
+ */
+export async function fetchSource(source: NixSource, options: FetchOptions): Promise<string> {
+  const ttl = options.tarballTtlSeconds === undefined ? [] : ['--option', 'tarball-ttl', String(options.tarballTtlSeconds)];
+  try {
+    const stdout = await run(
+      'nix-instantiate',
+      [...ttl, '--eval', '--json', FETCH_NIX, '--argstr', 'source', JSON.stringify(source)],
+      { ...options, env: { ...NO_PROMPT, ...options.env } },
+    );
+    return JSON.parse(stdout) as string;
+  } catch (err) {
+    if (err instanceof NixError && (err.timedOut || err.exitCode !== null)) throw new NixFetchError(err);
+    throw err;
+  }
+}
+
+/** The NAR hash of a store path (`sha256:<base32>`), as fetchTarball's sha256 accepts it. */
+export async function narHash(storePath: string, options: NixOptions): Promise<string> {
+  return (await run('nix-store', ['--query', '--hash', storePath], options)).trim();
+}
+
 export async function resolvePackages(source: NixSource, system: string, packages: readonly string[], options: NixOptions): Promise<Resolution> {
+  // Fetching first, on its own, tells a source that cannot be fetched from a package set that fails to evaluate.
+  if (source.type !== 'path') await fetchSource(source, options);
   const stdout = await run(
     'nix-instantiate',
     [
@@ -116,7 +200,13 @@ export async function resolvePackages(source: NixSource, system: string, package
 /** Builds derivations; returns once their outputs are valid in the store. */
 export async function buildDerivations(drvPaths: readonly string[], options: NixOptions): Promise<void> {
   if (drvPaths.length === 0) return;
-  await run('nix-build', ['--no-out-link', ...drvPaths], options);
+  try {
+    await run('nix-build', ['--no-out-link', ...drvPaths], options);
+  } catch (err) {
+    const match = err instanceof NixError ? SYSTEM_MISMATCH.exec(err.stderr) : null;
+    if (match) throw new NixSystemError(err as NixError, match[1]!, match[2]!, match[3]!);
+    throw err;
+  }
 }
 
 /** The runtime closure of some store paths, with sizes and references. */

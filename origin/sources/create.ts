@@ -1,5 +1,7 @@
 // Chooses the package source named by the configuration.
 import type { SourceConfig } from '../config.ts';
+import { ChannelSource } from './channel.ts';
+import { GitSource } from './git.ts';
 import { PathSource } from './path.ts';
 import type { PackageSource } from './source.ts';
 
@@ -8,7 +10,8 @@ export function createSource(config: SourceConfig): PackageSource {
     case 'path':
       return new PathSource(config.path);
     case 'channel':
+      return new ChannelSource(config);
     case 'git':
-      throw new Error(`the ${config.type} package source is not implemented yet; set NIXERY_PKGS_PATH`);
+      return new GitSource(config);
   }
 }

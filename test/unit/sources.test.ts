@@ -1,0 +1,274 @@
+// The package sources as objects: what each tag resolves to, what is cached
+// under which key, and what is refused before any process runs.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execa } from 'execa';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { RegistryError } from '../../shared/errors.ts';
+import { ChannelSource, isChannelName, type TarballPrefetcher } from '../../origin/sources/channel.ts';
+import { GitSource, type GitRunner } from '../../origin/sources/git.ts';
+import { TtlCache } from '../../origin/sources/ttl-cache.ts';
+import { NixError, NixFetchError } from '../../origin/nix/nix.ts';
+import { redactCredentials } from '../../origin/sources/redact.ts';
+import { ConfigError, readConfig } from '../../origin/config.ts';
+import { commitGreeting, git, initRepository, tempDir } from '../support/sources.ts';
+
+const COMMIT = '0123456789abcdef0123456789abcdef01234567';
+
+async function refusal(promise: Promise<unknown>): Promise<RegistryError> {
+  try {
+    await promise;
+  } catch (err) {
+    assert.ok(err instanceof RegistryError, `expected a registry error, got ${String(err)}`);
+    return err;
+  }
+  assert.fail('expected the promise to be refused');
+}
+
+test('a TTL cache reuses a resolution until it expires, then resolves again', async () => {
+  let now = 0;
+  let loads = 0;
+  const cache = new TtlCache<number>(10, { now: () => now });
+  const load = async () => ++loads;
+  assert.equal(await cache.get('k', load), 1);
+  now = 9_999;
+  assert.equal(await cache.get('k', load), 1);
+  now = 10_001;
+  assert.equal(await cache.get('k', load), 2);
+  assert.equal(await cache.get('other', load), 3);
+});
+
+test('a TTL cache shares one resolution between concurrent callers and remembers no failure', async () => {
+  let loads = 0;
+  const cache = new TtlCache<number>(60);
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  const slow = async () => {
+    loads++;
+    await gate;
+    return 7;
+  };
+  const both = Promise.all([cache.get('k', slow), cache.get('k', slow)]);
+  release();
+  assert.deepEqual(await both, [7, 7]);
+  assert.equal(loads, 1);
+
+  await assert.rejects(cache.get('bad', async () => Promise.reject(new Error('down'))), /down/);
+  assert.equal(await cache.get('bad', async () => 1), 1);
+});
+
+test('a TTL of zero resolves on every lookup', async () => {
+  let loads = 0;
+  const cache = new TtlCache<number>(0);
+  await cache.get('k', async () => ++loads);
+  await cache.get('k', async () => ++loads);
+  assert.equal(loads, 2);
+});
+
+test('channel names follow nixpkgs: nixos- or nixpkgs-, unstable or YY.MM, an optional variant', () => {
+  for (const name of ['nixos-unstable', 'nixos-unstable-small', 'nixpkgs-unstable', 'nixos-24.05', 'nixos-24.05-small', 'nixpkgs-24.05-darwin', 'nixos-18.03-aarch64']) {
+    assert.ok(isChannelName(name), name);
+  }
+  for (const name of ['latest', 'nixos', 'nixos-24.5', 'nixos-2024.05', 'nixos-24.05-big', 'nixos-unstable.tar.gz', 'NixOS-unstable', 'release-24.05', 'master']) {
+    assert.ok(!isChannelName(name), name);
+  }
+});
+
+function channelSource(prefetch: TarballPrefetcher, channel = 'nixos-unstable') {
+  return new ChannelSource({ channel, archiveBaseUrl: 'https://archive.example/nixpkgs/', ttlSeconds: 3600, timeoutSeconds: 5, prefetch });
+}
+
+test('a channel source builds latest from its channel, keyed by the hash of what the tarball held', async () => {
+  const fetched: string[] = [];
+  const source = channelSource(async (url) => (fetched.push(url), 'sha256:aaaa'));
+  const resolved = await source.resolve('latest');
+  assert.deepEqual(resolved.nix, { type: 'tarball', url: 'https://archive.example/nixpkgs/nixos-unstable.tar.gz', sha256: 'sha256:aaaa' });
+  assert.equal(resolved.cacheKey, 'tarball sha256:aaaa');
+  // The same channel by name is the same resolution, and within the TTL nothing is fetched again.
+  assert.deepEqual(await source.resolve('nixos-unstable'), resolved);
+  assert.deepEqual(fetched, ['https://archive.example/nixpkgs/nixos-unstable.tar.gz']);
+});
+
+test('a channel source pins a commit tag to its tarball URL without fetching anything', async () => {
+  const source = channelSource(async () => assert.fail('a commit must not be fetched to be resolved'));
+  const resolved = await source.resolve(COMMIT.toUpperCase());
+  assert.deepEqual(resolved.nix, { type: 'tarball', url: `https://archive.example/nixpkgs/${COMMIT}.tar.gz` });
+  assert.equal(resolved.cacheKey, `tarball https://archive.example/nixpkgs/${COMMIT}.tar.gz`);
+});
+
+test('a channel source configured with a commit serves latest pinned to that commit', async () => {
+  const source = channelSource(async () => assert.fail('nothing to fetch'), COMMIT);
+  assert.equal((await source.resolve('latest')).cacheKey, `tarball https://archive.example/nixpkgs/${COMMIT}.tar.gz`);
+});
+
+test('a channel source re-resolves a channel once its TTL is over', async () => {
+  let hash = 'sha256:old';
+  const source = new ChannelSource({ channel: 'nixos-unstable', archiveBaseUrl: 'file:///a', ttlSeconds: 0, timeoutSeconds: 5, prefetch: async () => hash });
+  assert.equal((await source.resolve('latest')).cacheKey, 'tarball sha256:old');
+  hash = 'sha256:new';
+  assert.equal((await source.resolve('latest')).cacheKey, 'tarball sha256:new');
+});
+
+test('a channel source refuses tags that name no nixpkgs version, before fetching', async () => {
+  const source = channelSource(async () => assert.fail('nothing may be fetched for an invalid tag'));
+  for (const tag of ['v1', 'main', 'nixos-24.05.tar.gz', '../../etc/passwd', '--help', 'a'.repeat(300), COMMIT.slice(1)]) {
+    const err = await refusal(source.resolve(tag));
+    assert.equal(err.code, 'MANIFEST_UNKNOWN', tag);
+    assert.match(err.message, /names no nixpkgs version/);
+  }
+});
+
+test('a channel that cannot be fetched answers MANIFEST_UNKNOWN with Nix\'s reason, and is tried again next time', async () => {
+  let calls = 0;
+  const source = channelSource(async () => {
+    calls++;
+    throw new NixFetchError(new NixError('nix-instantiate failed with exit code 1', "error: unable to download 'https://archive.example/nixpkgs/nixos-99.11.tar.gz': HTTP error 404", false, 1));
+  });
+  const err = await refusal(source.resolve('nixos-99.11'));
+  assert.equal(err.code, 'MANIFEST_UNKNOWN');
+  assert.match(err.message, /cannot fetch channel nixos-99\.11: unable to download .*HTTP error 404/);
+  await refusal(source.resolve('nixos-99.11'));
+  assert.equal(calls, 2);
+});
+
+// A real repository for the git source: main (v1), a branch, tags.
+let repo: string;
+const commits: Record<string, string> = {};
+
+before(async () => {
+  repo = await tempDir('git-source-');
+  commits.first = await initRepository(repo, 'first');
+  await git(repo, 'tag', 'v1');
+  await git(repo, 'tag', '-a', 'v1-annotated', '-m', 'annotated');
+  await git(repo, 'checkout', '-q', '-b', 'feature');
+  commits.feature = await commitGreeting(repo, 'feature');
+  // A tag named like a branch: git prefers the tag.
+  await git(repo, 'tag', 'feature', commits.first!);
+  await git(repo, 'checkout', '-q', 'main');
+  commits.main = await commitGreeting(repo, 'second');
+});
+after(async () => {
+  if (repo) await rm(repo, { recursive: true, force: true });
+});
+
+/** A git source whose git invocations are counted (and really run). */
+function gitSource(options: { repo?: string; ttlSeconds?: number } = {}) {
+  const calls: string[][] = [];
+  const runGit: GitRunner = async (args, runOptions) => {
+    calls.push([...args]);
+    return (await execa('git', args, { timeout: runOptions.timeoutSeconds * 1000, env: { GIT_TERMINAL_PROMPT: '0' } })).stdout;
+  };
+  const source = new GitSource({ repo: options.repo ?? repo, ttlSeconds: options.ttlSeconds ?? 3600, timeoutSeconds: 10, runGit });
+  return { source, calls };
+}
+
+test('a git source resolves latest to the default branch and pins Nix to that commit on that ref', async () => {
+  const { source, calls } = gitSource();
+  const resolved = await source.resolve('latest');
+  assert.deepEqual(resolved.nix, { type: 'git', url: repo, rev: commits.main, ref: 'refs/heads/main' });
+  assert.equal(resolved.cacheKey, `git ${repo} ${commits.main}`);
+  assert.deepEqual(calls, [['ls-remote', '--symref', '--', repo, 'HEAD']]);
+});
+
+test('a git source resolves branches and tags, peels annotated tags, and prefers a tag to a branch as git does', async () => {
+  const { source } = gitSource();
+  assert.deepEqual((await source.resolve('main')).nix, { type: 'git', url: repo, rev: commits.main, ref: 'refs/heads/main' });
+  assert.deepEqual((await source.resolve('v1')).nix, { type: 'git', url: repo, rev: commits.first, ref: 'refs/tags/v1' });
+  assert.deepEqual((await source.resolve('v1-annotated')).nix, { type: 'git', url: repo, rev: commits.first, ref: 'refs/tags/v1-annotated' });
+  assert.deepEqual((await source.resolve('feature')).nix, { type: 'git', url: repo, rev: commits.first, ref: 'refs/tags/feature' });
+});
+
+test('a git source pins a commit tag without running git, letting Nix search every ref', async () => {
+  const { source, calls } = gitSource();
+  const resolved = await source.resolve(commits.feature!.toUpperCase());
+  assert.deepEqual(resolved.nix, { type: 'git', url: repo, rev: commits.feature, allRefs: true });
+  assert.equal(resolved.cacheKey, `git ${repo} ${commits.feature}`);
+  assert.equal(calls.length, 0);
+});
+
+test('a git source asks git again for a moving ref only once its TTL is over', async () => {
+  const cached = gitSource({ ttlSeconds: 3600 });
+  await cached.source.resolve('main');
+  await cached.source.resolve('main');
+  assert.equal(cached.calls.length, 1);
+
+  const fresh = gitSource({ ttlSeconds: 0 });
+  await fresh.source.resolve('main');
+  await fresh.source.resolve('main');
+  assert.equal(fresh.calls.length, 2);
+});
+
+test('hostile tags are refused by the git source before any git process runs', async () => {
+  const { source, calls } = gitSource();
+  const hostile = ['--upload-pack=touch /tmp/pwned', '-c', '../../etc/passwd', 'a b', 'main@{1}', 'main.lock', '.hidden', 'x'.repeat(10_000), 'a\nb', 'a:b', 'a~1', ''];
+  for (const tag of hostile) {
+    const err = await refusal(source.resolve(tag));
+    assert.equal(err.code, 'MANIFEST_UNKNOWN', JSON.stringify(tag));
+    assert.match(err.message, /is not a git ref name/);
+    assert.ok(err.message.length < 400, 'a very long tag is not echoed whole');
+  }
+  assert.equal(calls.length, 0);
+});
+
+test('a ref the repository does not have answers MANIFEST_UNKNOWN naming it', async () => {
+  const { source } = gitSource();
+  const err = await refusal(source.resolve('no-such-branch'));
+  assert.equal(err.code, 'MANIFEST_UNKNOWN');
+  assert.match(err.message, /"no-such-branch": no branch or tag of that name/);
+});
+
+test('an unreachable repository answers MANIFEST_UNKNOWN with git\'s reason', async () => {
+  const { source } = gitSource({ repo: join(repo, 'not-a-repository') });
+  const err = await refusal(source.resolve('latest'));
+  assert.equal(err.code, 'MANIFEST_UNKNOWN');
+  assert.match(err.message, /cannot read the package repository: fatal: .*not-a-repository/);
+});
+
+test('credentials in a repository URL never appear in descriptions or errors', () => {
+  assert.equal(redactCredentials("fatal: unable to access 'https://user:s3cret@git.example/repo.git/': 403"), "fatal: unable to access 'https://***@git.example/repo.git/': 403");
+  const source = new GitSource({ repo: 'https://token@git.example/pkgs.git', ttlSeconds: 60, timeoutSeconds: 5 });
+  assert.equal(source.description, 'git https://***@git.example/pkgs.git');
+  assert.equal(redactCredentials('git@github.com:org/pkgs.git'), 'git@github.com:org/pkgs.git');
+});
+
+test('configuration: the channel source is the default, with Nixery\'s archive and a one-hour TTL', () => {
+  assert.deepEqual(readConfig({}).source, {
+    type: 'channel',
+    channel: 'nixos-unstable',
+    archiveBaseUrl: 'https://github.com/NixOS/nixpkgs/archive',
+    ttlSeconds: 3600,
+    timeoutSeconds: 60,
+  });
+  assert.deepEqual(
+    readConfig({ NIXERY_CHANNEL: 'nixos-24.05', NIXERY_CHANNEL_ARCHIVE_URL: 'file:///srv/archive', NIXERY_CHANNEL_TTL: '0', NIXERY_RESOLVE_TIMEOUT: '5' }).source,
+    { type: 'channel', channel: 'nixos-24.05', archiveBaseUrl: 'file:///srv/archive', ttlSeconds: 0, timeoutSeconds: 5 },
+  );
+});
+
+test('configuration: a git repository takes a ref TTL, and a local path is made absolute', () => {
+  assert.deepEqual(readConfig({ NIXERY_PKGS_REPO: 'https://git.example/pkgs.git', NIXERY_REF_TTL: '5' }).source, {
+    type: 'git',
+    repo: 'https://git.example/pkgs.git',
+    ttlSeconds: 5,
+    timeoutSeconds: 60,
+  });
+  assert.equal((readConfig({ NIXERY_PKGS_REPO: 'git@github.com:org/pkgs.git' }).source as { repo: string }).repo, 'git@github.com:org/pkgs.git');
+  assert.equal((readConfig({ NIXERY_PKGS_REPO: 'relative/pkgs' }).source as { repo: string }).repo, join(process.cwd(), 'relative/pkgs'));
+});
+
+test('configuration: invalid source settings stop start-up naming the variable', () => {
+  const cases: [Record<string, string>, string][] = [
+    [{ NIXERY_CHANNEL: 'nixos-unstable', NIXERY_PKGS_REPO: 'https://git.example/x.git' }, 'NIXERY_PKGS_REPO, NIXERY_CHANNEL'],
+    [{ NIXERY_CHANNEL: '../../etc' }, 'NIXERY_CHANNEL'],
+    [{ NIXERY_CHANNEL: 'nixos unstable' }, 'NIXERY_CHANNEL'],
+    [{ NIXERY_CHANNEL_ARCHIVE_URL: 'ftp://mirror.example/' }, 'NIXERY_CHANNEL_ARCHIVE_URL'],
+    [{ NIXERY_CHANNEL_TTL: '-1' }, 'NIXERY_CHANNEL_TTL'],
+    [{ NIXERY_PKGS_REPO: 'https://git.example/x.git', NIXERY_REF_TTL: 'soon' }, 'NIXERY_REF_TTL'],
+    [{ NIXERY_PKGS_REPO: '--upload-pack=evil' }, 'NIXERY_PKGS_REPO'],
+    [{ NIXERY_RESOLVE_TIMEOUT: '0' }, 'NIXERY_RESOLVE_TIMEOUT'],
+  ];
+  for (const [env, variable] of cases) {
+    assert.throws(() => readConfig(env), (err: unknown) => err instanceof ConfigError && err.variable === variable, JSON.stringify(env));
+  }
+});
