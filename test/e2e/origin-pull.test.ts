@@ -201,3 +201,11 @@ test('concurrent requests for a new image share one build', async () => {
   await new Promise((resolve) => setTimeout(resolve, 200));
   assert.equal(origin.logs.filter((l) => l.msg === 'image built').length - before, 1);
 });
+
+test('arm64 images of the bundled set fail fast and clearly on a machine with no aarch64 builder', async () => {
+  const res = await fetch(`${origin.url}/v2/arm64/hello/manifests/latest`);
+  assert.equal(res.status, 404);
+  const err = await errorOf(res);
+  assert.equal(err.code, 'MANIFEST_UNKNOWN');
+  assert.match(err.message, /aarch64-linux/);
+});
