@@ -32,6 +32,8 @@ export type StorageConfig =
       bucket: string;
       signing: { account: string; privateKeyPem: string } | null;
       urlLifetimeSeconds: number;
+      /** Another endpoint for the GCS JSON API (an emulator, a private endpoint); null for Google's. */
+      apiEndpoint: string | null;
     };
 
 export interface OriginConfig {
@@ -133,6 +135,7 @@ function readStorage(env: Env): StorageConfig {
       bucket,
       signing: key !== undefined && account !== undefined ? { account, privateKeyPem: key } : null,
       urlLifetimeSeconds: integer(env, 'GCS_URL_LIFETIME', 300, 10, 7 * 24 * 3600),
+      apiEndpoint: url(env, 'GCS_API_ENDPOINT') ?? null,
     };
   }
   throw new ConfigError('STORAGE_BACKEND', `must be "filesystem" or "gcs", got ${JSON.stringify(backend)}`);

@@ -11,5 +11,10 @@ export async function createStorage(config: StorageConfig): Promise<Storage> {
   }
   // Loaded lazily so a filesystem-only origin never loads the Google client.
   const { createGcsStorage } = await import('./gcs.ts');
-  return createGcsStorage({ bucket: config.bucket, signing: config.signing, urlLifetimeSeconds: config.urlLifetimeSeconds });
+  return createGcsStorage({
+    bucket: config.bucket,
+    signing: config.signing,
+    urlLifetimeSeconds: config.urlLifetimeSeconds,
+    ...(config.apiEndpoint ? { apiEndpoint: config.apiEndpoint } : {}),
+  });
 }

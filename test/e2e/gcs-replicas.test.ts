@@ -1,0 +1,52 @@
+// Two origin replicas share one bucket on a real GCS API server (the
+// storage emulator): an image built by the first is pulled through the
+// second without a build, skopeo following the signed-URL redirects.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { startOrigin } from '../support/origin.ts';
+import { startGcsEmulator, verifySignedUrl } from '../support/gcs-emulator.ts';
+import { pullAndUnpack, runInRootfs } from '../support/clients.ts';
+import { eventually } from '../support/eventually.ts';
+
+test('an image built by one origin is pulled through another sharing the bucket, without a build, by signed URL', async () => {
+  const emulator = await startGcsEmulator();
+  const keys = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
+  const env = {
+    STORAGE_BACKEND: 'gcs',
+    BUCKET: 'nixery-edge-replicas',
+    GCS_API_ENDPOINT: emulator.url,
+    GCS_SIGNING_ACCOUNT: 'origin@demo-nixery-edge.iam.gserviceaccount.com',
+    GCS_SIGNING_KEY: keys.privateKey,
+    GOOGLE_CLOUD_PROJECT: 'demo-nixery-edge',
+  };
+  const first = await startOrigin({ env });
+  const second = await startOrigin({ env });
+  try {
+    const built = await fetch(`${first.url}/v2/shell/hello/manifests/latest`);
+    assert.equal(built.status, 200, await built.clone().text());
+    const manifest = (await built.json()) as { layers: { digest: string }[] };
+    await eventually(() => first.logs.some((l) => l.msg === 'image built'), 'the first build');
+
+    // Blobs are redirects to signed URLs that verify with the signing key's public half.
+    const blob = await fetch(`${second.url}/v2/shell/hello/blobs/${manifest.layers[0]!.digest}`, { redirect: 'manual' });
+    assert.equal(blob.status, 307);
+    const location = blob.headers.get('location')!;
+    assert.ok(location.startsWith(emulator.url), location);
+    assert.ok(verifySignedUrl(location, keys.publicKey));
+
+    const image = await pullAndUnpack(`127.0.0.1:${second.port}`, 'hello/shell:latest');
+    try {
+      assert.equal((await runInRootfs(image.rootfs, ['/bin/hello'])).trim(), 'Hello, world!');
+    } finally {
+      await image.remove();
+    }
+    await eventually(() => second.logs.some((l) => l.msg === 'request' && String(l.path).includes('/blobs/')), 'blob requests on the second origin');
+    assert.equal(second.logs.filter((l) => l.msg === 'image built').length, 0, 'the second replica built nothing');
+    assert.equal(second.logs.filter((l) => l.msg === 'layer written').length, 0, 'and wrote no layer');
+  } finally {
+    await first.stop();
+    await second.stop();
+    await emulator.stop();
+  }
+});
