@@ -8,6 +8,7 @@
 // proxy (FACTS.md), which matters for the benchmark and keeps the tests
 // quick.
 import { execFile } from 'node:child_process';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -39,7 +40,7 @@ export function readWranglerToml(text: string): { compatibilityDate: string; var
   for (const [index, raw] of text.split('\n').entries()) {
     const line = raw.replace(/^\s+|\s+$/g, '');
     if (line === '' || line.startsWith('#')) continue;
-    const header = /^\[\s*([^\]]+?)\s*\]$/.exec(line);
+    const header = /^\[\[?\s*([^\]]+?)\s*\]\]?$/.exec(line);
     if (header) {
       section = header[1]!;
       continue;
@@ -84,20 +85,34 @@ export interface StartEdgeOptions {
   cachePersist?: string;
   /** Print the Worker's console output and miniflare's notices (off in tests, whose output stays clean). */
   log?: boolean;
+  /**
+   * Put a small TCP front before workerd that hangs up on TLS handshakes
+   * (default true). Clients told a registry is insecure (skopeo, podman,
+   * docker) try HTTPS first; workerd waits for an HTTP request that never
+   * comes and the client gives up only after its 10 s handshake timeout. The
+   * front makes that first attempt fail at once. The benchmark turns it off
+   * to measure workerd alone.
+   */
+  refuseTls?: boolean;
 }
 
 export interface RunningEdge {
+  /** Where clients connect (the front, when there is one). */
   url: string;
   port: number;
+  /** workerd's own socket. */
+  workerUrl: string;
   miniflare: Miniflare;
   stop(): Promise<void>;
 }
 
 export async function startEdge(options: StartEdgeOptions): Promise<RunningEdge> {
   const { bundle } = options;
+  const host = options.host ?? '127.0.0.1';
+  const refuseTls = options.refuseTls ?? true;
   const miniflare = new Miniflare({
-    host: options.host ?? '127.0.0.1',
-    port: options.port ?? 0,
+    host,
+    port: refuseTls ? 0 : (options.port ?? 0),
     modules: true,
     script: bundle.script,
     compatibilityDate: bundle.compatibilityDate,
@@ -107,11 +122,68 @@ export async function startEdge(options: StartEdgeOptions): Promise<RunningEdge>
     ...(options.cachePersist !== undefined ? { cachePersist: options.cachePersist } : {}),
     ...(options.log ? { log: new Log(LogLevel.INFO) } : {}),
   });
-  const url = await miniflare.ready;
+  const workerUrl = await miniflare.ready;
+  if (!refuseTls) {
+    return { url: workerUrl.origin, port: Number(workerUrl.port), workerUrl: workerUrl.origin, miniflare, stop: () => miniflare.dispose() };
+  }
+  let front: Server;
+  try {
+    front = await listenFront(host, options.port ?? 0, Number(workerUrl.port));
+  } catch (err) {
+    await miniflare.dispose();
+    throw err;
+  }
+  const address = front.address();
+  const port = typeof address === 'object' && address !== null ? address.port : 0;
   return {
-    url: url.origin,
-    port: Number(url.port),
+    url: `http://${host}:${port}`,
+    port,
+    workerUrl: workerUrl.origin,
     miniflare,
-    stop: () => miniflare.dispose(),
+    async stop() {
+      await new Promise<void>((resolve) => front.close(() => resolve()));
+      await miniflare.dispose();
+    },
   };
+}
+
+/** A TLS record starts with content type 22 (handshake); no HTTP request starts with that byte. */
+const TLS_HANDSHAKE = 0x16;
+
+function listenFront(host: string, port: number, workerPort: number): Promise<Server> {
+  const sockets = new Set<Socket>();
+  // noDelay: without it Nagle's algorithm meets delayed ACKs on every small response (40 ms each).
+  const server = createServer({ noDelay: true }, (client) => {
+    sockets.add(client);
+    client.once('close', () => sockets.delete(client));
+    client.once('error', () => client.destroy());
+    client.once('data', (first: Buffer) => {
+      if (first[0] === TLS_HANDSHAKE) {
+        client.destroy();
+        return;
+      }
+      client.pause();
+      const upstream = connect({ port: workerPort, host, noDelay: true }, () => {
+        upstream.write(first);
+        client.pipe(upstream).pipe(client);
+      });
+      sockets.add(upstream);
+      upstream.once('close', () => {
+        sockets.delete(upstream);
+        client.destroy();
+      });
+      upstream.once('error', () => upstream.destroy());
+      client.once('close', () => upstream.destroy());
+    });
+  });
+  // close() waits for open connections; keep-alive clients would hold it forever.
+  const close = server.close.bind(server);
+  server.close = (callback?: (err?: Error) => void) => {
+    for (const socket of sockets) socket.destroy();
+    return close(callback);
+  };
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve(server));
+  });
 }

@@ -7,6 +7,7 @@
 // - content-addressed writes are create-only: if the key already exists the
 //   write is a success and the existing object is kept.
 import type { Readable, Writable } from 'node:stream';
+import { blobObjectName } from '../../shared/storage-keys.ts';
 
 export interface ObjectInfo {
   size: number;
@@ -53,5 +54,6 @@ export interface Storage {
 }
 
 export const keys = {
-  blob: (hex: string) => `blobs/sha256/${hex}`,
+  // Shared with the edge, which signs URLs for blobs without asking the origin.
+  blob: blobObjectName,
 };

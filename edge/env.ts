@@ -1,0 +1,157 @@
+// The Worker's configuration: its bindings (wrangler.toml [vars] and
+// secrets), read once per isolate into a typed object. Variable names are the
+// origin's where the meaning is the same (STORAGE_BACKEND, BUCKET, GCS_*).
+//
+// This module uses no Workers-only API, so the Node unit tests import it.
+
+/** The bindings as wrangler and miniflare hand them over: strings, or JSON values for [vars] written unquoted. */
+export interface Env {
+  /** Where the origin answers, e.g. https://origin.example.com (no path). */
+  ORIGIN_URL?: string;
+  /** Secret: sent to the origin in X-Nixery-Edge-Secret. */
+  ORIGIN_SECRET?: string;
+  /** Longest wait for the origin when no cached copy could stand in (ms); above the origin's Nix timeout. */
+  ORIGIN_TIMEOUT_MS?: string | number;
+  /** Wait for the origin when a stale cached manifest could stand in (ms). */
+  STALE_TIMEOUT_MS?: string | number;
+  /** Seconds a manifest fetched by tag is served without asking the origin again. */
+  MANIFEST_TAG_TTL?: string | number;
+  /** Seconds a tag's manifest is kept after it went stale, to serve when the origin fails. */
+  MANIFEST_STALE_TTL?: string | number;
+  /** Seconds a manifest fetched by digest is kept (it never changes). */
+  MANIFEST_DIGEST_TTL?: string | number;
+  /** Seconds an "unknown package" answer is remembered; 0 turns the negative cache off. */
+  NEGATIVE_TTL?: string | number;
+  /** "filesystem": blobs are forwarded to the origin. "gcs": the edge signs GCS URLs itself. */
+  STORAGE_BACKEND?: string;
+  BUCKET?: string;
+  GCS_SIGNING_ACCOUNT?: string;
+  /** Secret: the service account's PEM private key. */
+  GCS_SIGNING_KEY?: string;
+  /** Lifetime of signed blob URLs in seconds. */
+  GCS_URL_LIFETIME?: string | number;
+  /** Another GCS endpoint signed URLs point at (an emulator, a private endpoint); Google's by default. */
+  GCS_API_ENDPOINT?: string;
+}
+
+export type BlobConfig =
+  | { backend: 'filesystem' }
+  | { backend: 'gcs'; bucket: string; account: string; privateKeyPem: string; urlLifetimeSeconds: number; apiEndpoint: string | null };
+
+export interface EdgeConfig {
+  /** Origin URL without a trailing slash. */
+  originUrl: string;
+  originSecret: string | null;
+  originTimeoutMs: number;
+  staleTimeoutMs: number;
+  tagTtlSeconds: number;
+  staleTtlSeconds: number;
+  digestTtlSeconds: number;
+  negativeTtlSeconds: number;
+  blobs: BlobConfig;
+}
+
+export class ConfigError extends Error {
+  readonly variable: string;
+  constructor(variable: string, message: string) {
+    super(`${variable}: ${message}`);
+    this.name = 'ConfigError';
+    this.variable = variable;
+  }
+}
+
+const DAY = 24 * 60 * 60;
+
+function text(env: Env, name: keyof Env): string | undefined {
+  const value = env[name];
+  if (value === undefined || value === null) return undefined;
+  const trimmed = String(value).trim();
+  return trimmed === '' ? undefined : trimmed;
+}
+
+function integer(env: Env, name: keyof Env, fallback: number, min: number, max: number): number {
+  const raw = text(env, name);
+  if (raw === undefined) return fallback;
+  if (!/^\d+$/.test(raw)) throw new ConfigError(name, `must be a whole number, got ${JSON.stringify(raw)}`);
+  const value = Number(raw);
+  if (value < min || value > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${value}`);
+  return value;
+}
+
+function httpUrl(name: keyof Env, raw: string): URL {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(name, `is not a URL: ${JSON.stringify(raw)}`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(name, `must be http or https, got ${url.protocol}`);
+  if (url.search !== '' || url.hash !== '') throw new ConfigError(name, 'must not have a query or fragment');
+  return url;
+}
+
+function originUrl(env: Env): string {
+  const raw = text(env, 'ORIGIN_URL');
+  if (raw === undefined) throw new ConfigError('ORIGIN_URL', 'is required: the URL the origin answers at, e.g. https://origin.example.com');
+  // A path prefix is allowed (an origin mounted under a path); requests append /v2/... to it.
+  return httpUrl('ORIGIN_URL', raw).href.replace(/\/+$/, '');
+}
+
+function blobConfig(env: Env): BlobConfig {
+  const backend = text(env, 'STORAGE_BACKEND') ?? 'filesystem';
+  if (backend === 'filesystem') return { backend };
+  if (backend !== 'gcs') throw new ConfigError('STORAGE_BACKEND', `must be "filesystem" or "gcs", got ${JSON.stringify(backend)}`);
+  const bucket = text(env, 'BUCKET');
+  if (bucket === undefined) throw new ConfigError('BUCKET', 'is required when STORAGE_BACKEND=gcs');
+  const account = text(env, 'GCS_SIGNING_ACCOUNT');
+  if (account === undefined) throw new ConfigError('GCS_SIGNING_ACCOUNT', 'is required when STORAGE_BACKEND=gcs (the edge signs blob URLs itself)');
+  const privateKeyPem = text(env, 'GCS_SIGNING_KEY');
+  if (privateKeyPem === undefined) throw new ConfigError('GCS_SIGNING_KEY', 'is required when STORAGE_BACKEND=gcs: `wrangler secret put GCS_SIGNING_KEY`');
+  // The key's contents are checked when first imported (async); here only its shape, never echoing it.
+  if (!privateKeyPem.includes('PRIVATE KEY-----')) throw new ConfigError('GCS_SIGNING_KEY', 'is not a PEM private key');
+  const endpoint = text(env, 'GCS_API_ENDPOINT');
+  return {
+    backend,
+    bucket,
+    account,
+    privateKeyPem,
+    urlLifetimeSeconds: integer(env, 'GCS_URL_LIFETIME', 300, 10, 7 * DAY),
+    // The origin's GCS_API_ENDPOINT; signed URLs keep only its scheme, host and port, as the library's do.
+    apiEndpoint: endpoint === undefined ? null : httpUrl('GCS_API_ENDPOINT', endpoint).origin,
+  };
+}
+
+export function readConfig(env: Env): EdgeConfig {
+  return {
+    originUrl: originUrl(env),
+    originSecret: text(env, 'ORIGIN_SECRET') ?? null,
+    originTimeoutMs: integer(env, 'ORIGIN_TIMEOUT_MS', 90_000, 100, 15 * 60_000),
+    staleTimeoutMs: integer(env, 'STALE_TIMEOUT_MS', 5_000, 0, 15 * 60_000),
+    tagTtlSeconds: integer(env, 'MANIFEST_TAG_TTL', 60, 0, 365 * DAY),
+    staleTtlSeconds: integer(env, 'MANIFEST_STALE_TTL', 7 * DAY, 0, 365 * DAY),
+    digestTtlSeconds: integer(env, 'MANIFEST_DIGEST_TTL', 365 * DAY, 60, 365 * DAY),
+    negativeTtlSeconds: integer(env, 'NEGATIVE_TTL', 10, 0, DAY),
+    blobs: blobConfig(env),
+  };
+}
+
+// The env object is the same for every request an isolate serves, so the
+// result (or the error) is computed once per isolate.
+const memo = new WeakMap<object, EdgeConfig | ConfigError>();
+
+/** The configuration for these bindings; throws the same ConfigError on every request while it is invalid. */
+export function configFor(env: Env): EdgeConfig {
+  let result = memo.get(env);
+  if (result === undefined) {
+    try {
+      result = readConfig(env);
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      result = err;
+      console.error(`nixery-edge: invalid configuration: ${err.message}`);
+    }
+    memo.set(env, result);
+  }
+  if (result instanceof ConfigError) throw result;
+  return result;
+}

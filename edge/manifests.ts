@@ -1,0 +1,121 @@
+// Answering manifest requests: from isolate memory or the Cache API when
+// fresh, else from the origin (one request per key per isolate), else from a
+// stale copy when the origin fails, else 503.
+import { negotiateManifestFormat } from '../shared/media-types.ts';
+import { canonicalImage, parseImageName } from '../shared/names.ts';
+import type { RegistryRoute } from '../shared/routes.ts';
+import type { EdgeConfig } from './env.ts';
+import { keyString, type CachedManifest, type ManifestCache, type ManifestEntry, type ManifestKey } from './manifest-cache.ts';
+import { parseErrorBody, unavailableError, type ManifestFetch, type OriginAnswer, type OriginClient } from './origin.ts';
+import { passThrough } from './errors.ts';
+import { apiHeaders, EDGE_CACHE_HEADER, respond, type RequestInfo } from './responses.ts';
+import { withDeadline, type SingleFlight } from './single-flight.ts';
+
+export interface ManifestServices {
+  config: EdgeConfig;
+  cache: ManifestCache;
+  origin: OriginClient;
+  flights: SingleFlight<ManifestFetch>;
+}
+
+/** The part of the Workers ExecutionContext used here. */
+export interface WaitUntil {
+  waitUntil(promise: Promise<unknown>): void;
+}
+
+const IMMUTABLE = 'public, max-age=31536000, immutable';
+/** Followers of a shared origin request give up this long after the leader's own limit (see single-flight.ts). */
+const FOLLOWER_GRACE_MS = 1_000;
+
+type ManifestRoute = Extract<RegistryRoute, { kind: 'manifest' }>;
+
+export async function serveManifest(
+  info: RequestInfo,
+  accept: string | null,
+  route: ManifestRoute,
+  services: ManifestServices,
+  ctx: WaitUntil,
+): Promise<Response> {
+  const { config, cache } = services;
+  // The origin refuses names that specify no image; so does the edge, before any cache or origin work.
+  const spec = parseImageName(route.name);
+  const key: ManifestKey =
+    route.reference.kind === 'digest'
+      ? { kind: 'digest', digest: route.reference.digest }
+      : { kind: 'tag', format: negotiateManifestFormat(accept), image: canonicalImage(spec), tag: route.reference.tag };
+  const now = Date.now();
+
+  const cached = await cache.lookup(key, info.url.origin, now);
+  if (cached !== null && cache.isFresh(cached, now)) return manifestResponse(info, cached.entry, key, config, cached.source);
+
+  const remembered = cache.failure(key, now);
+  if (remembered !== null) {
+    const answer = { status: remembered.status, headers: new Headers({ 'Content-Type': remembered.contentType }), body: remembered.body };
+    return passThrough(info, answer, 'negative');
+  }
+
+  const flight = services.flights.run(keyString(key), () => fetchAndStore(info, route, key, services, ctx));
+  // The origin request outlives this client if need be: the next request gets its answer from the cache.
+  if (flight.leader) ctx.waitUntil(flight.result);
+  const patience = cached !== null ? config.staleTimeoutMs : config.originTimeoutMs + FOLLOWER_GRACE_MS;
+  const result = await withDeadline(flight.result, patience, () => timedOut(patience));
+
+  switch (result.kind) {
+    case 'manifest':
+      return manifestResponse(info, result.entry, key, config, 'miss');
+    case 'refused':
+      return passThrough(info, result.answer);
+    case 'failed':
+      if (cached !== null) {
+        console.warn(`nixery-edge: serving a stale manifest for ${keyString(key)}: ${result.reason}`);
+        return manifestResponse(info, cached.entry, key, config, 'stale');
+      }
+      throw unavailableError(result);
+  }
+}
+
+async function fetchAndStore(info: RequestInfo, route: ManifestRoute, key: ManifestKey, services: ManifestServices, ctx: WaitUntil): Promise<ManifestFetch> {
+  const { cache, origin } = services;
+  const format = key.kind === 'tag' ? key.format : 'docker';
+  const expected = key.kind === 'digest' ? key.digest : null;
+  const result = await origin.fetchManifest(info.url.pathname, format, expected, info.requestId);
+  const now = Date.now();
+  if (result.kind === 'manifest') {
+    ctx.waitUntil(cache.store(key, result.entry, info.url.origin, now));
+  } else if (result.kind === 'refused' && isUnknownPackage(key, result.answer)) {
+    cache.rememberFailure(
+      key,
+      { status: result.answer.status, contentType: result.answer.headers.get('Content-Type') ?? 'application/json', body: result.answer.body },
+      now,
+    );
+  } else if (result.kind === 'failed') {
+    console.error(`nixery-edge: origin failed for ${route.name}:${route.rawReference} (request ${info.requestId}): ${result.reason}`);
+  }
+  return result;
+}
+
+/**
+ * Only "unknown package" answers to tag requests are remembered: they cost
+ * the origin a Nix evaluation each, and they do not change within seconds.
+ */
+function isUnknownPackage(key: ManifestKey, answer: OriginAnswer): boolean {
+  if (key.kind !== 'tag' || answer.status !== 404) return false;
+  const body = parseErrorBody(answer);
+  const detail = body?.errors[0]?.detail as { unknown?: unknown } | null | undefined;
+  return Array.isArray(detail?.unknown) && detail.unknown.length > 0;
+}
+
+function manifestResponse(info: RequestInfo, entry: ManifestEntry, key: ManifestKey, config: EdgeConfig, source: CachedManifest['source'] | 'miss' | 'stale'): Response {
+  const headers = apiHeaders(info, {
+    'Content-Type': entry.mediaType,
+    'Docker-Content-Digest': entry.digest,
+    ETag: `"${entry.digest}"`,
+    'Cache-Control': key.kind === 'digest' ? IMMUTABLE : source === 'stale' ? 'no-cache' : `public, max-age=${config.tagTtlSeconds}`,
+    [EDGE_CACHE_HEADER]: source,
+  });
+  return respond(info, 200, headers, entry.bytes);
+}
+
+function timedOut(ms: number): ManifestFetch {
+  return { kind: 'failed', reason: `the origin did not answer within ${ms} ms`, originError: null };
+}

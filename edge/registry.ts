@@ -1,0 +1,58 @@
+// The pull API at /v2/: one dispatcher over the shared route parser, so the
+// edge accepts and refuses exactly what the origin does, and refuses it
+// before anything reaches the origin.
+import { errors } from '../shared/errors.ts';
+import { MEDIA } from '../shared/media-types.ts';
+import { parseImageName } from '../shared/names.ts';
+import { isReadMethod, parseRegistryPath, type RegistryRoute } from '../shared/routes.ts';
+import { forwardBlob, redirectToBlob, type BlobSigner } from './blobs.ts';
+import { passThrough } from './errors.ts';
+import { serveManifest, type ManifestServices, type WaitUntil } from './manifests.ts';
+import { classify, OriginUnreachable, unavailableError, type OriginAnswer } from './origin.ts';
+import { apiHeaders, respond, type RequestInfo } from './responses.ts';
+
+export interface RegistryServices extends ManifestServices {
+  /** Null with filesystem storage: blobs are forwarded to the origin. */
+  signer: BlobSigner | null;
+}
+
+export async function handleRegistry(request: Request, info: RequestInfo, services: RegistryServices, ctx: WaitUntil): Promise<Response> {
+  let route: RegistryRoute | null;
+  try {
+    route = parseRegistryPath(info.url.pathname);
+  } catch (err) {
+    if (err instanceof URIError) throw errors.nameInvalid(info.url.pathname, 'malformed percent-encoding');
+    throw err;
+  }
+  if (!isReadMethod(info.method)) throw errors.unsupported('this registry is read-only: images are built from their names, not pushed');
+  if (route === null) throw errors.notFound(info.url.pathname);
+  switch (route.kind) {
+    case 'base':
+      // Clients ping /v2/ before every pull; no reason to cross to the origin for "{}".
+      return respond(info, 200, apiHeaders(info, { 'Content-Type': MEDIA.json }), '{}');
+    case 'catalog':
+      throw errors.unsupported('this registry has no catalog: every name of packages is an image');
+    case 'tags':
+      parseImageName(route.name);
+      return forwardSmall(info, services);
+    case 'manifest':
+      return serveManifest(info, request.headers.get('Accept'), route, services, ctx);
+    case 'blob':
+      return services.signer !== null ? redirectToBlob(info, route.digest, services.signer) : forwardBlob(info, request, services.origin);
+  }
+}
+
+/** A small, uncached answer of the origin (the tag list), passed on as it is. */
+async function forwardSmall(info: RequestInfo, services: RegistryServices): Promise<Response> {
+  let answer: OriginAnswer;
+  try {
+    answer = await services.origin.send(info.url.pathname, { method: 'GET', requestId: info.requestId, headers: { Accept: MEDIA.json }, readBody: true });
+  } catch (err) {
+    if (err instanceof OriginUnreachable) throw unavailableError({ kind: 'failed', reason: err.message, originError: null });
+    throw err;
+  }
+  const sorted = classify(answer);
+  if (sorted?.kind === 'failed') throw unavailableError(sorted);
+  if (sorted?.kind === 'refused') return passThrough(info, answer);
+  return respond(info, answer.status, apiHeaders(info, { 'Content-Type': answer.headers.get('Content-Type') ?? MEDIA.json }), answer.body);
+}

@@ -1,0 +1,45 @@
+// Starts the real Worker for tests: bundled by wrangler exactly as it is
+// deployed (once per test process), run in workerd through miniflare,
+// pointed at a given origin URL.
+import { bundleWorker, startEdge as startWorker, type WorkerBundle } from '../../scripts/edge-runtime.ts';
+import type { Miniflare } from 'miniflare';
+
+export interface RunningTestEdge {
+  url: string;
+  port: number;
+  /** host:port, as container clients name a registry. */
+  host: string;
+  miniflare: Miniflare;
+  stop(): Promise<void>;
+}
+
+export interface StartTestEdgeOptions {
+  /** More bindings (ORIGIN_SECRET, MANIFEST_TAG_TTL, GCS_*...) over wrangler.toml's [vars]. */
+  bindings?: Record<string, string>;
+  /** Share the Cache API's entries between edges started with the same directory (a restart). */
+  cachePersist?: string;
+  /** A fixed port (a restart keeps its host, and so its Cache API keys); any free port by default. */
+  port?: number;
+}
+
+let bundle: Promise<WorkerBundle> | undefined;
+
+export function workerBundle(): Promise<WorkerBundle> {
+  bundle ??= bundleWorker();
+  return bundle;
+}
+
+export async function startEdge(originUrl: string, options: StartTestEdgeOptions = {}): Promise<RunningTestEdge> {
+  const edge = await startWorker({
+    bundle: await workerBundle(),
+    bindings: { ORIGIN_URL: originUrl, ...options.bindings },
+    ...(options.cachePersist !== undefined ? { cachePersist: options.cachePersist } : {}),
+    ...(options.port !== undefined ? { port: options.port } : {}),
+  });
+  return { url: edge.url, port: edge.port, host: new URL(edge.url).host, miniflare: edge.miniflare, stop: edge.stop };
+}
+
+/** The origin's request log lines (pino JSON, one per request) whose path matches. */
+export function originRequests(logs: Record<string, unknown>[], pathPart: string): Record<string, unknown>[] {
+  return logs.filter((line) => line.msg === 'request' && typeof line.path === 'string' && line.path.includes(pathPart));
+}

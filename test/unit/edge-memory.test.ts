@@ -1,0 +1,157 @@
+// The edge's isolate-memory pieces: the bounded LRU, single flight, and the
+// manifest cache's two layers (memory in front of a Cache API stand-in).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Lru } from '../../edge/lru.ts';
+import { SingleFlight, withDeadline } from '../../edge/single-flight.ts';
+import { ManifestCache, cacheUrl, type ManifestEntry, type ManifestKey, type ResponseCache } from '../../edge/manifest-cache.ts';
+import { sha256Digest } from '../../shared/digest.ts';
+import { MEDIA } from '../../shared/media-types.ts';
+
+test('the LRU evicts the least recently used entry past its count or its weight', () => {
+  const lru = new Lru<string, string>(2);
+  lru.set('a', '1');
+  lru.set('b', '2');
+  lru.get('a');
+  lru.set('c', '3');
+  assert.equal(lru.get('b'), undefined);
+  assert.equal(lru.get('a'), '1');
+  const weighed = new Lru<string, string>(100, { maxWeight: 5, weigh: (v) => v.length });
+  weighed.set('x', 'abc');
+  weighed.set('y', 'de');
+  weighed.set('z', 'f');
+  assert.equal(weighed.get('x'), undefined);
+  assert.equal(weighed.weight, 3);
+  weighed.set('huge', 'abcdefgh');
+  assert.equal(weighed.get('huge'), undefined, 'an entry over the whole budget is not kept');
+  assert.equal(weighed.get('y'), 'de');
+});
+
+test('single flight runs concurrent work for one key once, and again once it settled', async () => {
+  const flights = new SingleFlight<number>();
+  let runs = 0;
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  const work = async () => {
+    runs++;
+    await gate;
+    return runs;
+  };
+  const a = flights.run('k', work);
+  const b = flights.run('k', work);
+  const c = flights.run('other', async () => 7);
+  assert.equal(a.leader, true);
+  assert.equal(b.leader, false);
+  assert.equal(c.leader, true);
+  release();
+  assert.deepEqual(await Promise.all([a.result, b.result, c.result]), [1, 1, 7]);
+  assert.equal(flights.size, 0);
+  const d = flights.run('k', work);
+  assert.equal(d.leader, true);
+  assert.equal(await d.result, 2);
+});
+
+test('a failed flight is shared as a failure and then forgotten', async () => {
+  const flights = new SingleFlight<number>();
+  const a = flights.run('k', async () => {
+    throw new Error('boom');
+  });
+  const b = flights.run('k', async () => 1);
+  await assert.rejects(a.result, /boom/);
+  await assert.rejects(b.result, /boom/);
+  assert.equal(await flights.run('k', async () => 2).result, 2);
+});
+
+test('a waiter with a deadline gets the fallback if the work is slower', async () => {
+  const never = new Promise<string>(() => {});
+  assert.equal(await withDeadline(never, 10, () => 'late'), 'late');
+  assert.equal(await withDeadline(Promise.resolve('now'), 1000, () => 'late'), 'now');
+});
+
+/** A Map-backed stand-in for the Workers Cache API that honours max-age like it. */
+class FakeCache implements ResponseCache {
+  readonly entries = new Map<string, { body: Uint8Array; headers: Headers }>();
+  async match(key: string): Promise<Response | undefined> {
+    const hit = this.entries.get(key);
+    return hit === undefined ? undefined : new Response(hit.body.slice(), { headers: hit.headers });
+  }
+  async put(key: string, response: Response): Promise<void> {
+    this.entries.set(key, { body: new Uint8Array(await response.arrayBuffer()), headers: new Headers(response.headers) });
+  }
+}
+
+async function entry(text: string): Promise<ManifestEntry> {
+  const bytes = new TextEncoder().encode(text);
+  return { digest: await sha256Digest(bytes), mediaType: MEDIA.dockerManifest, bytes };
+}
+
+function cacheWith(shared: FakeCache, tagTtlSeconds = 60): ManifestCache {
+  return new ManifestCache({ tagTtlSeconds, staleTtlSeconds: 600, digestTtlSeconds: 3600, negativeTtlSeconds: 10, cache: async () => shared });
+}
+
+const ORIGIN = 'https://registry.example';
+
+test('a stored tag is fresh in memory, then stale after its TTL, and its digest is served on its own', async () => {
+  const shared = new FakeCache();
+  const cache = cacheWith(shared);
+  const tag: ManifestKey = { kind: 'tag', format: 'docker', image: 'amd64/hello', tag: 'latest' };
+  const manifest = await entry('{"v":1}');
+  await cache.store(tag, manifest, ORIGIN, 1_000_000);
+  const fresh = await cache.lookup(tag, ORIGIN, 1_030_000);
+  assert.equal(fresh?.source, 'memory');
+  assert.equal(cache.isFresh(fresh!, 1_030_000), true);
+  const stale = await cache.lookup(tag, ORIGIN, 1_061_000);
+  assert.ok(stale !== null);
+  assert.equal(cache.isFresh(stale, 1_061_000), false);
+  const byDigest = await cache.lookup({ kind: 'digest', digest: manifest.digest }, ORIGIN, 9_999_999_999);
+  assert.equal(byDigest?.source, 'memory');
+  assert.equal(cache.isFresh(byDigest!, 9_999_999_999), true);
+});
+
+test('the Cache API copy carries both keys, lifetimes from the configuration, and fills a new isolate’s memory', async () => {
+  const shared = new FakeCache();
+  const tag: ManifestKey = { kind: 'tag', format: 'oci', image: 'amd64/hello', tag: 'latest' };
+  const manifest = await entry('{"v":2}');
+  await cacheWith(shared).store(tag, manifest, ORIGIN, 5_000);
+  assert.deepEqual([...shared.entries.keys()].sort(), [cacheUrl(ORIGIN, { kind: 'digest', digest: manifest.digest }), cacheUrl(ORIGIN, tag)].sort());
+  assert.equal(shared.entries.get(cacheUrl(ORIGIN, tag))!.headers.get('cache-control'), 'public, max-age=660');
+  assert.equal(shared.entries.get(cacheUrl(ORIGIN, { kind: 'digest', digest: manifest.digest }))!.headers.get('cache-control'), 'public, max-age=3600');
+
+  const other = cacheWith(shared);
+  const fromShared = await other.lookup(tag, ORIGIN, 6_000);
+  assert.equal(fromShared?.source, 'cache');
+  assert.equal(fromShared?.storedAt, 5_000);
+  assert.deepEqual(fromShared?.entry, manifest);
+  assert.equal((await other.lookup(tag, ORIGIN, 6_000))?.source, 'memory');
+});
+
+test('a stale memory copy gives way to a fresher one another isolate stored', async () => {
+  const shared = new FakeCache();
+  const tag: ManifestKey = { kind: 'tag', format: 'docker', image: 'amd64/jq', tag: 'latest' };
+  const mine = cacheWith(shared, 10);
+  await mine.store(tag, await entry('{"old":1}'), ORIGIN, 0);
+  const theirs = cacheWith(shared, 10);
+  const newer = await entry('{"new":1}');
+  await theirs.store(tag, newer, ORIGIN, 20_000);
+  const seen = await mine.lookup(tag, ORIGIN, 25_000);
+  assert.equal(seen?.entry.digest, newer.digest);
+  assert.equal(mine.isFresh(seen!, 25_000), true);
+});
+
+test('tag and format are both part of a tag’s key; a digest’s key has neither', () => {
+  const docker = cacheUrl(ORIGIN, { kind: 'tag', format: 'docker', image: 'amd64/hello', tag: 'latest' });
+  const oci = cacheUrl(ORIGIN, { kind: 'tag', format: 'oci', image: 'amd64/hello', tag: 'latest' });
+  assert.notEqual(docker, oci);
+  assert.equal(cacheUrl(ORIGIN, { kind: 'digest', digest: `sha256:${'a'.repeat(64)}` }), `${ORIGIN}/.nixery-edge/manifests/digest/sha256:${'a'.repeat(64)}`);
+});
+
+test('remembered failures expire, and a success forgets them', async () => {
+  const cache = cacheWith(new FakeCache());
+  const tag: ManifestKey = { kind: 'tag', format: 'docker', image: 'amd64/nope', tag: 'latest' };
+  cache.rememberFailure(tag, { status: 404, contentType: 'application/json', body: new Uint8Array() }, 0);
+  assert.equal(cache.failure(tag, 9_999)?.status, 404);
+  assert.equal(cache.failure(tag, 10_000), null);
+  cache.rememberFailure(tag, { status: 404, contentType: 'application/json', body: new Uint8Array() }, 20_000);
+  await cache.store(tag, await entry('{}'), ORIGIN, 20_001);
+  assert.equal(cache.failure(tag, 20_002), null);
+});
