@@ -14,7 +14,7 @@ import { importSigningKey, signGcsUrl, type SigningKey } from '../shared/gcs-sig
 import { blobObjectName } from '../shared/storage-keys.ts';
 import type { BlobConfig } from './env.ts';
 import { ConfigError } from './env.ts';
-import { Lru } from './lru.ts';
+import { Lru } from '../shared/lru.ts';
 import { passThrough } from './errors.ts';
 import { classify, OriginUnreachable, unavailableError, type OriginClient } from './origin.ts';
 import { apiHeaders, respond, type RequestInfo } from './responses.ts';

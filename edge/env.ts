@@ -3,6 +3,7 @@
 // origin's where the meaning is the same (STORAGE_BACKEND, BUCKET, GCS_*).
 //
 // This module uses no Workers-only API, so the Node unit tests import it.
+import { ConfigError, configInteger, configText } from '../shared/config.ts';
 
 /** The bindings as wrangler and miniflare hand them over: strings, or JSON values for [vars] written unquoted. */
 export interface Env {
@@ -51,32 +52,12 @@ export interface EdgeConfig {
   blobs: BlobConfig;
 }
 
-export class ConfigError extends Error {
-  readonly variable: string;
-  constructor(variable: string, message: string) {
-    super(`${variable}: ${message}`);
-    this.name = 'ConfigError';
-    this.variable = variable;
-  }
-}
+export { ConfigError };
 
 const DAY = 24 * 60 * 60;
 
-function text(env: Env, name: keyof Env): string | undefined {
-  const value = env[name];
-  if (value === undefined || value === null) return undefined;
-  const trimmed = String(value).trim();
-  return trimmed === '' ? undefined : trimmed;
-}
-
-function integer(env: Env, name: keyof Env, fallback: number, min: number, max: number): number {
-  const raw = text(env, name);
-  if (raw === undefined) return fallback;
-  if (!/^\d+$/.test(raw)) throw new ConfigError(name, `must be a whole number, got ${JSON.stringify(raw)}`);
-  const value = Number(raw);
-  if (value < min || value > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${value}`);
-  return value;
-}
+const text = (env: Env, name: keyof Env & string): string | undefined => configText(env, name);
+const integer = (env: Env, name: keyof Env & string, fallback: number, min: number, max: number): number => configInteger(env, name, fallback, min, max);
 
 function httpUrl(name: keyof Env, raw: string): URL {
   let url: URL;

@@ -21,7 +21,7 @@
 // Node unit tests import it.
 import type { Digest } from '../shared/digest.ts';
 import type { ManifestFormat } from '../shared/media-types.ts';
-import { Lru } from './lru.ts';
+import { Lru } from '../shared/lru.ts';
 
 export interface ManifestEntry {
   readonly digest: Digest;

@@ -11,7 +11,7 @@ import { ManifestCache, type ResponseCache } from './manifest-cache.ts';
 import { OriginClient, type ManifestFetch } from './origin.ts';
 import { handleRegistry, type RegistryServices } from './registry.ts';
 import { requestIdFor, type RequestInfo } from './responses.ts';
-import { SingleFlight } from './single-flight.ts';
+import { SingleFlight } from '../shared/single-flight.ts';
 
 /** A cache of its own, so the edge's entries never mix with the zone's. */
 const CACHE_NAME = 'nixery-edge-manifests';

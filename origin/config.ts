@@ -4,14 +4,9 @@
 import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 
-export class ConfigError extends Error {
-  readonly variable: string;
-  constructor(variable: string, message: string) {
-    super(`${variable}: ${message}`);
-    this.name = 'ConfigError';
-    this.variable = variable;
-  }
-}
+import { ConfigError, configInteger, configText } from '../shared/config.ts';
+
+export { ConfigError };
 
 export type SourceConfig =
   | { type: 'path'; path: string }
@@ -54,19 +49,8 @@ export interface OriginConfig {
 
 type Env = Record<string, string | undefined>;
 
-function get(env: Env, name: string): string | undefined {
-  const value = env[name];
-  return value === undefined || value.trim() === '' ? undefined : value.trim();
-}
-
-function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
-  const raw = get(env, name);
-  if (raw === undefined) return fallback;
-  if (!/^\d+$/.test(raw)) throw new ConfigError(name, `must be a whole number, got ${JSON.stringify(raw)}`);
-  const value = Number(raw);
-  if (value < min || value > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${value}`);
-  return value;
-}
+const get = configText;
+const integer = configInteger;
 
 function url(env: Env, name: string): string | undefined {
   const raw = get(env, name);

@@ -11,15 +11,15 @@ import { MEDIA, type ManifestFormat } from '../../shared/media-types.ts';
 import { NIX_SYSTEM, canonicalImage, type ImageSpec } from '../../shared/names.ts';
 import { keys, type Storage } from '../storage/storage.ts';
 import type { PackageSource } from '../sources/source.ts';
-import { NixError, buildDerivations, readClosure, resolvePackages, type NixOptions, type Resolution } from '../nix/nix.ts';
-import { groupLayers } from '../layers/group.ts';
+import { NixError, NixFetchError, NixSystemError, buildDerivations, readClosure, resolvePackages, type NixOptions, type Resolution } from '../nix/nix.ts';
+import { groupLayers, layerId } from '../layers/group.ts';
 import { storePathName, type Popularity } from '../layers/graph.ts';
 import { storePathEntries } from '../layers/entries.ts';
 import { symlinkTreeEntries } from '../layers/symlink-tree.ts';
-import { LruCache } from '../cache/lru.ts';
-import { SingleFlight } from '../cache/single-flight.ts';
+import { Lru } from '../../shared/lru.ts';
+import { SingleFlight } from '../../shared/single-flight.ts';
 import { buildManifests, type LayerDescriptor } from './manifest.ts';
-import { LayerStore, layerIdentity } from './layer-store.ts';
+import { LayerStore } from './layer-store.ts';
 
 export interface ManifestRef {
   digest: Digest;
@@ -38,6 +38,25 @@ export interface BuilderOptions {
   maxLayers: number;
   popularity?: () => Popularity | undefined;
   log: Logger;
+  /** Told about every build that ran Nix (not about cache hits): for metrics. */
+  onBuild?: (report: BuildReport) => void;
+  /** False while the origin drains for shutdown: work that would run Nix is refused. */
+  accepting?: () => boolean;
+}
+
+/** One build, as reported to `onBuild` once it ended. */
+export interface BuildReport {
+  image: string;
+  outcome: 'built' | 'failed' | 'cancelled';
+  seconds: number;
+  /** Compressed bytes of the layers this build wrote (layers other builds wrote are not counted). */
+  bytesWritten: number;
+}
+
+/** Filled in by a build as it goes, so its wrapper can report what happened. */
+interface BuildProgress {
+  ranNix: boolean;
+  bytesWritten: number;
 }
 
 export interface BuildStats {
@@ -45,6 +64,9 @@ export interface BuildStats {
   imageCacheHits: number;
   imageCacheMisses: number;
 }
+
+/** Lines Nix itself prints about its progress, as opposed to builders' output. */
+const NIX_PROGRESS = /^\s*(these \d+ (derivations|paths)|building '|copying |downloading |fetching |querying |waiting for |building path|\/nix\/store\/\S+\.drv$)/;
 
 const manifestKey = (digest: Digest) => `manifests/sha256/${digestHex(digest)}`;
 const imageKey = (key: string) => `images/${key}.json`;
@@ -67,7 +89,7 @@ function describeProblems(problems: Resolution['problems']): RegistryError {
 
 export class ImageBuilder {
   private readonly opts: BuilderOptions;
-  private readonly images = new LruCache<string, ImageRecord>(1024);
+  private readonly images = new Lru<string, ImageRecord>(1024);
   private readonly flights = new SingleFlight<ImageRecord>();
   readonly layers: LayerStore;
   readonly stats: BuildStats = { builds: 0, imageCacheHits: 0, imageCacheMisses: 0 };
@@ -90,10 +112,10 @@ export class ImageBuilder {
         const key = hashKey(['source', resolved.cacheKey, spec.arch, spec.packages]);
         const cached = await this.lookup(key);
         if (cached) return cached;
-        return this.build(spec, resolved.nix, key);
+        return this.reportedBuild(spec, resolved.nix, key);
       }
-      return this.build(spec, resolved.nix, null);
-    });
+      return this.reportedBuild(spec, resolved.nix, null);
+    }).result;
   }
 
   private async lookup(key: string): Promise<ImageRecord | null> {
@@ -118,11 +140,41 @@ export class ImageBuilder {
     await this.opts.storage.put(imageKey(key), new TextEncoder().encode(JSON.stringify(record)), MEDIA.json);
   }
 
-  private async build(spec: ImageSpec, source: Parameters<typeof resolvePackages>[0], sourceKey: string | null): Promise<ImageRecord> {
-    const { nix, log } = this.opts;
+  /**
+   * Runs `build` unless the origin is draining, and reports builds that ran
+   * Nix. A build cancelled by shutdown answers UNAVAILABLE, so the client (or
+   * the edge) retries on another replica rather than seeing a server fault.
+   */
+  private async reportedBuild(spec: ImageSpec, source: Parameters<typeof resolvePackages>[0], sourceKey: string | null): Promise<ImageRecord> {
+    if (this.opts.accepting?.() === false) throw errors.unavailable('this origin is shutting down and takes no new builds; retry', { retryable: true });
+    const started = performance.now();
+    const progress: BuildProgress = { ranNix: false, bytesWritten: 0 };
+    const report = (outcome: BuildReport['outcome']) => {
+      if (progress.ranNix) {
+        this.opts.onBuild?.({ image: canonicalImage(spec), outcome, seconds: (performance.now() - started) / 1000, bytesWritten: progress.bytesWritten });
+      }
+    };
+    try {
+      const record = await this.build(spec, source, sourceKey, progress);
+      report('built');
+      return record;
+    } catch (err) {
+      if (this.opts.nix.signal?.aborted) {
+        report('cancelled');
+        this.opts.log.warn({ image: canonicalImage(spec), err }, 'build cancelled');
+        throw errors.unavailable('the build was cancelled: this origin is shutting down; retry', { retryable: true });
+      }
+      report('failed');
+      throw err;
+    }
+  }
+
+  private async build(spec: ImageSpec, source: Parameters<typeof resolvePackages>[0], sourceKey: string | null, progress: BuildProgress): Promise<ImageRecord> {
+    const { log } = this.opts;
     const started = performance.now();
     const system = NIX_SYSTEM[spec.arch];
     const buildLog = log.child({ image: canonicalImage(spec) });
+    const nix = this.nixOptionsFor(buildLog);
 
     const resolution = await this.nixStep('evaluation', () => resolvePackages(source, system, spec.packages, nix));
     if (resolution.problems.length > 0) throw describeProblems(resolution.problems);
@@ -134,6 +186,7 @@ export class ImageBuilder {
     if (cached) return cached;
 
     this.stats.builds++;
+    progress.ranNix = true;
     await this.nixStep('build', () => buildDerivations(drvs, nix));
     // Outputs in the image's package order: it decides which package wins a symlink collision.
     const outputs = [...new Set(resolution.packages.flatMap((p) => p.outputs.map((o) => o.out)))];
@@ -142,10 +195,15 @@ export class ImageBuilder {
     const groups = groupLayers({ roots: outputs, paths: closure }, { budget: this.opts.maxLayers - 1, popularity: this.opts.popularity?.() });
     const layers: LayerDescriptor[] = [];
     for (const group of groups) {
-      const record = await this.layers.ensure(layerIdentity('store-paths', group), () => storePathEntries(group), nix.signal);
+      let wrote = false;
+      const record = await this.layers.ensure(layerId(group), () => ((wrote = true), storePathEntries(group)), nix.signal);
+      if (wrote) progress.bytesWritten += record.size;
       layers.push({ ...record, description: `store paths: ${group.map(storePathName).join(' ')}`.slice(0, 1024) });
     }
-    const symlinks = await this.layers.ensure(layerIdentity('symlink-tree', outputs), () => symlinkTreeEntries(outputs), nix.signal);
+    let wroteSymlinks = false;
+    // Prefixed so a symlink tree can never share an identity with a group of store paths.
+    const symlinks = await this.layers.ensure(layerId(outputs.map((o) => `symlink-tree:${o}`)), () => ((wroteSymlinks = true), symlinkTreeEntries(outputs)), nix.signal);
+    if (wroteSymlinks) progress.bytesWritten += symlinks.size;
     layers.push({ ...symlinks, description: `symlinks to: ${outputs.map(storePathName).join(' ')}`.slice(0, 1024) });
 
     const built = await buildManifests({ arch: spec.arch, layers, packages: spec.packages });
@@ -168,6 +226,7 @@ export class ImageBuilder {
         closurePaths: closure.length,
         closureBytes: closure.reduce((sum, p) => sum + p.narSize, 0),
         layers: layers.length,
+        bytesWritten: progress.bytesWritten,
         ms: Math.round(performance.now() - started),
       },
       'image built',
@@ -175,11 +234,37 @@ export class ImageBuilder {
     return record;
   }
 
-  /** Failures of Nix that the client did not cause become a 500 with Nix's own words in the detail. */
+  /**
+   * Nix options for one build: Nix's own progress lines ("building '…drv'",
+   * "copying …") are logged at info with the image they belong to; what the
+   * builders themselves print (compiler output) goes to debug.
+   */
+  private nixOptionsFor(buildLog: Logger): NixOptions {
+    const { nix } = this.opts;
+    return {
+      ...nix,
+      onLog: (line) => {
+        nix.onLog?.(line);
+        if (NIX_PROGRESS.test(line)) buildLog.info({ nix: line.trim() }, 'nix progress');
+        else buildLog.debug({ nix: line }, 'nix output');
+      },
+    };
+  }
+
+  /**
+   * Failures of Nix that the client did not cause become a 500 with Nix's own
+   * words in the detail. Two are not failures but answers about the tag or
+   * name, so MANIFEST_UNKNOWN: a source that cannot be fetched, and a system
+   * this origin has no builder for (it cannot ever have that image).
+   */
   private async nixStep<T>(step: string, work: () => Promise<T>): Promise<T> {
     try {
       return await work();
     } catch (err) {
+      if (err instanceof NixFetchError) throw errors.manifestUnknown(err.message, { nix: err.stderr });
+      if (err instanceof NixSystemError) {
+        throw errors.manifestUnknown(`cannot build this image: ${err.message}`, { system: err.requiredSystem, drv: err.drv, nix: err.stderr });
+      }
       if (err instanceof NixError) {
         const message = err.timedOut ? `nix ${step} timed out` : `nix ${step} failed`;
         throw errors.internal(`${message}: ${err.message}`, { nix: err.stderr });

@@ -6,8 +6,8 @@ import type { Logger } from 'pino';
 import { keys, type Storage } from '../storage/storage.ts';
 import { digestHex, type Digest } from '../../shared/digest.ts';
 import { MEDIA } from '../../shared/media-types.ts';
-import { LruCache } from '../cache/lru.ts';
-import { SingleFlight } from '../cache/single-flight.ts';
+import { Lru } from '../../shared/lru.ts';
+import { SingleFlight } from '../../shared/single-flight.ts';
 import { writeLayerTarball } from '../layers/tarball.ts';
 import type { TarEntry } from '../layers/entries.ts';
 
@@ -27,7 +27,7 @@ const recordKey = (id: string) => `layers/${id}.json`;
 
 export class LayerStore {
   private readonly storage: Storage;
-  private readonly memory = new LruCache<string, LayerRecord>(4096);
+  private readonly memory = new Lru<string, LayerRecord>(4096);
   private readonly flights = new SingleFlight<LayerRecord>();
   private readonly log: Logger;
   readonly stats: LayerStoreStats = { hits: 0, misses: 0, bytesWritten: 0 };
@@ -59,7 +59,7 @@ export class LayerStore {
       const record = await this.write(id, await entries(), signal);
       this.memory.set(id, record);
       return record;
-    });
+    }).result;
   }
 
   private async write(id: string, entries: TarEntry[], signal?: AbortSignal): Promise<LayerRecord> {

@@ -4,8 +4,6 @@ import { parseRange } from '../../origin/http/range.ts';
 import { readConfig, ConfigError } from '../../origin/config.ts';
 import { parseDumpDb } from '../../origin/nix/closure.ts';
 import { buildManifests } from '../../origin/image/manifest.ts';
-import { LruCache } from '../../origin/cache/lru.ts';
-import { SingleFlight } from '../../origin/cache/single-flight.ts';
 import { RegistryError } from '../../shared/errors.ts';
 import { sha256Digest } from '../../shared/digest.ts';
 import { MEDIA } from '../../shared/media-types.ts';
@@ -77,30 +75,4 @@ test('manifests reference the config by its digest and list layers in order, in 
   assert.notEqual(built.manifests.oci.digest, built.manifests.docker.digest);
   const again = await buildManifests({ arch: 'arm64', layers: [layer(1), layer(3)], packages: ['hello'] });
   assert.equal(again.manifests.docker.digest, built.manifests.docker.digest, 'manifests are reproducible');
-});
-
-test('the LRU cache forgets the least recently used entry', () => {
-  const lru = new LruCache<string, number>(2);
-  lru.set('a', 1);
-  lru.set('b', 2);
-  lru.get('a');
-  lru.set('c', 3);
-  assert.equal(lru.get('b'), undefined);
-  assert.equal(lru.get('a'), 1);
-  assert.equal(lru.size, 2);
-});
-
-test('concurrent callers of the same key share one piece of work, and a failure is not remembered', async () => {
-  const flight = new SingleFlight<number>();
-  let runs = 0;
-  const work = async () => {
-    runs++;
-    await new Promise((r) => setTimeout(r, 10));
-    return runs;
-  };
-  const [a, b] = await Promise.all([flight.run('k', work), flight.run('k', work)]);
-  assert.equal(runs, 1);
-  assert.equal(a, b);
-  await assert.rejects(flight.run('f', async () => Promise.reject(new Error('boom'))));
-  assert.equal(await flight.run('f', async () => 7), 7);
 });

@@ -1,9 +1,9 @@
-// The edge's isolate-memory pieces: the bounded LRU, single flight, and the
-// manifest cache's two layers (memory in front of a Cache API stand-in).
+// The in-memory pieces (shared by the edge and the origin): the bounded LRU and single flight;
+// and the edge's manifest cache's two layers (memory in front of a Cache API stand-in).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Lru } from '../../edge/lru.ts';
-import { SingleFlight, withDeadline } from '../../edge/single-flight.ts';
+import { Lru } from '../../shared/lru.ts';
+import { SingleFlight, withDeadline } from '../../shared/single-flight.ts';
 import { ManifestCache, cacheUrl, type ManifestEntry, type ManifestKey, type ResponseCache } from '../../edge/manifest-cache.ts';
 import { sha256Digest } from '../../shared/digest.ts';
 import { MEDIA } from '../../shared/media-types.ts';

@@ -1,4 +1,4 @@
-// A small least-recently-used map for isolate memory. An isolate has 128 MB
+// A small least-recently-used map for process or isolate memory. An isolate has 128 MB
 // and serves many requests, so every in-memory cache here is bounded, by
 // entry count and optionally by bytes.
 //
