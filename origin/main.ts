@@ -1,12 +1,16 @@
 // Starts the origin: read the configuration once, set up storage and the
-// package source, and serve. Invalid configuration ends start-up with one
-// line naming the variable.
+// package source, and serve; on SIGTERM, drain and exit (ops/shutdown.ts).
+// Invalid configuration ends start-up with one line naming the variable.
 import { readConfig, ConfigError, type OriginConfig } from './config.ts';
 import { createLogger } from './log.ts';
 import { createStorage } from './storage/create.ts';
 import { createSource } from './sources/create.ts';
 import { ImageBuilder } from './image/builder.ts';
 import { createApp } from './http/app.ts';
+import { mountHealth } from './ops/health.ts';
+import { createMetrics, type OriginMetrics } from './ops/metrics.ts';
+import { GracefulShutdown } from './ops/shutdown.ts';
+import { loadPopularity } from './popularity/load.ts';
 
 let config: OriginConfig;
 try {
@@ -23,14 +27,35 @@ const log = createLogger(config.logLevel);
 try {
   const storage = await createStorage(config.storage);
   const source = createSource(config.source);
-  const builder = new ImageBuilder({
+  // Loaded once: layering must not change while the origin runs.
+  const popularity = config.popularityUrl ? await loadPopularity(config.popularityUrl, storage, log) : undefined;
+  // One signal for every build: shutdown cancels whatever outlives the grace period.
+  const cancelBuilds = new AbortController();
+  // The builder reports to the metrics, which read the builder: one of them has to be created first.
+  let metrics: OriginMetrics | undefined;
+  const builder: ImageBuilder = new ImageBuilder({
     storage,
     source,
-    nix: { timeoutSeconds: config.nixTimeoutSeconds, onLog: (line) => log.debug({ nix: line }, 'nix') },
+    nix: { timeoutSeconds: config.nixTimeoutSeconds, signal: cancelBuilds.signal },
     maxLayers: config.maxLayers,
+    popularity: () => popularity,
     log,
+    onBuild: (report) => metrics?.observeBuild(report),
+    accepting: (): boolean => !shutdown.draining,
   });
-  const app = createApp({ builder, storage, log, originSecret: config.originSecret });
+  metrics = createMetrics({ builder });
+  const shutdown: GracefulShutdown = new GracefulShutdown({ builder, cancel: cancelBuilds, graceSeconds: config.shutdownGraceSeconds, log });
+  const app = createApp({
+    builder,
+    storage,
+    log,
+    originSecret: config.originSecret,
+    extra: (app) => {
+      metrics.mount(app);
+      app.use(shutdown.middleware());
+      mountHealth(app, { storage, log, draining: () => shutdown.draining });
+    },
+  });
   const server = app.listen(config.port, config.host, () => {
     const address = server.address();
     const port = typeof address === 'object' && address ? address.port : config.port;
@@ -40,6 +65,10 @@ try {
     log.fatal({ err }, 'cannot listen');
     process.exit(1);
   });
+  shutdown.serve(server);
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.on(signal, () => void shutdown.begin(signal).then((code) => process.exit(code)));
+  }
 } catch (err) {
   process.stderr.write(`nixery-edge origin: cannot start: ${(err as Error).message}\n`);
   process.exit(1);

@@ -41,6 +41,15 @@ function respond(req: Request, res: Response, status: number, headers: Record<st
   res.end(req.method === 'HEAD' || body === undefined ? undefined : Buffer.from(body.buffer, body.byteOffset, body.byteLength));
 }
 
+/**
+ * What kind of route a request was (base, manifest, blob, tags, catalog, or
+ * a name set by an `extra` route such as healthz): a label of bounded
+ * cardinality for logs and metrics, unlike the raw path.
+ */
+export function routeKind(res: Response): string {
+  return typeof res.locals.route === 'string' ? res.locals.route : 'unknown';
+}
+
 export function createApp(deps: AppDeps): express.Express {
   const { builder, storage, log } = deps;
   const app = express();
@@ -55,7 +64,13 @@ export function createApp(deps: AppDeps): express.Express {
     res.setHeader(REQUEST_ID_HEADER, id);
     res.on('finish', () => {
       (res.locals.log as Logger).info(
-        { method: req.method, path: req.path, status: res.statusCode, ms: Math.round((performance.now() - started) * 10) / 10 },
+        {
+          method: req.method,
+          path: req.path,
+          route: routeKind(res),
+          status: res.statusCode,
+          ms: Math.round((performance.now() - started) * 10) / 10,
+        },
         'request',
       );
     });
@@ -81,6 +96,7 @@ export function createApp(deps: AppDeps): express.Express {
         if (err instanceof URIError) throw errors.nameInvalid(req.path, 'malformed percent-encoding');
         throw err;
       }
+      res.locals.route = route?.kind ?? 'unknown';
       if (!isReadMethod(req.method)) throw errors.unsupported('this registry is read-only: images are built from their names, not pushed');
       if (route === null) throw errors.notFound(req.path);
       switch (route.kind) {

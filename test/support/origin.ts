@@ -52,7 +52,7 @@ export async function startOrigin(options: StartOriginOptions = {}): Promise<Run
   const logs: Record<string, unknown>[] = [];
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const port = await new Promise<number>((resolve, reject) => {
+  const listening = new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`origin did not start within 15 s: ${stderr}`)), 15_000);
     createInterface({ input: child.stdout! }).on('line', (line) => {
       let parsed: Record<string, unknown>;
@@ -72,6 +72,13 @@ export async function startOrigin(options: StartOriginOptions = {}): Promise<Run
       reject(new Error(`origin exited with ${code} before listening: ${stderr}`));
     });
   });
+  let port: number;
+  try {
+    port = await listening;
+  } catch (err) {
+    if (options.storagePath === undefined) await rm(storagePath, { recursive: true, force: true });
+    throw err;
+  }
   return {
     url: `http://127.0.0.1:${port}`,
     port,

@@ -1,0 +1,112 @@
+// Prometheus metrics (prom-client), on a registry of the origin's own so
+// nothing else loaded in the process adds series to /metrics by accident.
+//
+// Labels stay bounded: requests are counted by route kind (base, manifest,
+// blob, ...) and status, never by path or image name, so a scan of random
+// names cannot blow up the number of series. Counters the builder keeps
+// anyway are read at scrape time (collect) instead of being plumbed through.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type express from 'express';
+import type { ImageBuilder, BuildReport } from '../image/builder.ts';
+import { routeKind } from '../http/app.ts';
+
+export interface OriginMetrics {
+  registry: Registry;
+  /** Pass to the builder as `onBuild`. */
+  observeBuild(report: BuildReport): void;
+  /** Must be mounted before any route whose requests are to be counted. */
+  mount(app: express.Express): void;
+}
+
+const PREFIX = 'nixery_origin_';
+
+/** Methods outside the pull API are folded together: any string can arrive as a method. */
+function methodLabel(method: string): string {
+  return method === 'GET' || method === 'HEAD' ? method : 'other';
+}
+
+export function createMetrics(options: { builder: ImageBuilder; defaultMetrics?: boolean }): OriginMetrics {
+  const { builder } = options;
+  const registry = new Registry();
+  // Process metrics (memory, CPU, event loop lag) size the pods' requests.
+  if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: PREFIX });
+
+  const requests = new Counter({
+    name: `${PREFIX}http_requests_total`,
+    help: 'HTTP requests answered, by route kind, method and status.',
+    labelNames: ['route', 'method', 'status'] as const,
+    registers: [registry],
+  });
+  const requestSeconds = new Histogram({
+    name: `${PREFIX}http_request_duration_seconds`,
+    help: 'Time from request to the end of the response, by route kind, method and status. A manifest that needs a build takes as long as the build.',
+    labelNames: ['route', 'method', 'status'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600],
+    registers: [registry],
+  });
+  const buildSeconds = new Histogram({
+    name: `${PREFIX}build_duration_seconds`,
+    help: 'Duration of image builds that ran Nix (evaluation, build, layers, manifests), by outcome.',
+    labelNames: ['outcome'] as const,
+    buckets: [0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600],
+    registers: [registry],
+  });
+
+  // These mirror counters the builder keeps anyway, read at scrape time.
+  const mirroredCounter = (name: string, help: string, read: () => number) =>
+    new Counter({
+      name: `${PREFIX}${name}`,
+      help,
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(read());
+      },
+    });
+  new Gauge({
+    name: `${PREFIX}builds_in_flight`,
+    help: 'Distinct images being resolved or built now (concurrent requests for one image share one).',
+    registers: [registry],
+    collect() {
+      this.set(builder.inflight);
+    },
+  });
+  mirroredCounter('builds_total', 'Images built with Nix since start.', () => builder.stats.builds);
+  mirroredCounter('image_cache_hits_total', 'Image lookups answered from the image cache (memory or storage) without building.', () => builder.stats.imageCacheHits);
+  mirroredCounter('image_cache_misses_total', 'Image lookups that found no built image.', () => builder.stats.imageCacheMisses);
+  mirroredCounter('layer_cache_hits_total', 'Layers found already written (by this replica or another).', () => builder.layers.stats.hits);
+  mirroredCounter('layer_cache_misses_total', 'Layers that had to be written.', () => builder.layers.stats.misses);
+  mirroredCounter(
+    'layer_bytes_written_total',
+    'Compressed bytes of layers written to storage (uploaded to the bucket with GCS storage).',
+    () => builder.layers.stats.bytesWritten,
+  );
+
+  return {
+    registry,
+    observeBuild(report) {
+      buildSeconds.observe({ outcome: report.outcome }, report.seconds);
+    },
+    mount(app) {
+      app.use((req, res, next) => {
+        const started = performance.now();
+        // 'close' rather than 'finish': a client that hangs up during a build is counted too.
+        res.once('close', () => {
+          const labels = { route: routeKind(res), method: methodLabel(req.method), status: res.writableFinished ? String(res.statusCode) : 'aborted' };
+          requests.inc(labels);
+          requestSeconds.observe(labels, (performance.now() - started) / 1000);
+        });
+        next();
+      });
+      app.get('/metrics', async (_req, res, next) => {
+        res.locals.route = 'metrics';
+        try {
+          const body = await registry.metrics();
+          res.status(200).set({ 'Content-Type': registry.contentType, 'Cache-Control': 'no-store' }).send(body);
+        } catch (err) {
+          next(err);
+        }
+      });
+    },
+  };
+}
