@@ -4,7 +4,6 @@
 // origin's own request log.
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
 import { lstat, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +14,7 @@ import { pullAndUnpack, runInRootfs } from '../support/clients.ts';
 import { startGcsEmulator, verifySignedUrl, type GcsEmulator } from '../support/gcs-emulator.ts';
 import { MEDIA } from '../../shared/media-types.ts';
 import { ORIGIN_SECRET_HEADER } from '../../shared/headers.ts';
+import { serviceAccountKeys } from '../support/signing-key.ts';
 
 const SECRET = 'edge-e2e-secret';
 const EDGE_CACHE = 'x-nixery-edge-cache';
@@ -243,11 +243,7 @@ describe('stale if error: the origin stops', () => {
 describe('blobs with GCS storage', () => {
   const account = 'nixery-edge@demo-project.iam.gserviceaccount.com';
   const bucket = 'nixery-edge-layers';
-  const keys = generateKeyPairSync('rsa', {
-    modulusLength: 2048,
-    publicKeyEncoding: { type: 'spki', format: 'pem' },
-    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
-  });
+  const keys = serviceAccountKeys();
   let origin: RunningOrigin;
   let edge: RunningTestEdge;
 
@@ -311,11 +307,7 @@ describe('blobs with GCS storage', () => {
 });
 
 describe('a pull through the edge with GCS storage (the storage emulator)', () => {
-  const keys = generateKeyPairSync('rsa', {
-    modulusLength: 2048,
-    publicKeyEncoding: { type: 'spki', format: 'pem' },
-    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
-  });
+  const keys = serviceAccountKeys();
   const account = 'nixery-edge@demo-nixery-edge.iam.gserviceaccount.com';
   let emulator: GcsEmulator;
   let origin: RunningOrigin;

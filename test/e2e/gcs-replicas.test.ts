@@ -3,15 +3,15 @@
 // second without a build, skopeo following the signed-URL redirects.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
 import { startOrigin } from '../support/origin.ts';
 import { startGcsEmulator, verifySignedUrl } from '../support/gcs-emulator.ts';
 import { pullAndUnpack, runInRootfs } from '../support/clients.ts';
 import { eventually } from '../support/eventually.ts';
+import { serviceAccountKeys } from '../support/signing-key.ts';
 
 test('an image built by one origin is pulled through another sharing the bucket, without a build, by signed URL', async () => {
   const emulator = await startGcsEmulator();
-  const keys = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
+  const keys = serviceAccountKeys();
   const env = {
     STORAGE_BACKEND: 'gcs',
     BUCKET: 'nixery-edge-replicas',

@@ -7,7 +7,7 @@
 // emulator creates buckets on first use).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -20,6 +20,7 @@ import { createGcsStorage, GcsStorage } from '../../origin/storage/gcs.ts';
 import type { GcsStorageOptions } from '../../origin/storage/gcs.ts';
 import { startGcsEmulator, verifySignedUrl } from '../support/gcs-emulator.ts';
 import type { GcsEmulator } from '../support/gcs-emulator.ts';
+import { serviceAccountKeys } from '../support/signing-key.ts';
 
 // Every request must go to 127.0.0.1. The client library reads this variable
 // behind the backend's back; the backend is configured with apiEndpoint only.
@@ -39,11 +40,7 @@ net.Socket.prototype.connect = function guardedConnect(this: net.Socket, ...args
 } as typeof connect;
 
 const ACCOUNT = 'nixery-origin@demo-nixery-edge.iam.gserviceaccount.com';
-const keys = generateKeyPairSync('rsa', {
-  modulusLength: 2048,
-  publicKeyEncoding: { type: 'spki', format: 'pem' },
-  privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
-});
+const keys = serviceAccountKeys();
 // Fake credentials: with a custom endpoint the library sends no tokens, and
 // with a private key it signs URLs locally instead of calling IAM.
 const CLIENT_OPTIONS = { projectId: 'demo-nixery-edge', credentials: { client_email: ACCOUNT, private_key: keys.privateKey } };

@@ -3,23 +3,19 @@
 // URL is reused only while at least half its lifetime is left.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
 import { Storage } from '@google-cloud/storage';
 import { BlobSigner } from '../../edge/blobs.ts';
 import { ConfigError } from '../../edge/env.ts';
 import { keys as originKeys } from '../../origin/storage/storage.ts';
 import { blobObjectName } from '../../shared/storage-keys.ts';
+import { serviceAccountKeys } from '../support/signing-key.ts';
 
 delete process.env.STORAGE_EMULATOR_HOST;
 
 const ACCOUNT = 'edge-signer@demo-project.iam.gserviceaccount.com';
 const BUCKET = 'edge-layers';
 const HEX = '9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08';
-const pair = generateKeyPairSync('rsa', {
-  modulusLength: 2048,
-  publicKeyEncoding: { type: 'spki', format: 'pem' },
-  privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
-});
+const pair = serviceAccountKeys();
 
 function signer(now: () => number, lifetime = 300, privateKeyPem = pair.privateKey): BlobSigner {
   return new BlobSigner({ backend: 'gcs', bucket: BUCKET, account: ACCOUNT, privateKeyPem, urlLifetimeSeconds: lifetime, apiEndpoint: null }, now);

@@ -11,6 +11,7 @@ import { Storage } from '@google-cloud/storage';
 import { importSigningKey, signGcsUrl } from '../../shared/gcs-signer.ts';
 // An independent check of the signature, from the URL alone (see there).
 import { verifySignedUrl } from '../support/gcs-emulator.ts';
+import { serviceAccountKeys } from '../support/signing-key.ts';
 
 // An inherited emulator host would redirect the library's URLs and make the
 // comparison pass or fail for the wrong reason.
@@ -18,11 +19,7 @@ delete process.env.STORAGE_EMULATOR_HOST;
 
 const ACCOUNT = 'nixery-signer@demo-project.iam.gserviceaccount.com';
 const BUCKET = 'nixery-layers';
-const keys = generateKeyPairSync('rsa', {
-  modulusLength: 2048,
-  publicKeyEncoding: { type: 'spki', format: 'pem' },
-  privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
-});
+const keys = serviceAccountKeys();
 const pkcs1Pem = generateKeyPairSync('rsa', {
   modulusLength: 2048,
   publicKeyEncoding: { type: 'spki', format: 'pem' },
