@@ -6,12 +6,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# nix-bin: nix-build itself. skopeo, umoci: real clients for end-to-end pulls.
+# nix-bin: nix-build itself. skopeo, umoci, docker.io, containerd: real
+# clients for end-to-end pulls (the tests start private daemons).
 # busybox-static, patchelf and the Debian programs and libraries after them:
 # what test/fixtures/pkgs imports into the store (see its README). git: also
 # the git package source.
 # wrk, docker-registry: the edge benchmark and its reference registry.
-PACKAGES=(nix-bin skopeo umoci wrk docker-registry
+PACKAGES=(nix-bin skopeo umoci docker.io containerd wrk docker-registry
   busybox-static patchelf bash libc6 libtinfo6 libncursesw6 ncurses-base zlib1g libpcre2-8-0 libssl3 openssl
   ca-certificates netbase hello nano git htop jq)
 
