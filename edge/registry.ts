@@ -4,7 +4,7 @@
 import { errors } from '../shared/errors.ts';
 import { MEDIA } from '../shared/media-types.ts';
 import { parseImageName } from '../shared/names.ts';
-import { isReadMethod, parseRegistryPath, type RegistryRoute } from '../shared/routes.ts';
+import { parseRegistryRequest } from '../shared/routes.ts';
 import { forwardBlob, redirectToBlob, type BlobSigner } from './blobs.ts';
 import { passThrough } from './errors.ts';
 import { serveManifest, type ManifestServices, type WaitUntil } from './manifests.ts';
@@ -17,15 +17,7 @@ export interface RegistryServices extends ManifestServices {
 }
 
 export async function handleRegistry(request: Request, info: RequestInfo, services: RegistryServices, ctx: WaitUntil): Promise<Response> {
-  let route: RegistryRoute | null;
-  try {
-    route = parseRegistryPath(info.url.pathname);
-  } catch (err) {
-    if (err instanceof URIError) throw errors.nameInvalid(info.url.pathname, 'malformed percent-encoding');
-    throw err;
-  }
-  if (!isReadMethod(info.method)) throw errors.unsupported('this registry is read-only: images are built from their names, not pushed');
-  if (route === null) throw errors.notFound(info.url.pathname);
+  const route = parseRegistryRequest(info.method, info.url.pathname);
   switch (route.kind) {
     case 'base':
       // Clients ping /v2/ before every pull; no reason to cross to the origin for "{}".

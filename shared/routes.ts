@@ -40,3 +40,21 @@ export function parseRegistryPath(pathname: string): RegistryRoute | null {
 export function isReadMethod(method: string): boolean {
   return method === 'GET' || method === 'HEAD';
 }
+
+/**
+ * The route of a request under /v2/, or the registry error both sides
+ * answer: a malformed name, reference or encoding, a method that would
+ * push, or a path outside the pull API.
+ */
+export function parseRegistryRequest(method: string, pathname: string): RegistryRoute {
+  let route: RegistryRoute | null;
+  try {
+    route = parseRegistryPath(pathname);
+  } catch (err) {
+    if (err instanceof URIError) throw errors.nameInvalid(pathname, 'malformed percent-encoding');
+    throw err;
+  }
+  if (!isReadMethod(method)) throw errors.unsupported('this registry is read-only: images are built from their names, not pushed');
+  if (route === null) throw errors.notFound(pathname);
+  return route;
+}

@@ -9,7 +9,7 @@ import { errors } from '../../shared/errors.ts';
 import { digestHex, type Digest } from '../../shared/digest.ts';
 import { MEDIA, negotiateManifestFormat } from '../../shared/media-types.ts';
 import { parseImageName } from '../../shared/names.ts';
-import { parseRegistryPath, isReadMethod, type RegistryRoute } from '../../shared/routes.ts';
+import { parseRegistryRequest, type RegistryRoute } from '../../shared/routes.ts';
 import { ORIGIN_SECRET_HEADER, REQUEST_ID_HEADER } from '../../shared/headers.ts';
 import { keys, type Storage } from '../storage/storage.ts';
 import type { ImageBuilder } from '../image/builder.ts';
@@ -89,16 +89,9 @@ export function createApp(deps: AppDeps): express.Express {
 
   app.all(/^\/v2(\/.*)?$/, async (req, res, next) => {
     try {
-      let route: RegistryRoute | null;
-      try {
-        route = parseRegistryPath(req.path);
-      } catch (err) {
-        if (err instanceof URIError) throw errors.nameInvalid(req.path, 'malformed percent-encoding');
-        throw err;
-      }
-      res.locals.route = route?.kind ?? 'unknown';
-      if (!isReadMethod(req.method)) throw errors.unsupported('this registry is read-only: images are built from their names, not pushed');
-      if (route === null) throw errors.notFound(req.path);
+      res.locals.route = 'unknown';
+      const route = parseRegistryRequest(req.method, req.path);
+      res.locals.route = route.kind;
       switch (route.kind) {
         case 'base':
           respond(req, res, 200, { 'Content-Type': MEDIA.json, 'Content-Length': '2' }, new TextEncoder().encode('{}'));

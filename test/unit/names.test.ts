@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseImageName, validateName, parseReference, canonicalImage, SHELL_PACKAGES } from '../../shared/names.ts';
-import { parseRegistryPath } from '../../shared/routes.ts';
+import { parseRegistryPath, parseRegistryRequest } from '../../shared/routes.ts';
 import { RegistryError } from '../../shared/errors.ts';
 
 function codeOf(fn: () => unknown): string {
@@ -68,4 +68,12 @@ test('registry paths parse into routes, and malformed ones into registry errors'
   assert.equal(codeOf(() => parseRegistryPath('/v2/HELLO/manifests/latest')), 'NAME_INVALID');
   assert.equal(codeOf(() => parseRegistryPath('/v2/hello/blobs/sha256:zz')), 'DIGEST_INVALID');
   assert.equal(codeOf(() => parseRegistryPath('/v2/hello/blobs/uploads/')), 'UNSUPPORTED');
+});
+
+test('a request is routed, or refused with the error both the edge and the origin answer', () => {
+  assert.equal(parseRegistryRequest('HEAD', '/v2/hello/manifests/latest').kind, 'manifest');
+  assert.equal(codeOf(() => parseRegistryRequest('GET', '/v2/hello/manifests/%E0%A4%A')), 'NAME_INVALID');
+  assert.equal(codeOf(() => parseRegistryRequest('PUT', '/v2/hello/manifests/latest')), 'UNSUPPORTED');
+  assert.equal(codeOf(() => parseRegistryRequest('DELETE', `/v2/hello/blobs/sha256:${'0'.repeat(64)}`)), 'UNSUPPORTED');
+  assert.equal(codeOf(() => parseRegistryRequest('GET', '/v2/hello/unknown/thing')), 'NAME_UNKNOWN');
 });
