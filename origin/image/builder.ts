@@ -4,6 +4,7 @@
 // remembered (in memory and in storage) under a key that identifies exactly
 // what was built, so a known image is served without running Nix again.
 import { createHash } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
 import { errors, RegistryError } from '../../shared/errors.ts';
 import { digestHex, type Digest } from '../../shared/digest.ts';
@@ -20,6 +21,7 @@ import { Lru } from '../../shared/lru.ts';
 import { SingleFlight } from '../../shared/single-flight.ts';
 import { buildManifests, type LayerDescriptor } from './manifest.ts';
 import { LayerStore } from './layer-store.ts';
+import { mapLimit } from './map-limit.ts';
 
 export interface ManifestRef {
   digest: Digest;
@@ -67,6 +69,9 @@ export interface BuildStats {
 
 /** Lines Nix itself prints about its progress, as opposed to builders' output. */
 const NIX_PROGRESS = /^\s*(these \d+ (derivations|paths)|building '|copying |downloading |fetching |querying |waiting for |building path|\/nix\/store\/\S+\.drv$)/;
+
+/** Layers written at once by one build: one per core is where gzip stops getting faster. */
+const LAYER_WRITERS = Math.max(1, Math.min(4, availableParallelism()));
 
 const manifestKey = (digest: Digest) => `manifests/sha256/${digestHex(digest)}`;
 const imageKey = (key: string) => `images/${key}.json`;
@@ -193,18 +198,35 @@ export class ImageBuilder {
     const closure = await this.nixStep('closure query', () => readClosure(outputs, nix));
 
     const groups = groupLayers({ roots: outputs, paths: closure }, { budget: this.opts.maxLayers - 1, popularity: this.opts.popularity?.() });
-    const layers: LayerDescriptor[] = [];
-    for (const group of groups) {
-      let wrote = false;
-      const record = await this.layers.ensure(layerId(group), () => ((wrote = true), storePathEntries(group)), nix.signal);
-      if (wrote) progress.bytesWritten += record.size;
-      layers.push({ ...record, description: `store paths: ${group.map(storePathName).join(' ')}`.slice(0, 1024) });
-    }
-    let wroteSymlinks = false;
-    // Prefixed so a symlink tree can never share an identity with a group of store paths.
-    const symlinks = await this.layers.ensure(layerId(outputs.map((o) => `symlink-tree:${o}`)), () => ((wroteSymlinks = true), symlinkTreeEntries(outputs)), nix.signal);
-    if (wroteSymlinks) progress.bytesWritten += symlinks.size;
-    layers.push({ ...symlinks, description: `symlinks to: ${outputs.map(storePathName).join(' ')}`.slice(0, 1024) });
+    // Gzip is the slow part of a new image and runs on one core per layer:
+    // layers are written side by side, one per core, the largest first.
+    const sizes = new Map(closure.map((p) => [p.path, p.narSize]));
+    const jobs = [
+      ...groups.map((group) => ({
+        id: layerId(group),
+        entries: () => storePathEntries(group),
+        bytes: group.reduce((sum, path) => sum + (sizes.get(path) ?? 0), 0),
+        description: `store paths: ${group.map(storePathName).join(' ')}`,
+      })),
+      {
+        // Prefixed so a symlink tree can never share an identity with a group of store paths.
+        id: layerId(outputs.map((o) => `symlink-tree:${o}`)),
+        entries: () => symlinkTreeEntries(outputs),
+        bytes: 0,
+        description: `symlinks to: ${outputs.map(storePathName).join(' ')}`,
+      },
+    ];
+    const layers: LayerDescriptor[] = await mapLimit(
+      jobs,
+      LAYER_WRITERS,
+      async (job) => {
+        let wrote = false;
+        const record = await this.layers.ensure(job.id, () => ((wrote = true), job.entries()), nix.signal);
+        if (wrote) progress.bytesWritten += record.size;
+        return { ...record, description: job.description.slice(0, 1024) };
+      },
+      (job) => job.bytes,
+    );
 
     const built = await buildManifests({ arch: spec.arch, layers, packages: spec.packages });
     const { storage } = this.opts;
