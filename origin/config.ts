@@ -38,8 +38,12 @@ export interface OriginConfig {
   storage: StorageConfig;
   nixTimeoutSeconds: number;
   popularityUrl: string | null;
-  /** Shared with the edge; when set, requests without it are refused. */
-  originSecret: string | null;
+  /**
+   * Shared with the edge; when any is set, /v2/ requests carrying none of
+   * them are refused. Two, so the secret can be rotated without a window in
+   * which the origin and the Worker disagree (ORIGIN_SECRET_PREVIOUS).
+   */
+  originSecrets: readonly string[];
   /** Layers per image, the symlink layer included. */
   maxLayers: number;
   logLevel: string;
@@ -125,6 +129,15 @@ function readStorage(env: Env): StorageConfig {
   throw new ConfigError('STORAGE_BACKEND', `must be "filesystem" or "gcs", got ${JSON.stringify(backend)}`);
 }
 
+function readOriginSecrets(env: Env): string[] {
+  const current = get(env, 'ORIGIN_SECRET');
+  const previous = get(env, 'ORIGIN_SECRET_PREVIOUS');
+  if (previous !== undefined && current === undefined) {
+    throw new ConfigError('ORIGIN_SECRET_PREVIOUS', 'is only accepted beside ORIGIN_SECRET (it keeps the old secret valid while rotating)');
+  }
+  return [current, previous].filter((secret): secret is string => secret !== undefined);
+}
+
 export function readConfig(env: Env = process.env): OriginConfig {
   return {
     port: integer(env, 'PORT', 8080, 0, 65535),
@@ -133,7 +146,7 @@ export function readConfig(env: Env = process.env): OriginConfig {
     storage: readStorage(env),
     nixTimeoutSeconds: integer(env, 'NIX_TIMEOUT', 60, 1, 24 * 3600),
     popularityUrl: url(env, 'NIX_POPULARITY_URL') ?? null,
-    originSecret: get(env, 'ORIGIN_SECRET') ?? null,
+    originSecrets: readOriginSecrets(env),
     maxLayers: integer(env, 'MAX_LAYERS', 100, 2, 125),
     logLevel: get(env, 'LOG_LEVEL') ?? 'info',
     shutdownGraceSeconds: integer(env, 'SHUTDOWN_GRACE_SECONDS', 25, 0, 24 * 3600),

@@ -49,7 +49,7 @@ try {
     builder,
     storage,
     log,
-    originSecret: config.originSecret,
+    originSecrets: config.originSecrets,
     extra: (app) => {
       metrics.mount(app);
       app.use(shutdown.middleware());

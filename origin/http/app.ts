@@ -20,7 +20,8 @@ export interface AppDeps {
   builder: ImageBuilder;
   storage: Storage;
   log: Logger;
-  originSecret: string | null;
+  /** Secrets the edge may send; empty: the origin answers anyone. */
+  originSecrets: readonly string[];
   /** Extra routes outside /v2/ (health, metrics), mounted before the registry. */
   extra?: (app: express.Express) => void;
 }
@@ -80,7 +81,8 @@ export function createApp(deps: AppDeps): express.Express {
   deps.extra?.(app);
 
   app.use('/v2', (req, res, next) => {
-    if (deps.originSecret !== null && !secretMatches(deps.originSecret, req.get(ORIGIN_SECRET_HEADER))) {
+    const given = req.get(ORIGIN_SECRET_HEADER);
+    if (deps.originSecrets.length > 0 && !deps.originSecrets.some((secret) => secretMatches(secret, given))) {
       next(errors.denied('this origin answers its edge only'));
       return;
     }
