@@ -9,7 +9,8 @@ import { keyString, type CachedManifest, type ManifestCache, type ManifestEntry,
 import { parseErrorBody, unavailableError, type ManifestFetch, type OriginAnswer, type OriginClient } from './origin.ts';
 import { passThrough } from './errors.ts';
 import { apiHeaders, EDGE_CACHE_HEADER, respond, type RequestInfo } from './responses.ts';
-import { withDeadline, type SingleFlight } from '../shared/single-flight.ts';
+import type { SingleFlight } from '../shared/single-flight.ts';
+import { withDeadline } from '../shared/deadline.ts';
 
 export interface ManifestServices {
   config: EdgeConfig;

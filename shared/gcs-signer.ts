@@ -8,6 +8,7 @@
 // divergence in encoding is a URL that one side accepts and GCS refuses.
 //
 // Spec: https://cloud.google.com/storage/docs/access-control/signing-urls-manually
+import { toHex } from './digest.ts';
 
 /** The key type of `crypto.subtle`, spelled without DOM or Node typings so this file type-checks for both. */
 export type SigningKey = Awaited<ReturnType<typeof crypto.subtle.importKey>>;
@@ -145,11 +146,6 @@ async function sha256Hex(text: string): Promise<string> {
   return toHex(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text)));
 }
 
-function toHex(bytes: ArrayBuffer): string {
-  let out = '';
-  for (const b of new Uint8Array(bytes)) out += b.toString(16).padStart(2, '0');
-  return out;
-}
 
 function base64Decode(text: string): Uint8Array<ArrayBuffer> {
   let binary: string;

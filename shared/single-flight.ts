@@ -29,16 +29,3 @@ export class SingleFlight<T> {
     return { result, leader: true };
   }
 }
-
-/** Settles with `promise`, or with `fallback()` if `ms` pass first. */
-export async function withDeadline<T>(promise: Promise<T>, ms: number, fallback: () => T): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<T>((resolve) => {
-    timer = setTimeout(() => resolve(fallback()), ms);
-  });
-  try {
-    return await Promise.race([promise, deadline]);
-  } finally {
-    if (timer !== undefined) clearTimeout(timer);
-  }
-}

@@ -14,6 +14,7 @@ import { execa } from 'execa';
 import type express from 'express';
 import type { Logger } from 'pino';
 import type { Storage } from '../storage/storage.ts';
+import { withTimeout } from '../../shared/deadline.ts';
 
 export interface CheckResult {
   ok: boolean;
@@ -55,17 +56,10 @@ async function timed(work: () => Promise<string | undefined>): Promise<CheckResu
   }
 }
 
-function withTimeout<T>(seconds: number, what: string, work: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} took longer than ${seconds} s`)), seconds * 1000);
-  });
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
-}
 
 export async function checkStorage(storage: Storage, timeoutSeconds: number): Promise<CheckResult> {
   return timed(() =>
-    withTimeout(timeoutSeconds, 'storage round trip', (async () => {
+    withTimeout((async () => {
       const key = probeKey();
       const written = new TextEncoder().encode(new Date().toISOString());
       await storage.put(key, written, 'text/plain');
@@ -74,7 +68,7 @@ export async function checkStorage(storage: Storage, timeoutSeconds: number): Pr
         throw new Error(`storage gave back something else than was written to ${key}`);
       }
       return undefined;
-    })()),
+    })(), timeoutSeconds * 1000, `storage round trip took longer than ${timeoutSeconds} s`),
   );
 }
 

@@ -31,6 +31,7 @@ import type { IncomingMessage } from 'node:http';
 import { importSigningKey, signGcsUrl } from '../../shared/gcs-signer.ts';
 import type { SigningKey } from '../../shared/gcs-signer.ts';
 import type { ByteRange, ObjectInfo, StagedWrite, Storage } from './storage.ts';
+import { withTimeout } from '../../shared/deadline.ts';
 
 export interface GcsSigningOptions {
   /** The service-account email the key belongs to. */
@@ -336,16 +337,3 @@ async function ignorePreconditionFailed(write: Promise<unknown>): Promise<void> 
   }
 }
 
-async function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_resolve, reject) => {
-        timer = setTimeout(() => reject(new Error(message)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}

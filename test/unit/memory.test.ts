@@ -3,7 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Lru } from '../../shared/lru.ts';
-import { SingleFlight, withDeadline } from '../../shared/single-flight.ts';
+import { SingleFlight } from '../../shared/single-flight.ts';
+import { withDeadline, withTimeout } from '../../shared/deadline.ts';
 import { ManifestCache, cacheUrl, type ManifestEntry, type ManifestKey, type ResponseCache } from '../../edge/manifest-cache.ts';
 import { sha256Digest } from '../../shared/digest.ts';
 import { MEDIA } from '../../shared/media-types.ts';
@@ -66,6 +67,8 @@ test('a waiter with a deadline gets the fallback if the work is slower', async (
   const never = new Promise<string>(() => {});
   assert.equal(await withDeadline(never, 10, () => 'late'), 'late');
   assert.equal(await withDeadline(Promise.resolve('now'), 1000, () => 'late'), 'now');
+  await assert.rejects(withTimeout(never, 10, 'too slow'), /too slow/);
+  assert.equal(await withTimeout(Promise.resolve('now'), 1000, 'too slow'), 'now');
 });
 
 /** A Map-backed stand-in for the Workers Cache API that honours max-age like it. */
