@@ -8,10 +8,9 @@ import { randomBytes } from 'node:crypto';
 import { finished } from 'node:stream/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
-import type { ByteRange, ObjectInfo, StagedWrite, Storage } from './storage.ts';
+import { checkStorageKey, type ByteRange, type ObjectInfo, type StagedWrite, type Storage } from './storage.ts';
 
 const TMP_DIR = '.tmp';
-const KEY = /^[a-zA-Z0-9._-]+(?:\/[a-zA-Z0-9._-]+)*$/;
 
 export class FilesystemStorage implements Storage {
   readonly name = 'filesystem';
@@ -30,9 +29,7 @@ export class FilesystemStorage implements Storage {
   }
 
   private pathOf(key: string): string {
-    if (!KEY.test(key) || key.split('/').some((part) => part === '.' || part === '..' || part === TMP_DIR)) {
-      throw new Error(`invalid storage key ${JSON.stringify(key)}`);
-    }
+    checkStorageKey(key, TMP_DIR);
     const path = join(this.root, ...key.split('/'));
     if (!path.startsWith(this.root + sep)) throw new Error(`storage key escapes the root: ${key}`);
     return path;

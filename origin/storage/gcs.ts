@@ -30,7 +30,7 @@ import type { Bucket, File, StorageOptions } from '@google-cloud/storage';
 import type { IncomingMessage } from 'node:http';
 import { importSigningKey, signGcsUrl } from '../../shared/gcs-signer.ts';
 import type { SigningKey } from '../../shared/gcs-signer.ts';
-import type { ByteRange, ObjectInfo, StagedWrite, Storage } from './storage.ts';
+import { checkStorageKey, type ByteRange, type ObjectInfo, type StagedWrite, type Storage } from './storage.ts';
 import { withTimeout } from '../../shared/deadline.ts';
 
 export interface GcsSigningOptions {
@@ -73,7 +73,6 @@ export interface GcsStorageOptions {
 
 export const DEFAULT_URL_LIFETIME_SECONDS = 300;
 const STAGING = '_staging';
-const KEY = /^[a-zA-Z0-9._-]+(?:\/[a-zA-Z0-9._-]+)*$/;
 const MAX_URL_LIFETIME = 7 * 24 * 60 * 60;
 
 /** Builds the backend and checks the bucket and signing set-up, so a bad configuration fails at start-up. */
@@ -155,10 +154,7 @@ export class GcsStorage implements Storage {
   }
 
   private objectName(key: string): string {
-    if (!KEY.test(key) || key.split('/').some((part) => part === '.' || part === '..') || key.split('/')[0] === STAGING) {
-      throw new Error(`invalid storage key ${JSON.stringify(key)}`);
-    }
-    return this.prefix + key;
+    return this.prefix + checkStorageKey(key, STAGING);
   }
 
   private file(key: string): File {

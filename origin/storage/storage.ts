@@ -53,6 +53,20 @@ export interface Storage {
   delete(key: string): Promise<void>;
 }
 
+const KEY = /^[a-zA-Z0-9._-]+(?:\/[a-zA-Z0-9._-]+)*$/;
+
+/**
+ * Refuses keys every backend must refuse: outside the key grammar, with `.`
+ * or `..` segments (a path or object name that escapes its place), or using
+ * the name the backend keeps for its own staged writes.
+ */
+export function checkStorageKey(key: string, reserved: string): string {
+  if (!KEY.test(key) || key.split('/').some((part) => part === '.' || part === '..' || part === reserved)) {
+    throw new Error(`invalid storage key ${JSON.stringify(key)}`);
+  }
+  return key;
+}
+
 export const keys = {
   // Shared with the edge, which signs URLs for blobs without asking the origin.
   blob: blobObjectName,
