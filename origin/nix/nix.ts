@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import type { StorePathInfo } from '../layers/graph.ts';
 import { parseDumpDb } from './closure.ts';
 import { redactCredentials } from '../sources/redact.ts';
+import { originNixConfig } from './settings.ts';
 
 const IMAGE_NIX = fileURLToPath(new URL('./image.nix', import.meta.url));
 const FETCH_NIX = fileURLToPath(new URL('./fetch.nix', import.meta.url));
@@ -107,7 +108,8 @@ function tail(text: string, max = 4000): string {
 async function run(command: string, args: string[], options: NixOptions): Promise<string> {
   const child = execa(command, args, {
     timeout: options.timeoutSeconds * 1000,
-    env: options.env,
+    // The origin's own settings first, whatever the machine's nix.conf says (settings.ts).
+    env: { ...options.env, NIX_CONFIG: originNixConfig(options.env?.NIX_CONFIG ?? process.env.NIX_CONFIG) },
     cancelSignal: options.signal,
     forceKillAfterDelay: 2000,
     stripFinalNewline: false,

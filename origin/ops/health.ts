@@ -5,12 +5,12 @@
 // dependency is down (restarting would not fix the bucket).
 //
 // /readyz says whether this replica can do its job right now: storage takes
-// a small write and gives it back, and Nix runs. The result is kept for a few
+// a small write and gives it back, and Nix can build (nix/preflight.ts). The result is kept for a few
 // seconds and concurrent probes share one check, so a probe every second from
 // several kubelets and load balancers costs one round trip. While the origin
 // drains for shutdown it is not ready, so traffic moves to other replicas.
 import { hostname } from 'node:os';
-import { execa } from 'execa';
+import { checkNixCanBuild } from '../nix/preflight.ts';
 import type express from 'express';
 import type { Logger } from 'pino';
 import type { Storage } from '../storage/storage.ts';
@@ -72,10 +72,12 @@ export async function checkStorage(storage: Storage, timeoutSeconds: number): Pr
   );
 }
 
+/** Whether Nix can build, not only run: a missing build users group or a read-only store fails it (nix/preflight.ts). */
 export async function checkNix(timeoutSeconds: number): Promise<CheckResult> {
   return timed(async () => {
-    const { stdout } = await execa('nix-store', ['--version'], { timeout: timeoutSeconds * 1000 });
-    return stdout.trim();
+    const result = await checkNixCanBuild({ timeoutSeconds });
+    if (!result.ok) throw new Error(result.problem);
+    return result.version;
   });
 }
 

@@ -8,9 +8,12 @@ import { startGcsEmulator, verifySignedUrl } from '../support/gcs-emulator.ts';
 import { pullAndUnpack, runInRootfs } from '../support/clients.ts';
 import { eventually } from '../support/eventually.ts';
 import { serviceAccountKeys } from '../support/signing-key.ts';
+import { deferrer } from '../support/cleanup.ts';
 
-test('an image built by one origin is pulled through another sharing the bucket, without a build, by signed URL', async () => {
+test('an image built by one origin is pulled through another sharing the bucket, without a build, by signed URL', async (t) => {
+  const defer = deferrer(t);
   const emulator = await startGcsEmulator();
+  defer(() => emulator.stop());
   const keys = serviceAccountKeys();
   const env = {
     STORAGE_BACKEND: 'gcs',
@@ -21,8 +24,10 @@ test('an image built by one origin is pulled through another sharing the bucket,
     GOOGLE_CLOUD_PROJECT: 'demo-nixery-edge',
   };
   const first = await startOrigin({ env });
+  defer(() => first.stop());
   const second = await startOrigin({ env });
-  try {
+  defer(() => second.stop());
+  {
     const built = await fetch(`${first.url}/v2/shell/hello/manifests/latest`);
     assert.equal(built.status, 200, await built.clone().text());
     const manifest = (await built.json()) as { layers: { digest: string }[] };
@@ -44,9 +49,5 @@ test('an image built by one origin is pulled through another sharing the bucket,
     await eventually(() => second.logs.some((l) => l.msg === 'request' && String(l.path).includes('/blobs/')), 'blob requests on the second origin');
     assert.equal(second.logs.filter((l) => l.msg === 'image built').length, 0, 'the second replica built nothing');
     assert.equal(second.logs.filter((l) => l.msg === 'layer written').length, 0, 'and wrote no layer');
-  } finally {
-    await first.stop();
-    await second.stop();
-    await emulator.stop();
   }
 });

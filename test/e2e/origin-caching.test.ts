@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startOrigin, type RunningOrigin } from '../support/origin.ts';
 import { eventually } from '../support/eventually.ts';
+import { deferrer } from '../support/cleanup.ts';
 
 const count = (origin: RunningOrigin, msg: string) => origin.logs.filter((l) => l.msg === msg).length;
 
@@ -18,17 +19,21 @@ async function manifestDigest(origin: RunningOrigin, name: string): Promise<{ di
   return { digest: res.headers.get('docker-content-digest')!, layers: body.layers.map((l) => l.digest) };
 }
 
-test('a restarted origin serves a known image without building or writing, and a third image writes only its new layers', async () => {
+test('a restarted origin serves a known image without building or writing, and a third image writes only its new layers', async (t) => {
+  const defer = deferrer(t);
   const storagePath = await mkdtemp(join(tmpdir(), 'caching-'));
-  try {
-    let origin = await startOrigin({ storagePath });
-    const first = await manifestDigest(origin, 'shell/hello');
-    assert.equal(count(origin, 'image built'), 1);
-    assert.equal(count(origin, 'layer written'), first.layers.length, 'every layer written once');
-    await origin.stop();
+  defer(() => rm(storagePath, { recursive: true, force: true }));
+  const before = await startOrigin({ storagePath });
+  defer(() => before.stop());
+  const first = await manifestDigest(before, 'shell/hello');
+  assert.equal(count(before, 'image built'), 1);
+  assert.equal(count(before, 'layer written'), first.layers.length, 'every layer written once');
+  await before.stop();
 
-    origin = await startOrigin({ storagePath });
-    try {
+  {
+    const origin = await startOrigin({ storagePath });
+    defer(() => origin.stop());
+    {
       const again = await manifestDigest(origin, 'hello/shell');
       assert.equal(again.digest, first.digest);
       assert.equal(count(origin, 'image built'), 0, 'no build after a restart');
@@ -44,10 +49,6 @@ test('a restarted origin serves a known image without building or writing, and a
       const blobs = await readdir(join(storagePath, 'blobs/sha256'));
       const distinct = new Set([...first.layers, ...third.layers]);
       assert.equal(blobs.length, distinct.size + 2);
-    } finally {
-      await origin.stop();
     }
-  } finally {
-    await rm(storagePath, { recursive: true, force: true });
   }
 });

@@ -1,5 +1,6 @@
 // The origin end to end: real Nix builds the bundled package set, real
 // skopeo and umoci pull and unpack, chroot runs what arrived.
+import { NIX_ENV } from '../support/fixture-pkgs.ts';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execa } from 'execa';
@@ -66,8 +67,8 @@ test('skopeo pulls shell/hello, umoci unpacks it, and its programs run in a chro
 test('every file of the runtime closure arrives byte for byte, with its mode and symlinks', async () => {
   const image = await pullAndUnpack(host, 'hello:latest');
   try {
-    const { stdout: out } = await execa('nix-build', ['--no-out-link', FIXTURE_PKGS, '-A', 'hello']);
-    const { stdout } = await execa('nix-store', ['--query', '--requisites', out.trim()]);
+    const { stdout: out } = await execa('nix-build', ['--no-out-link', FIXTURE_PKGS, '-A', 'hello'], { env: NIX_ENV });
+    const { stdout } = await execa('nix-store', ['--query', '--requisites', out.trim()], { env: NIX_ENV });
     const closure = stdout.split('\n').filter(Boolean).map((p) => p.slice('/nix/store/'.length)).sort();
     const arrived = (await readdir(join(image.rootfs, 'nix/store'))).sort();
     assert.deepEqual(arrived, closure);

@@ -5,11 +5,15 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { nixEnvironment } from '../../origin/nix/settings.ts';
 
 export const FIXTURE_PKGS_DIR = fileURLToPath(new URL('../fixtures/pkgs/', import.meta.url));
 
-/** Offline: without it every Nix command first spends 5 s trying cache.nixos.org. */
-export const NIX_ENV = { NIX_CONFIG: 'substituters =' };
+/**
+ * The origin's own Nix settings (origin/nix/settings.ts), offline: without
+ * `substituters =` every Nix command first spends 5 s trying cache.nixos.org.
+ */
+export const NIX_ENV = nixEnvironment({ NIX_CONFIG: 'substituters =' });
 
 export interface CommandResult {
   exitCode: number;

@@ -2,6 +2,7 @@
 // test/fixtures/slow-pkgs with fresh builds (a new salt per origin) and its
 // own TMPDIR (where Nix makes its build directories), plus ways to wait for
 // log lines and for the process to exit, and to list what a run left behind.
+import { nixEnvironment } from '../../origin/nix/settings.ts';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
@@ -28,15 +29,21 @@ export async function startOpsOrigin(env: Record<string, string> = {}): Promise<
   await chmod(tmp, 0o755);
   const gate = join(tmp, 'release-slow-build');
   const salt = randomBytes(8).toString('hex');
-  const origin = await startOrigin({
-    env: {
-      NIXERY_PKGS_PATH: SLOW_PKGS,
-      SLOW_PKGS_SALT: salt,
-      SLOW_PKGS_GATE: gate,
-      TMPDIR: tmp,
-      ...env,
-    },
-  });
+  let origin: RunningOrigin;
+  try {
+    origin = await startOrigin({
+      env: {
+        NIXERY_PKGS_PATH: SLOW_PKGS,
+        SLOW_PKGS_SALT: salt,
+        SLOW_PKGS_GATE: gate,
+        TMPDIR: tmp,
+        ...env,
+      },
+    });
+  } catch (err) {
+    await rm(tmp, { recursive: true, force: true });
+    throw err;
+  }
   return {
     ...origin,
     tmp,
@@ -56,7 +63,7 @@ export async function startOpsOrigin(env: Record<string, string> = {}): Promise<
  */
 async function deleteFixtureOutputs(originEnv: Record<string, string>): Promise<void> {
   // The same SLOW_PKGS_* variables as the origin had, so the same derivations.
-  const nixEnv = { ...originEnv, NIX_CONFIG: OFFLINE_NIX_CONFIG };
+  const nixEnv = { ...originEnv, ...nixEnvironment({ NIX_CONFIG: OFFLINE_NIX_CONFIG }) };
   const expr = `with import ${JSON.stringify(SLOW_PKGS)} { }; map (p: p.outPath) [ hello slow big base ]`;
   const evaluated = await execa('nix-instantiate', ['--eval', '--strict', '--json', '--expr', expr], { env: nixEnv, reject: false });
   if (evaluated.exitCode !== 0) return;

@@ -76,6 +76,12 @@ export async function startOrigin(options: StartOriginOptions = {}): Promise<Run
   try {
     port = await listening;
   } catch (err) {
+    // An origin that never said it listens is still a process: it must not outlive the test.
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGKILL');
+      await exited;
+    }
     if (options.storagePath === undefined) await rm(storagePath, { recursive: true, force: true });
     throw err;
   }
