@@ -13,6 +13,8 @@ export const ERROR_STATUS = {
   MANIFEST_INVALID: 400,
   NAME_INVALID: 400,
   NAME_UNKNOWN: 404,
+  // The reference registry's code for a malformed `n` in a tag list (not in the OCI spec's table).
+  PAGINATION_NUMBER_INVALID: 400,
   UNAUTHORIZED: 401,
   DENIED: 403,
   UNSUPPORTED: 405,
