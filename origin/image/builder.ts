@@ -16,10 +16,11 @@ import { NixError, NixFetchError, NixSystemError, buildDerivations, readClosure,
 import { groupLayers, layerId } from '../layers/group.ts';
 import { storePathName, type Popularity } from '../layers/graph.ts';
 import { storePathEntries } from '../layers/entries.ts';
-import { symlinkTreeEntries } from '../layers/symlink-tree.ts';
+import { symlinkTreeEntries, symlinkTreeId } from '../layers/symlink-tree.ts';
 import { Lru } from '../../shared/lru.ts';
 import { SingleFlight } from '../../shared/single-flight.ts';
-import { buildManifests, type LayerDescriptor } from './manifest.ts';
+import { buildManifests, IMAGE_FORMAT, type LayerDescriptor } from './manifest.ts';
+import { defaultCommand } from './default-command.ts';
 import { LayerStore } from './layer-store.ts';
 import { mapLimit } from './map-limit.ts';
 
@@ -114,7 +115,7 @@ export class ImageBuilder {
     const flightKey = hashKey([resolved.nix, resolved.cacheKey, canonicalImage(spec)]);
     return this.flights.run(flightKey, async () => {
       if (resolved.cacheKey !== null) {
-        const key = hashKey(['source', resolved.cacheKey, spec.arch, spec.packages]);
+        const key = hashKey(['source', IMAGE_FORMAT, resolved.cacheKey, spec.arch, spec.packages]);
         const cached = await this.lookup(key);
         if (cached) return cached;
         return this.reportedBuild(spec, resolved.nix, key);
@@ -186,7 +187,7 @@ export class ImageBuilder {
 
     const drvs = [...new Set(resolution.packages.flatMap((p) => p.outputs.map((o) => o.drv)))].sort();
     // A source that cannot name its version (a local path) is keyed by what it evaluated to.
-    const key = sourceKey ?? hashKey(['drvs', drvs, spec.arch, spec.packages]);
+    const key = sourceKey ?? hashKey(['drvs', IMAGE_FORMAT, drvs, spec.arch, spec.packages]);
     const cached = await this.lookup(key);
     if (cached) return cached;
 
@@ -209,8 +210,7 @@ export class ImageBuilder {
         description: `store paths: ${group.map(storePathName).join(' ')}`,
       })),
       {
-        // Prefixed so a symlink tree can never share an identity with a group of store paths.
-        id: layerId(outputs.map((o) => `symlink-tree:${o}`)),
+        id: symlinkTreeId(outputs),
         entries: () => symlinkTreeEntries(outputs),
         bytes: 0,
         description: `symlinks to: ${outputs.map(storePathName).join(' ')}`,
@@ -228,7 +228,7 @@ export class ImageBuilder {
       (job) => job.bytes,
     );
 
-    const built = await buildManifests({ arch: spec.arch, layers, packages: spec.packages });
+    const built = await buildManifests({ arch: spec.arch, layers, packages: spec.packages, cmd: defaultCommand(spec.packages, resolution.packages) });
     const { storage } = this.opts;
     await storage.put(keys.blob(digestHex(built.config.digest)), built.config.bytes, built.config.mediaType, { createOnly: true });
     for (const format of ['docker', 'oci'] as const) {
