@@ -18,7 +18,8 @@ test('an image built by one origin is pulled through another sharing the bucket,
   const env = {
     STORAGE_BACKEND: 'gcs',
     BUCKET: 'nixery-edge-replicas',
-    GCS_API_ENDPOINT: emulator.url,
+    // The client libraries' convention, not GCS_API_ENDPOINT: signed URLs must follow it too.
+    STORAGE_EMULATOR_HOST: emulator.host,
     GCS_SIGNING_ACCOUNT: 'origin@demo-nixery-edge.iam.gserviceaccount.com',
     GCS_SIGNING_KEY: keys.privateKey,
     GOOGLE_CLOUD_PROJECT: 'demo-nixery-edge',
