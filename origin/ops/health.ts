@@ -14,6 +14,7 @@ import { execa } from 'execa';
 import type express from 'express';
 import type { Logger } from 'pino';
 import type { Storage } from '../storage/storage.ts';
+import { STORAGE_KEYS } from '../../shared/storage-keys.ts';
 import { withTimeout } from '../../shared/deadline.ts';
 
 export interface CheckResult {
@@ -43,7 +44,7 @@ export interface HealthOptions {
 /** One object per replica, replaced on every check, so the bucket does not grow. */
 function probeKey(): string {
   const name = hostname().replace(/[^a-zA-Z0-9._-]/g, '-') || 'origin';
-  return `health/${name}`;
+  return STORAGE_KEYS.health(name);
 }
 
 async function timed(work: () => Promise<string | undefined>): Promise<CheckResult> {
