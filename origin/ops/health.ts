@@ -16,6 +16,7 @@ import type { Logger } from 'pino';
 import type { Storage } from '../storage/storage.ts';
 import { STORAGE_KEYS } from '../../shared/storage-keys.ts';
 import { withTimeout } from '../../shared/deadline.ts';
+import { SingleFlight } from '../../shared/single-flight.ts';
 
 export interface CheckResult {
   ok: boolean;
@@ -84,7 +85,7 @@ export function createReadiness(options: HealthOptions): () => Promise<Readiness
   const cacheMs = options.cacheMs ?? 3000;
   const timeoutSeconds = options.timeoutSeconds ?? 5;
   let last: { at: number; checks: Readiness['checks'] } | null = null;
-  let running: Promise<Readiness['checks']> | null = null;
+  const checking = new SingleFlight<Readiness['checks']>();
   let wasReady: boolean | null = null;
 
   async function check(): Promise<Readiness['checks']> {
@@ -102,15 +103,11 @@ export function createReadiness(options: HealthOptions): () => Promise<Readiness
 
   return async () => {
     if (last === null || performance.now() - last.at > cacheMs) {
-      running ??= check()
-        .then((checks) => {
-          last = { at: performance.now(), checks };
-          return checks;
-        })
-        .finally(() => {
-          running = null;
-        });
-      await running;
+      await checking.run('readiness', async () => {
+        const checks = await check();
+        last = { at: performance.now(), checks };
+        return checks;
+      }).result;
     }
     const checks = last!.checks;
     const draining = options.draining();
