@@ -1,38 +1,25 @@
-// The origin's HTTP surface: the pull API of the distribution spec. Routes
-// are parsed by the shared parser (the edge uses the same one); handlers
-// return replies or throw RegistryErrors, and HEAD is answered by the same
-// code as GET, minus the body (reply.ts).
+// The origin's HTTP surface: request ids and logs, the edge's secret, the
+// extra routes (health, metrics), and the pull API of the distribution spec.
+// Routes are parsed by the shared parser (the edge uses the same one);
+// registry.ts answers them, reply.ts writes the answer (HEAD: the same
+// headers, no body) and errors.ts every error.
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { timingSafeEqual, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { errors } from '../../shared/errors.ts';
-import { digestHex, type Digest } from '../../shared/digest.ts';
-import { MEDIA, negotiateManifestFormat } from '../../shared/media-types.ts';
-import { parseImageName } from '../../shared/names.ts';
-import { parseRegistryRequest, type RegistryRoute } from '../../shared/routes.ts';
+import { parseRegistryRequest } from '../../shared/routes.ts';
 import { ORIGIN_SECRET_HEADER, REQUEST_ID_HEADER } from '../../shared/headers.ts';
-import { CACHE_CONTROL } from '../../shared/responses.ts';
-import { STORAGE_KEYS } from '../../shared/storage-keys.ts';
-import type { Storage } from '../storage/storage.ts';
-import type { ImageBuilder } from '../image/builder.ts';
-import type { ImageStore } from '../image/image-store.ts';
 import { sendError } from './errors.ts';
-import { redirect, sendReply, type Reply } from './reply.ts';
-import { parseRange } from './range.ts';
+import { sendReply } from './reply.ts';
+import { answerRegistry, type RegistryDeps } from './registry.ts';
 
-export interface AppDeps {
-  builder: ImageBuilder;
-  /** The read path of manifests by digest. */
-  images: ImageStore;
-  storage: Storage;
+export interface AppDeps extends RegistryDeps {
   log: Logger;
   /** Secrets the edge may send; empty: the origin answers anyone. */
   originSecrets: readonly string[];
   /** Extra routes outside /v2/ (health, metrics), mounted before the registry. */
   extra?: (app: express.Express) => void;
 }
-
-const encoder = new TextEncoder();
 
 function secretMatches(expected: string, given: string | undefined): boolean {
   if (given === undefined) return false;
@@ -51,7 +38,7 @@ export function routeKind(res: Response): string {
 }
 
 export function createApp(deps: AppDeps): express.Express {
-  const { builder, images, storage, log } = deps;
+  const { log } = deps;
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
@@ -95,72 +82,11 @@ export function createApp(deps: AppDeps): express.Express {
       res.locals.route = 'unknown';
       const route = parseRegistryRequest(req.method, req.path);
       res.locals.route = route.kind;
-      await sendReply(res, await answer(req, route));
+      await sendReply(res, await answerRegistry(req, route, deps));
     } catch (err) {
       next(err);
     }
   });
-
-  async function answer(req: Request, route: RegistryRoute): Promise<Reply> {
-    switch (route.kind) {
-      case 'base':
-        return { status: 200, headers: { 'Content-Type': MEDIA.json }, body: encoder.encode('{}') };
-      case 'catalog':
-        throw errors.noCatalog();
-      case 'tags':
-        parseImageName(route.name);
-        return { status: 200, headers: { 'Content-Type': MEDIA.json }, body: encoder.encode(JSON.stringify({ name: route.name, tags: ['latest'] })) };
-      case 'manifest':
-        return manifest(req, route);
-      case 'blob':
-        return blob(req, route.digest);
-    }
-  }
-
-  async function manifest(req: Request, route: Extract<RegistryRoute, { kind: 'manifest' }>): Promise<Reply> {
-    const spec = parseImageName(route.name);
-    let digest: Digest;
-    let cacheControl: string;
-    if (route.reference.kind === 'digest') {
-      digest = route.reference.digest;
-      cacheControl = CACHE_CONTROL.immutable;
-    } else {
-      const record = await builder.image(spec, route.reference.tag);
-      digest = record.manifests[negotiateManifestFormat(req.get('accept'))].digest;
-      cacheControl = 'public, max-age=60';
-    }
-    const found = await images.manifest(digest);
-    if (!found) throw errors.manifestUnknown(`manifest unknown: ${digest}`, { digest });
-    return {
-      status: 200,
-      headers: { 'Content-Type': found.mediaType, 'Docker-Content-Digest': digest, ETag: `"${digest}"`, 'Cache-Control': cacheControl },
-      body: found.bytes,
-    };
-  }
-
-  async function blob(req: Request, digest: Digest): Promise<Reply> {
-    const key = STORAGE_KEYS.blob(digestHex(digest));
-    const info = await storage.stat(key);
-    if (!info) throw errors.blobUnknown(digest);
-    const url = await storage.publicUrl(key);
-    if (url !== null) return redirect(url, { 'Docker-Content-Digest': digest, 'Cache-Control': 'private, max-age=60' });
-    const range = parseRange(req.get('range'), info.size);
-    const headers: Record<string, string> = {
-      'Content-Type': MEDIA.octetStream,
-      'Docker-Content-Digest': digest,
-      ETag: `"${digest}"`,
-      'Accept-Ranges': 'bytes',
-      'Cache-Control': CACHE_CONTROL.immutable,
-      'Content-Length': String(range ? range.end - range.start + 1 : info.size),
-    };
-    if (range) headers['Content-Range'] = `bytes ${range.start}-${range.end}/${info.size}`;
-    const open = async () => {
-      const stream = await storage.read(key, range ?? undefined);
-      if (!stream) throw errors.blobUnknown(digest);
-      return stream;
-    };
-    return { status: range ? 206 : 200, headers, body: { open } };
-  }
 
   app.use((req, _res, next) => next(errors.notFound(req.path)));
 
