@@ -2,10 +2,10 @@
 //
 // A Cache API hit runs at about a third of the rate of an answer from
 // memory (measured: docs/edge.md), so hot manifests are answered from two
-// bounded maps: digest → manifest (immutable, kept while memory allows) and tag → digest
-// (with the time it was fetched; fresh for MANIFEST_TAG_TTL). The Cache API
-// is shared by the isolates of a data centre and survives an isolate; it
-// holds whole manifests under both kinds of key.
+// bounded maps: digest → manifest (immutable, kept while memory allows) and
+// tag → digest (with the time it was fetched; fresh for MANIFEST_TAG_TTL).
+// The Cache API is shared by the isolates of a data centre and survives an
+// isolate; it holds whole manifests under both kinds of key.
 //
 // Keys: a digest names the same bytes whatever the client accepts (the
 // origin answers a digest without negotiating), so digest keys carry no
