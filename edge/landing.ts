@@ -42,5 +42,5 @@ skopeo copy docker://${host}/hello:latest oci:hello:latest</code></pre>
 </html>
 `;
   const headers = new Headers({ 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'public, max-age=3600', [REQUEST_ID_HEADER]: info.requestId });
-  return respond(info, 200, headers, html);
+  return respond(200, headers, html);
 }

@@ -21,9 +21,9 @@ export async function handleRegistry(request: Request, info: RequestInfo, servic
   switch (route.kind) {
     case 'base':
       // Clients ping /v2/ before every pull; no reason to cross to the origin for "{}".
-      return respond(info, 200, apiHeaders(info, { 'Content-Type': MEDIA.json }), '{}');
+      return respond(200, apiHeaders(info, { 'Content-Type': MEDIA.json }), '{}');
     case 'catalog':
-      throw errors.unsupported('this registry has no catalog: every name of packages is an image');
+      throw errors.noCatalog();
     case 'tags':
       parseImageName(route.name);
       return forwardSmall(info, services);
@@ -46,5 +46,5 @@ async function forwardSmall(info: RequestInfo, services: RegistryServices): Prom
   const sorted = classify(answer);
   if (sorted?.kind === 'failed') throw unavailableError(sorted);
   if (sorted?.kind === 'refused') return passThrough(info, answer);
-  return respond(info, answer.status, apiHeaders(info, { 'Content-Type': answer.headers.get('Content-Type') ?? MEDIA.json }), answer.body);
+  return respond(answer.status, apiHeaders(info, { 'Content-Type': answer.headers.get('Content-Type') ?? MEDIA.json }), answer.body);
 }
