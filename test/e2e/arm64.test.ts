@@ -1,5 +1,5 @@
 // arm64 images end to end: an origin whose Nix may build aarch64-linux
-// (ARM64_NIX_CONFIG) builds them from the bundled set, skopeo pulls them as
+// (ARM64_NIX_CONFIG) builds them from a fresh copy of the bundled set, skopeo pulls them as
 // arm64, umoci unpacks them, and their programs run in a chroot under qemu.
 // A machine that cannot do this fails these tests saying why.
 import { test, before, after } from 'node:test';
@@ -9,17 +9,22 @@ import { isAbsolute, join } from 'node:path';
 import { startOrigin, type RunningOrigin } from '../support/origin.ts';
 import { pullAndUnpack, runInRootfs } from '../support/clients.ts';
 import { ARM64_NIX_CONFIG, elfMachine, requireArm64 } from '../support/arm64.ts';
+import { freshFixture, type FreshFixture } from '../support/fresh-fixture.ts';
 import { MEDIA } from '../../shared/media-types.ts';
 
 let origin: RunningOrigin;
 let host: string;
+let fresh: FreshFixture;
 
 before(async () => {
-  origin = await startOrigin({ env: { NIX_CONFIG: ARM64_NIX_CONFIG } });
+  // Packages nobody built yet, so every run builds them for aarch64-linux.
+  fresh = await freshFixture();
+  origin = await startOrigin({ env: { NIX_CONFIG: ARM64_NIX_CONFIG, NIXERY_PKGS_PATH: fresh.path } });
   host = `127.0.0.1:${origin.port}`;
 });
 after(async () => {
   await origin?.stop();
+  await fresh?.remove();
 });
 
 interface Image {
