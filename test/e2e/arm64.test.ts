@@ -61,7 +61,7 @@ async function machineInImage(rootfs: string, path: string): Promise<string> {
   throw new Error(`${path}: too many links`);
 }
 
-test('skopeo pulls arm64/hello as arm64, and its aarch64 hello greets in a chroot under qemu', async () => {
+test('skopeo pulls arm64/hello as arm64, and its aarch64 hello greets in a chroot under qemu', { timeout: 180_000 }, async () => {
   await requireArm64();
   const pulled = await pullAndUnpack(host, 'arm64/hello:latest', ['--override-arch', 'arm64']);
   try {
@@ -75,7 +75,7 @@ test('skopeo pulls arm64/hello as arm64, and its aarch64 hello greets in a chroo
   assert.equal(config.os, 'linux');
 });
 
-test('arm64/shell runs bash, coreutils and nano built for aarch64', async () => {
+test('arm64/shell runs bash, coreutils and nano built for aarch64', { timeout: 180_000 }, async () => {
   await requireArm64();
   const pulled = await pullAndUnpack(host, 'arm64/shell:latest', ['--override-arch', 'arm64']);
   try {
@@ -92,7 +92,7 @@ test('arm64/shell runs bash, coreutils and nano built for aarch64', async () => 
   assert.equal((await image('arm64/shell')).config.architecture, 'arm64');
 });
 
-test('hello for amd64 and for arm64 are different images that share no layer', async () => {
+test('hello for amd64 and for arm64 are different images that share no layer', { timeout: 180_000 }, async () => {
   await requireArm64();
   const [amd64, arm64] = [await image('hello'), await image('arm64/hello')];
   assert.equal(amd64.config.architecture, 'amd64');

@@ -21,7 +21,7 @@ async function buildArm64(attr: string): Promise<string> {
   return path;
 }
 
-test("aarch64-linux hello, bash and coreutils are Debian's arm64 programs and run under qemu in a chroot of their closure", async () => {
+test("aarch64-linux hello, bash and coreutils are Debian's arm64 programs and run under qemu in a chroot of their closure", { timeout: 180_000 }, async () => {
   await requireArm64();
   const [hello, bash, coreutils, nano] = await Promise.all(['hello', 'bashInteractive', 'coreutils', 'nano'].map(buildArm64));
   assert.ok(hello && bash && coreutils && nano);
@@ -50,7 +50,7 @@ test("aarch64-linux hello, bash and coreutils are Debian's arm64 programs and ru
   assert.match(version.stdout, /GNU nano, version 7\./);
 });
 
-test('each system has its own glibc, busybox, cacert and iana-etc: other store paths, and the data files are the same', async () => {
+test('each system has its own glibc, busybox, cacert and iana-etc: other store paths, and the data files are the same', { timeout: 180_000 }, async () => {
   await requireArm64();
   for (const attr of ['cacert', 'iana-etc', 'busybox', 'glibc']) {
     const [amd64, arm64] = [await buildFixtureOne(attr), await buildArm64(attr)];
@@ -70,7 +70,7 @@ test('each system has its own glibc, busybox, cacert and iana-etc: other store p
   assert.equal(await readlink(join(busybox, 'bin/ls')), 'busybox');
 });
 
-test("without Debian's arm64 packages the set still evaluates for aarch64-linux, and Nix without extra-platforms refuses to build it", async () => {
+test("without Debian's arm64 packages the set still evaluates for aarch64-linux, and Nix without extra-platforms refuses to build it", { timeout: 180_000 }, async () => {
   const dir = await mkdtemp(join(tmpdir(), 'fixture-no-arm64-'));
   try {
     await cp(FIXTURE_PKGS_DIR, dir, { recursive: true });

@@ -52,7 +52,7 @@ test('without an aarch64-linux builder, an arm64 image that needs a build answer
   assert.equal((await pullManifest(origin, 'arm64/greeting', 'latest')).status, 200);
 });
 
-test('with an aarch64-linux builder, an arm64 image that needs a build is built for arm64', async () => {
+test('with an aarch64-linux builder, an arm64 image that needs a build is built for arm64', { timeout: 120_000 }, async () => {
   // The origin's own Nix setting makes this x86_64 machine a builder for
   // aarch64-linux; a version of the set nobody built keeps the test honest.
   const dir = await packageSet(await tempDir('arm64-built-'), `Built for arm64 at ${Date.now()}.`);
