@@ -60,6 +60,7 @@ try {
     builder,
     images,
     storage,
+    source,
     log,
     originSecrets: config.originSecrets,
     extra: (app) => {

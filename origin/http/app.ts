@@ -77,7 +77,10 @@ export function createApp(deps: AppDeps): express.Express {
 
   // Every handler answers as for a GET and returns its reply (or throws a
   // RegistryError); sendReply writes it, without the body for a HEAD.
-  app.all(/^\/v2(\/.*)?$/, async (req, res, next) => {
+  // No capture group: Express would percent-decode it as a parameter, and a
+  // malformed encoding would fail there (a 500) instead of in the shared
+  // parser (the same 400 NAME_INVALID as the edge).
+  app.all(/^\/v2(?:\/.*)?$/, async (req, res, next) => {
     try {
       res.locals.route = 'unknown';
       const route = parseRegistryRequest(req.method, req.path);

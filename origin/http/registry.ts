@@ -10,6 +10,9 @@ import type { RegistryRoute } from '../../shared/routes.ts';
 import { CACHE_CONTROL } from '../../shared/responses.ts';
 import { STORAGE_KEYS } from '../../shared/storage-keys.ts';
 import type { Storage } from '../storage/storage.ts';
+import type { PackageSource } from '../sources/source.ts';
+import { nextPageLink, parseTagListQuery, tagListPage } from '../../shared/tag-list.ts';
+import { referrersAnswer } from '../../shared/referrers.ts';
 import type { ImageBuilder } from '../image/builder.ts';
 import type { ImageStore } from '../image/image-store.ts';
 import { redirect, type Reply } from './reply.ts';
@@ -20,6 +23,8 @@ export interface RegistryDeps {
   /** The read path of manifests by digest. */
   images: ImageStore;
   storage: Storage;
+  /** What the tag list names. */
+  source: PackageSource;
 }
 
 const encoder = new TextEncoder();
@@ -31,13 +36,32 @@ export async function answerRegistry(req: Request, route: RegistryRoute, deps: R
     case 'catalog':
       throw errors.noCatalog();
     case 'tags':
+      return tagList(req, route.name, deps.source);
+    case 'referrers': {
       parseImageName(route.name);
-      return { status: 200, headers: { 'Content-Type': MEDIA.json }, body: encoder.encode(JSON.stringify({ name: route.name, tags: ['latest'] })) };
+      const answer = referrersAnswer(queryOf(req).get('artifactType'));
+      return { status: 200, headers: answer.headers, body: answer.body };
+    }
     case 'manifest':
       return manifest(req, route, deps);
     case 'blob':
       return blob(req, route.digest, deps.storage);
   }
+}
+
+/** The query string: the app turns Express's query parser off, so it is read here. */
+function queryOf(req: Request): URLSearchParams {
+  const at = req.originalUrl.indexOf('?');
+  return new URLSearchParams(at < 0 ? '' : req.originalUrl.slice(at + 1));
+}
+
+/** What the source can list (sources/*.ts listTags), a page at a time (shared/tag-list.ts). */
+async function tagList(req: Request, name: string, source: PackageSource): Promise<Reply> {
+  parseImageName(name);
+  const page = tagListPage(name, await source.listTags(), parseTagListQuery(queryOf(req)));
+  const headers: Record<string, string> = { 'Content-Type': MEDIA.json };
+  if (page.next !== null) headers.Link = nextPageLink(name, page.next);
+  return { status: 200, headers, body: encoder.encode(JSON.stringify(page.body)) };
 }
 
 async function manifest(req: Request, route: Extract<RegistryRoute, { kind: 'manifest' }>, { builder, images }: RegistryDeps): Promise<Reply> {
@@ -66,7 +90,15 @@ async function blob(req: Request, digest: Digest, storage: Storage): Promise<Rep
   const info = await storage.stat(key);
   if (!info) throw errors.blobUnknown(digest);
   const url = await storage.publicUrl(key);
-  if (url !== null) return redirect(url, { 'Docker-Content-Digest': digest, 'Cache-Control': 'private, max-age=60' });
+  if (url !== null) {
+    // A HEAD asks what the blob is, which the stat above has answered: its
+    // real length and digest, not a redirect's empty body. Only a GET, which
+    // wants the bytes, is sent to storage.
+    if (req.method === 'HEAD') {
+      return { status: 200, headers: { 'Content-Type': MEDIA.octetStream, 'Docker-Content-Digest': digest, ETag: `"${digest}"`, 'Content-Length': String(info.size), 'Cache-Control': CACHE_CONTROL.immutable }, body: null };
+    }
+    return redirect(url, { 'Docker-Content-Digest': digest, 'Cache-Control': 'private, max-age=60' });
+  }
   const range = parseRange(req.get('range'), info.size);
   const headers: Record<string, string> = {
     'Content-Type': MEDIA.octetStream,
