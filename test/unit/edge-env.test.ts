@@ -20,6 +20,9 @@ test('defaults fill everything but ORIGIN_URL, and a trailing slash is dropped f
     digestTtlSeconds: 365 * 24 * 3600,
     negativeTtlSeconds: 10,
     blobs: { backend: 'filesystem' },
+    blobDelivery: 'redirect',
+    blobCacheMaxBytes: 512 * 1024 * 1024,
+    globalStore: null,
   });
 });
 
@@ -96,7 +99,7 @@ test('wrangler.toml’s [vars] say what the Worker assumes when they are absent'
 });
 
 test('the local reader of wrangler.toml takes strings, numbers and other tables, and refuses what it cannot read', () => {
-  const toml = ['name = "x"', 'compatibility_date = "2026-04-01"', '[vars]', 'A = "a \\"quoted\\" # not a comment"', 'B = 5 # a comment', '[[routes]]', 'pattern = "r.example.com"'].join('\n');
-  assert.deepEqual(readWranglerToml(toml), { compatibilityDate: '2026-04-01', vars: { A: 'a "quoted" # not a comment', B: '5' } });
+  const toml = ['name = "x"', 'compatibility_date = "2026-04-01"', '[vars]', 'A = "a \\"quoted\\" # not a comment"', 'B = 5 # a comment', '[[routes]]', 'pattern = "r.example.com"', '[[kv_namespaces]]', 'binding = "KV"'].join('\n');
+  assert.deepEqual(readWranglerToml(toml), { compatibilityDate: '2026-04-01', vars: { A: 'a "quoted" # not a comment', B: '5' }, kvNamespaces: ['KV'] });
   assert.throws(() => readWranglerToml('compatibility_date = "2026-04-01"\n[vars]\nA = { x = 1 }'), /cannot read this \[vars\] line/);
 });
