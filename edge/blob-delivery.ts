@@ -24,6 +24,8 @@ import type { BlobSigner } from './blobs.ts';
 import { apiHeaders, EDGE_CACHE_HEADER, type RequestInfo } from './responses.ts';
 
 const IMMUTABLE = 'public, max-age=31536000, immutable';
+/** The blob's size, stored with a cached blob (the cached entry itself has no Content-Length; see below). */
+const SIZE_HEADER = 'X-Nixery-Edge-Blob-Size';
 /** Headers of a blob answer (cached or GCS's) that mean the same to the client. */
 const PASSED_HEADERS = ['Content-Length', 'Content-Range', 'Accept-Ranges'];
 
@@ -64,7 +66,7 @@ export class EdgeBlobDelivery {
     const cache = await this.openCache();
     if (cache !== null) {
       const hit = await this.fromCache(cache, key, range);
-      if (hit !== null) return answer(info, digest, hit, 'cache');
+      if (hit !== null) return answer(info, digest, withLength(hit), 'cache');
     }
 
     const { url } = await this.options.signer.url(digest);
@@ -102,11 +104,14 @@ export class EdgeBlobDelivery {
       // Without a length the Cache API would take the body as chunked, which holds up the cache's other writes: not worth it.
       return answer(info, digest, new Response(checked, { status: 200, headers: upstream.headers }), 'uncached');
     }
+    // The client's side has a stated length (Content-Length; a stream that ends short fails). The cache's side does
+    // not: workerd's cache keeps an aborted stream of stated length as a short entry, but drops an aborted plain
+    // stream, so the entry carries its size in a header of its own instead.
     const [toClient, toCache] = checked.tee();
     const stored = new Response(toCache, {
       headers: {
         'Content-Type': MEDIA.octetStream,
-        'Content-Length': String(length),
+        [SIZE_HEADER]: String(length),
         ETag: `"${digest}"`,
         'Docker-Content-Digest': digest,
         'Accept-Ranges': 'bytes',
@@ -119,7 +124,7 @@ export class EdgeBlobDelivery {
         console.error(`nixery-edge: blob ${digest} not cached: ${String(err)}`);
       }),
     );
-    return answer(info, digest, new Response(toClient, { status: 200, headers: upstream.headers }), 'miss');
+    return answer(info, digest, new Response(toClient.pipeThrough(fixedLength(length)), { status: 200, headers: upstream.headers }), 'miss');
   }
 
   private async fromCache(cache: BlobCache, key: string, range: string | null): Promise<Response | null> {
@@ -168,6 +173,15 @@ async function answer(info: RequestInfo, digest: Digest, source: Response, from:
   return new Response(source.body, { status: source.status, headers });
 }
 
+/** A whole cached blob with its stated length (Content-Length for the client and for HEAD). */
+function withLength(hit: Response): Response {
+  const size = Number(hit.headers.get(SIZE_HEADER) ?? Number.NaN);
+  if (hit.status !== 200 || !Number.isFinite(size) || hit.body === null) return hit;
+  const headers = new Headers(hit.headers);
+  headers.set('Content-Length', String(size));
+  return new Response(hit.body.pipeThrough(fixedLength(size)), { status: 200, headers });
+}
+
 function sizeFromContentRange(value: string | null): number | null {
   const match = value === null ? null : /\/(\d+)\s*$/.exec(value);
   return match ? Number(match[1]) : null;
@@ -176,6 +190,13 @@ function sizeFromContentRange(value: string | null): number | null {
 /** Workers' streaming hash (in neither lib.dom's nor Node's types): a WritableStream whose `digest` resolves once it is closed. */
 type DigestStreamClass = new (algorithm: string) => WritableStream<Uint8Array> & { readonly digest: Promise<ArrayBuffer> };
 const workersCrypto = (): { DigestStream: DigestStreamClass } => (globalThis as unknown as { crypto: { DigestStream: DigestStreamClass } }).crypto;
+
+/** Workers' FixedLengthStream: an identity stream whose readable side has a known length (not in lib.dom's types). */
+type FixedLengthStreamClass = new (length: number) => TransformStream<Uint8Array, Uint8Array>;
+function fixedLength(length: number): TransformStream<Uint8Array, Uint8Array> {
+  const Fixed = (globalThis as unknown as { FixedLengthStream: FixedLengthStreamClass }).FixedLengthStream;
+  return new Fixed(length);
+}
 
 /**
  * Passes bytes on while hashing them, holding back the last chunk until the
