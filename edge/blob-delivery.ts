@@ -102,7 +102,8 @@ export class EdgeBlobDelivery {
     const checked = upstream.body.pipeThrough(verifyDigest(digest));
     if (cache === null || !Number.isFinite(length)) {
       // Without a length the Cache API would take the body as chunked, which holds up the cache's other writes: not worth it.
-      return answer(info, digest, new Response(checked, { status: 200, headers: upstream.headers }), 'uncached');
+      const body = Number.isFinite(length) ? checked.pipeThrough(fixedLength(length)) : checked;
+      return answer(info, digest, new Response(body, { status: 200, headers: upstream.headers }), 'uncached');
     }
     // The client's side has a stated length (Content-Length; a stream that ends short fails). The cache's side does
     // not: workerd's cache keeps an aborted stream of stated length as a short entry, but drops an aborted plain

@@ -48,6 +48,11 @@ test('an invalid variable is named in the error', () => {
     [{ ORIGIN_URL: 'http://x', STORAGE_BACKEND: 'gcs', BUCKET: 'b', GCS_SIGNING_ACCOUNT: 'a@b', GCS_SIGNING_KEY: 'secret-but-not-pem' }, 'GCS_SIGNING_KEY'],
     [{ ORIGIN_URL: 'http://x', STORAGE_BACKEND: 'gcs', BUCKET: 'b', GCS_SIGNING_ACCOUNT: 'a@b', GCS_SIGNING_KEY: PEM, GCS_URL_LIFETIME: '5' }, 'GCS_URL_LIFETIME'],
     [{ ORIGIN_URL: 'http://x', STORAGE_BACKEND: 'gcs', BUCKET: 'b', GCS_SIGNING_ACCOUNT: 'a@b', GCS_SIGNING_KEY: PEM, GCS_API_ENDPOINT: 'gs://x' }, 'GCS_API_ENDPOINT'],
+    [{ ORIGIN_URL: 'http://x', BLOB_DELIVERY: 'edge' }, 'BLOB_DELIVERY'],
+    [{ ORIGIN_URL: 'http://x', STORAGE_BACKEND: 'gcs', BUCKET: 'b', GCS_SIGNING_ACCOUNT: 'a@b', GCS_SIGNING_KEY: PEM, BLOB_DELIVERY: 'proxy' }, 'BLOB_DELIVERY'],
+    [{ ORIGIN_URL: 'http://x', BLOB_CACHE_MAX_BYTES: '-1' }, 'BLOB_CACHE_MAX_BYTES'],
+    // A [vars] entry where a KV binding belongs.
+    [{ ORIGIN_URL: 'http://x', GLOBAL_MANIFESTS: 'my-namespace' } as unknown as Env, 'GLOBAL_MANIFESTS'],
   ];
   for (const [env, variable] of cases) {
     assert.throws(
