@@ -1,6 +1,8 @@
 // Blob requests. With GCS storage the edge answers them alone: it signs a V4
 // URL for the blob's object (shared/gcs-signer.ts, WebCrypto) and redirects,
-// so blob traffic never touches the origin. With filesystem storage (local
+// so blob traffic never touches the origin; with BLOB_DELIVERY=edge it
+// fetches the blob by that URL and serves it from its cache instead
+// (edge/blob-delivery.ts). With filesystem storage (local
 // runs) the origin holds the bytes, and the edge streams them through,
 // Range and all.
 //
@@ -18,6 +20,15 @@ import { Lru } from '../shared/lru.ts';
 import { passThrough } from './errors.ts';
 import { classify, OriginUnreachable, unavailableError, type OriginClient } from './origin.ts';
 import { apiHeaders, respond, type RequestInfo } from './responses.ts';
+import type { EdgeBlobDelivery } from './blob-delivery.ts';
+
+/** What blob requests need; part of the registry's services. */
+export interface BlobServices {
+  /** Null with filesystem storage: blobs are forwarded to the origin. */
+  signer: BlobSigner | null;
+  /** Set with BLOB_DELIVERY=edge (GCS storage only). */
+  blobDelivery: EdgeBlobDelivery | null;
+}
 
 type GcsConfig = Extract<BlobConfig, { backend: 'gcs' }>;
 
@@ -80,6 +91,20 @@ export async function redirectToBlob(info: RequestInfo, digest: Digest, signer: 
     'Cache-Control': `private, max-age=${Math.min(MAX_REDIRECT_AGE, Math.floor(remainingSeconds / 2))}`,
   });
   return respond(307, headers, new Uint8Array(0));
+}
+
+/** A blob with GCS storage: served by the edge (BLOB_DELIVERY=edge) or redirected to a signed URL. */
+export function serveGcsBlob(
+  info: RequestInfo,
+  request: Request,
+  digest: Digest,
+  services: BlobServices & { signer: BlobSigner },
+  ctx: { waitUntil(promise: Promise<unknown>): void },
+): Promise<Response> {
+  const signer = services.signer;
+  const redirect = () => redirectToBlob(info, digest, signer);
+  if (services.blobDelivery === null) return redirect();
+  return services.blobDelivery.serve(info, request, digest, (promise) => ctx.waitUntil(promise), redirect);
 }
 
 /** Headers of the origin's blob answer that mean the same from the edge. */

@@ -4,6 +4,7 @@
 //
 // This module uses no Workers-only API, so the Node unit tests import it.
 import { ConfigError, configInteger, configText, gcsEndpoint } from '../shared/config.ts';
+import type { GlobalStore } from './global-tier.ts';
 
 /** The bindings as wrangler and miniflare hand them over: strings, or JSON values for [vars] written unquoted. */
 export interface Env {
@@ -34,6 +35,12 @@ export interface Env {
   /** Another GCS endpoint signed URLs point at (an emulator, a private endpoint); Google's by default. */
   GCS_API_ENDPOINT?: string;
   STORAGE_EMULATOR_HOST?: string;
+  /** "redirect" (default): 307 to a signed URL. "edge": the Worker fetches the blob from GCS, streams it and caches it (needs STORAGE_BACKEND=gcs). */
+  BLOB_DELIVERY?: string;
+  /** Largest blob cached at the edge (bytes); a larger one is redirected. The Cache API takes 512 MB per object (5 GB on Enterprise). */
+  BLOB_CACHE_MAX_BYTES?: string | number;
+  /** The Workers KV namespace of the global manifest tier ([[kv_namespaces]] in wrangler.toml); absent: no global tier. */
+  GLOBAL_MANIFESTS?: GlobalStore;
 }
 
 export type BlobConfig =
@@ -51,6 +58,11 @@ export interface EdgeConfig {
   digestTtlSeconds: number;
   negativeTtlSeconds: number;
   blobs: BlobConfig;
+  /** How blobs reach clients with GCS storage: redirected to a signed URL, or served by the edge from its cache. */
+  blobDelivery: 'redirect' | 'edge';
+  blobCacheMaxBytes: number;
+  /** The global manifest tier's store, or null without the binding. */
+  globalStore: GlobalStore | null;
 }
 
 export { ConfigError };
@@ -102,7 +114,28 @@ function blobConfig(env: Env): BlobConfig {
   };
 }
 
+const MIB = 1024 * 1024;
+
+function blobDelivery(env: Env, blobs: BlobConfig): EdgeConfig['blobDelivery'] {
+  const delivery = text(env, 'BLOB_DELIVERY') ?? 'redirect';
+  if (delivery !== 'redirect' && delivery !== 'edge') throw new ConfigError('BLOB_DELIVERY', `must be "redirect" or "edge", got ${JSON.stringify(delivery)}`);
+  // With filesystem storage blobs are streamed from the origin already; there is no bucket to fetch from.
+  if (delivery === 'edge' && blobs.backend !== 'gcs') throw new ConfigError('BLOB_DELIVERY', '"edge" needs STORAGE_BACKEND=gcs (the edge fetches blobs from the bucket)');
+  return delivery;
+}
+
+function globalStore(env: Env): GlobalStore | null {
+  const binding = env.GLOBAL_MANIFESTS;
+  if (binding === undefined || binding === null) return null;
+  // A [vars] entry of that name (a string) is a mistake for the binding; say so rather than fail on first use.
+  if (typeof binding !== 'object' || typeof binding.getWithMetadata !== 'function' || typeof binding.put !== 'function') {
+    throw new ConfigError('GLOBAL_MANIFESTS', 'must be a KV namespace binding ([[kv_namespaces]] in wrangler.toml), not a variable');
+  }
+  return binding;
+}
+
 export function readConfig(env: Env): EdgeConfig {
+  const blobs = blobConfig(env);
   return {
     originUrl: originUrl(env),
     originSecret: text(env, 'ORIGIN_SECRET') ?? null,
@@ -112,7 +145,10 @@ export function readConfig(env: Env): EdgeConfig {
     staleTtlSeconds: integer(env, 'MANIFEST_STALE_TTL', 7 * DAY, 0, 365 * DAY),
     digestTtlSeconds: integer(env, 'MANIFEST_DIGEST_TTL', 365 * DAY, 60, 365 * DAY),
     negativeTtlSeconds: integer(env, 'NEGATIVE_TTL', 10, 0, DAY),
-    blobs: blobConfig(env),
+    blobs,
+    blobDelivery: blobDelivery(env, blobs),
+    blobCacheMaxBytes: integer(env, 'BLOB_CACHE_MAX_BYTES', 512 * MIB, 0, 5 * 1024 * MIB),
+    globalStore: globalStore(env),
   };
 }
 

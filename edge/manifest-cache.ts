@@ -17,11 +17,16 @@
 // stand in when the origin fails; freshness is judged when read, from the
 // time it was stored, so changing the TTL takes effect at once.
 //
+// Behind both, optionally, the global tier (edge/global-tier.ts, Workers KV):
+// read when neither local layer has a fresh copy, written with every answer
+// of the origin. A copy found there is copied into the local layers.
+//
 // No Workers-only API here (the Cache API comes in as `ResponseCache`): the
 // Node unit tests import it.
 import type { Digest } from '../shared/digest.ts';
 import type { ManifestFormat } from '../shared/media-types.ts';
 import { Lru } from '../shared/lru.ts';
+import type { GlobalTier } from './global-tier.ts';
 
 export interface ManifestEntry {
   readonly digest: Digest;
@@ -37,7 +42,7 @@ export interface CachedManifest {
   readonly entry: ManifestEntry;
   /** When the origin answered (ms); null for a digest, which never goes stale. */
   readonly storedAt: number | null;
-  readonly source: 'memory' | 'cache';
+  readonly source: 'memory' | 'cache' | 'global';
 }
 
 /** A remembered "unknown package" answer of the origin, replayed as it was. */
@@ -63,7 +68,12 @@ export interface ManifestCacheOptions {
   cache: () => Promise<ResponseCache | null>;
   /** Bytes of manifests kept in isolate memory. */
   memoryBytes?: number;
+  /** The store every data centre shares; null or absent: none (memory and the Cache API only). */
+  global?: GlobalTier | null;
 }
+
+/** Work that may finish after the response (ctx.waitUntil). */
+export type Background = (promise: Promise<unknown>) => void;
 
 export function keyString(key: ManifestKey): string {
   return key.kind === 'digest' ? `digest/${key.digest}` : `tag/${key.format}/${key.image}/${key.tag}`;
@@ -85,6 +95,8 @@ export class ManifestCache {
   private readonly digests: Lru<Digest, ManifestEntry>;
   private readonly tags = new Lru<string, { digest: Digest; storedAt: number }>(10_000);
   private readonly failures = new Lru<string, RememberedFailure>(1_000);
+  /** Digests this isolate knows the global tier holds: their immutable record is not written again. */
+  private readonly globalDigests = new Lru<Digest, true>(10_000);
 
   constructor(options: ManifestCacheOptions) {
     this.options = options;
@@ -95,25 +107,66 @@ export class ManifestCache {
     return cached.storedAt === null || now - cached.storedAt < this.options.tagTtlSeconds * 1000;
   }
 
-  /** The freshest copy the edge holds, fresh or stale, or null. */
-  async lookup(key: ManifestKey, origin: string, now: number): Promise<CachedManifest | null> {
+  /**
+   * The freshest copy the edge holds, fresh or stale, or null. A copy found
+   * in the global tier is copied into the local layers (the Cache API write
+   * goes to `background`).
+   */
+  async lookup(key: ManifestKey, origin: string, now: number, background?: Background): Promise<CachedManifest | null> {
     const memory = this.fromMemory(key);
     if (memory !== null && this.isFresh(memory, now)) return memory;
     // Stale or absent here; another isolate may have stored a fresher copy.
+    let best = memory;
     const shared = await this.fromCache(key, origin);
-    if (shared === null) return memory;
-    if (memory !== null && (memory.storedAt ?? 0) >= (shared.storedAt ?? 0)) return memory;
-    this.remember(key, shared.entry, shared.storedAt);
-    return shared;
+    if (shared !== null && (best === null || (shared.storedAt ?? 0) > (best.storedAt ?? 0))) {
+      this.remember(key, shared.entry, shared.storedAt);
+      best = shared;
+    }
+    if (best !== null && this.isFresh(best, now)) return best;
+    const global = this.options.global;
+    if (global === undefined || global === null) return best;
+    // Another data centre may have asked the origin since.
+    const record = await global.read(key);
+    if (record === null || (best !== null && (record.storedAt ?? 0) <= (best.storedAt ?? 0))) return best;
+    this.remember(key, record.entry, record.storedAt);
+    this.globalDigests.set(record.entry.digest, true);
+    const writes = this.localWrites(key, record.entry, origin, record.storedAt);
+    if (background !== undefined) background(writes);
+    return { entry: record.entry, storedAt: record.storedAt, source: 'global' };
   }
 
-  /** Stores an answer of the origin; the returned promise is the Cache API write (for ctx.waitUntil). */
+  /**
+   * Stores an answer of the origin in every layer; the returned promise is
+   * the Cache API and global tier writes (for ctx.waitUntil).
+   */
   store(key: ManifestKey, entry: ManifestEntry, origin: string, now: number): Promise<void> {
-    this.remember(key, entry, key.kind === 'tag' ? now : null);
+    const storedAt = key.kind === 'tag' ? now : null;
+    this.remember(key, entry, storedAt);
     this.failures.delete(keyString(key));
+    return Promise.all([this.localWrites(key, entry, origin, storedAt), this.globalWrites(key, entry, storedAt)]).then(() => undefined);
+  }
+
+  private localWrites(key: ManifestKey, entry: ManifestEntry, origin: string, storedAt: number | null): Promise<void> {
     const writes = [this.write(cacheUrl(origin, { kind: 'digest', digest: entry.digest }), entry, null, this.options.digestTtlSeconds)];
-    if (key.kind === 'tag') writes.push(this.write(cacheUrl(origin, key), entry, now, this.options.tagTtlSeconds + this.options.staleTtlSeconds));
+    if (key.kind === 'tag' && storedAt !== null) writes.push(this.write(cacheUrl(origin, key), entry, storedAt, this.tagLifetime()));
     return Promise.all(writes).then(() => undefined);
+  }
+
+  private globalWrites(key: ManifestKey, entry: ManifestEntry, storedAt: number | null): Promise<void> {
+    const global = this.options.global;
+    if (global === undefined || global === null) return Promise.resolve();
+    const writes: Promise<void>[] = [];
+    // KV writes are billed and limited to one a second per key: an immutable record is written once per isolate.
+    if (this.globalDigests.get(entry.digest) === undefined) {
+      this.globalDigests.set(entry.digest, true);
+      writes.push(global.write({ kind: 'digest', digest: entry.digest }, entry, null, this.options.digestTtlSeconds));
+    }
+    if (key.kind === 'tag' && storedAt !== null) writes.push(global.write(key, entry, storedAt, this.tagLifetime()));
+    return Promise.all(writes).then(() => undefined);
+  }
+
+  private tagLifetime(): number {
+    return this.options.tagTtlSeconds + this.options.staleTtlSeconds;
   }
 
   rememberFailure(key: ManifestKey, failure: Omit<RememberedFailure, 'until'>, now: number): void {

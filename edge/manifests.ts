@@ -46,7 +46,7 @@ export async function serveManifest(
       : { kind: 'tag', format: negotiateManifestFormat(accept), image: canonicalImage(spec), tag: route.reference.tag };
   const now = Date.now();
 
-  const cached = await cache.lookup(key, info.url.origin, now);
+  const cached = await cache.lookup(key, info.url.origin, now, (promise) => ctx.waitUntil(promise));
   if (cached !== null && cache.isFresh(cached, now)) return manifestResponse(info, cached.entry, key, config, cached.source);
 
   const remembered = cache.failure(key, now);

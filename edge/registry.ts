@@ -6,16 +6,13 @@ import { MEDIA } from '../shared/media-types.ts';
 import { parseImageName } from '../shared/names.ts';
 import { parseRegistryRequest } from '../shared/routes.ts';
 import { referrersAnswer } from '../shared/referrers.ts';
-import { forwardBlob, redirectToBlob, type BlobSigner } from './blobs.ts';
+import { forwardBlob, serveGcsBlob, type BlobServices } from './blobs.ts';
 import { passThrough } from './errors.ts';
 import { serveManifest, type ManifestServices, type WaitUntil } from './manifests.ts';
 import { classify, OriginUnreachable, unavailableError, type OriginAnswer } from './origin.ts';
 import { apiHeaders, respond, type RequestInfo } from './responses.ts';
 
-export interface RegistryServices extends ManifestServices {
-  /** Null with filesystem storage: blobs are forwarded to the origin. */
-  signer: BlobSigner | null;
-}
+export interface RegistryServices extends ManifestServices, BlobServices {}
 
 export async function handleRegistry(request: Request, info: RequestInfo, services: RegistryServices, ctx: WaitUntil): Promise<Response> {
   const route = parseRegistryRequest(info.method, info.url.pathname);
@@ -38,7 +35,7 @@ export async function handleRegistry(request: Request, info: RequestInfo, servic
     case 'manifest':
       return serveManifest(info, request.headers.get('Accept'), route, services, ctx);
     case 'blob':
-      return services.signer !== null ? redirectToBlob(info, route.digest, services.signer) : forwardBlob(info, request, services.origin);
+      return services.signer !== null ? serveGcsBlob(info, request, route.digest, { ...services, signer: services.signer }, ctx) : forwardBlob(info, request, services.origin);
   }
 }
 

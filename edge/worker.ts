@@ -9,6 +9,8 @@
 import { Router, type IRequest } from 'itty-router';
 import { errors } from '../shared/errors.ts';
 import { BlobSigner } from './blobs.ts';
+import { EdgeBlobDelivery } from './blob-delivery.ts';
+import { GlobalTier } from './global-tier.ts';
 import { configFor, type EdgeConfig, type Env } from './env.ts';
 import { errorResponse } from './errors.ts';
 import { landingPage } from './landing.ts';
@@ -20,6 +22,7 @@ import { SingleFlight } from '../shared/single-flight.ts';
 
 /** A cache of its own, so the edge's entries never mix with the zone's. */
 const CACHE_NAME = 'nixery-edge-manifests';
+const BLOB_CACHE_NAME = 'nixery-edge-blobs';
 
 // One set of services (and so one set of in-memory caches) per isolate and configuration.
 const servicesByConfig = new WeakMap<EdgeConfig, RegistryServices>();
@@ -28,6 +31,7 @@ function servicesFor(config: EdgeConfig): RegistryServices {
   let services = servicesByConfig.get(config);
   if (services === undefined) {
     let opened: Promise<ResponseCache | null> | null = null;
+    const signer = config.blobs.backend === 'gcs' ? new BlobSigner(config.blobs) : null;
     services = {
       config,
       cache: new ManifestCache({
@@ -39,10 +43,15 @@ function servicesFor(config: EdgeConfig): RegistryServices {
           console.error('nixery-edge: the Cache API is unavailable; serving from memory only', String(err));
           return null;
         })),
+        global: config.globalStore !== null ? new GlobalTier(config.globalStore) : null,
       }),
       origin: new OriginClient(config),
       flights: new SingleFlight<ManifestFetch>(),
-      signer: config.blobs.backend === 'gcs' ? new BlobSigner(config.blobs) : null,
+      signer,
+      blobDelivery:
+        signer !== null && config.blobDelivery === 'edge'
+          ? new EdgeBlobDelivery({ signer, maxCacheBytes: config.blobCacheMaxBytes, cache: () => caches.open(BLOB_CACHE_NAME) })
+          : null,
     };
     servicesByConfig.set(config, services);
   }

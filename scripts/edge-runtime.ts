@@ -25,6 +25,8 @@ export interface WorkerBundle {
   compatibilityDate: string;
   /** [vars] of wrangler.toml: the defaults a deployed Worker starts with. */
   vars: Record<string, string>;
+  /** Bindings of wrangler.toml's [[kv_namespaces]] (GLOBAL_MANIFESTS). */
+  kvNamespaces: string[];
 }
 
 /**
@@ -33,10 +35,11 @@ export interface WorkerBundle {
  * numbers or booleans); anything else under [vars] is an error rather than a
  * silently different local run. (wrangler's own reader takes 5 s to load.)
  */
-export function readWranglerToml(text: string): { compatibilityDate: string; vars: Record<string, string> } {
+export function readWranglerToml(text: string): { compatibilityDate: string; vars: Record<string, string>; kvNamespaces: string[] } {
   let section = '';
   let compatibilityDate: string | undefined;
   const vars: Record<string, string> = {};
+  const kvNamespaces: string[] = [];
   for (const [index, raw] of text.split('\n').entries()) {
     const line = raw.replace(/^\s+|\s+$/g, '');
     if (line === '' || line.startsWith('#')) continue;
@@ -47,12 +50,13 @@ export function readWranglerToml(text: string): { compatibilityDate: string; var
     }
     const pair = /^([A-Za-z0-9_-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|(-?\d+(?:\.\d+)?|true|false))\s*(?:#.*)?$/.exec(line);
     if (section === '' && pair?.[1] === 'compatibility_date') compatibilityDate = pair[2];
+    if (section === 'kv_namespaces' && pair?.[1] === 'binding' && pair[2] !== undefined) kvNamespaces.push(pair[2]);
     if (section !== 'vars') continue;
     if (!pair) throw new Error(`wrangler.toml:${index + 1}: cannot read this [vars] line locally: ${line}`);
     vars[pair[1]!] = pair[2] !== undefined ? (JSON.parse(`"${pair[2]}"`) as string) : pair[3]!;
   }
   if (compatibilityDate === undefined) throw new Error('wrangler.toml has no compatibility_date');
-  return { compatibilityDate, vars };
+  return { compatibilityDate, vars, kvNamespaces };
 }
 
 /** Bundles the Worker as `wrangler deploy` would, without deploying it. */
@@ -81,8 +85,16 @@ export interface StartEdgeOptions {
   host?: string;
   /** 0 for any free port. */
   port?: number;
-  /** A directory for the Cache API's entries, to keep them across restarts; in memory otherwise. */
+  /** A directory for the Cache API's entries, to keep them across restarts; in memory otherwise. One per edge: a data centre's cache is its own. */
   cachePersist?: string;
+  /**
+   * A directory for the KV namespaces (the global manifest tier); in memory
+   * otherwise. Edges given the same directory share one global store, as
+   * Cloudflare's data centres share KV: two of them are two regions.
+   */
+  kvPersist?: string;
+  /** Bind wrangler.toml's [[kv_namespaces]] (default true); false runs the edge without a global tier. */
+  globalStore?: boolean;
   /** Print the Worker's console output and miniflare's notices (off in tests, whose output stays clean). */
   log?: boolean;
   /**
@@ -120,6 +132,9 @@ export async function startEdge(options: StartEdgeOptions): Promise<RunningEdge>
     // The real Request.cf comes from workers.cloudflare.com; offline, miniflare's placeholder without trying.
     cf: false,
     ...(options.cachePersist !== undefined ? { cachePersist: options.cachePersist } : {}),
+    // Namespace id = binding name: every edge sharing kvPersist sees the same namespace.
+    ...(options.globalStore !== false && bundle.kvNamespaces.length > 0 ? { kvNamespaces: Object.fromEntries(bundle.kvNamespaces.map((name) => [name, name])) } : {}),
+    ...(options.kvPersist !== undefined ? { kvPersist: options.kvPersist } : {}),
     ...(options.log ? { log: new Log(LogLevel.INFO) } : {}),
   });
   const workerUrl = await miniflare.ready;

@@ -2,6 +2,9 @@
 // in front of ORIGIN_URL (default http://127.0.0.1:8080), with
 // ORIGIN_SECRET from the environment. Any other variable of wrangler.toml's
 // [vars] can be overridden the same way (e.g. MANIFEST_TAG_TTL=5).
+// EDGE_CACHE_DIR and EDGE_KV_DIR keep the Cache API's and KV's entries in
+// directories: two edges on two ports with their own EDGE_CACHE_DIR and one
+// EDGE_KV_DIR are two regions sharing the global tier (docs/edge.md).
 import { bundleWorker, startEdge } from './edge-runtime.ts';
 
 const SECRETS = ['ORIGIN_SECRET', 'GCS_SIGNING_KEY'];
@@ -18,7 +21,17 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
   process.exit(2);
 }
 
-const edge = await startEdge({ bundle, bindings, host: '127.0.0.1', port, log: true });
+const cacheDir = process.env.EDGE_CACHE_DIR || undefined;
+const kvDir = process.env.EDGE_KV_DIR || undefined;
+const edge = await startEdge({
+  bundle,
+  bindings,
+  host: '127.0.0.1',
+  port,
+  log: true,
+  ...(cacheDir !== undefined ? { cachePersist: cacheDir } : {}),
+  ...(kvDir !== undefined ? { kvPersist: kvDir } : {}),
+});
 process.stderr.write(
   `nixery-edge: edge listening on ${edge.url}, forwarding to ${bindings.ORIGIN_URL}` +
     `${bindings.ORIGIN_SECRET ? ' with ORIGIN_SECRET' : ' without ORIGIN_SECRET'}\n`,

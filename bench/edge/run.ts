@@ -4,7 +4,17 @@
 // (docker-registry, Debian's distribution 2.8, filesystem storage) holding
 // the very same manifest bytes.
 //
-// Run: node bench/edge/run.ts   (prints a markdown table; about 90 s)
+// Then, in the same run, two comparisons for the global tier and edge blob
+// delivery (docs/edge.md):
+// - a first pull of the manifest in a "second region" (a new edge, own
+//   isolate and Cache API, sharing only the KV directory with the first)
+//   against the same first pull by an edge without the global tier (which
+//   crosses to the origin) and against the origin itself;
+// - a repeat pull of a layer from the edge's cache (BLOB_DELIVERY=edge)
+//   against the default redirect to storage (the GCS emulator) followed by
+//   the client.
+//
+// Run: node bench/edge/run.ts   (prints markdown tables; about 2.5 min)
 // Env: BENCH_DURATION (wrk -d, default 5s), BENCH_CONNECTIONS (wrk -c,
 // default 16), BENCH_ROUNDS (default 2).
 //
@@ -23,10 +33,19 @@ import { bundleWorker, startEdge, type RunningEdge } from '../../scripts/edge-ru
 import { MEDIA } from '../../shared/media-types.ts';
 import { ORIGIN_SECRET_HEADER } from '../../shared/headers.ts';
 import { Miniflare } from 'miniflare';
+import { createHash } from 'node:crypto';
+import { Storage } from '@google-cloud/storage';
+import { startGcsEmulator, type GcsEmulator } from '../../test/support/gcs-emulator.ts';
+import { serviceAccountKeys } from '../../test/support/signing-key.ts';
 
 const DURATION = process.env.BENCH_DURATION ?? '5s';
 const CONNECTIONS = process.env.BENCH_CONNECTIONS ?? '16';
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? '2');
+/** New edges per kind for the second-region rows (each start takes about a second). */
+const REGION_SAMPLES = Number(process.env.BENCH_REGION_SAMPLES ?? '7');
+/** Concurrent clients and seconds per blob row. */
+const BLOB_CLIENTS = Number(process.env.BENCH_BLOB_CLIENTS ?? '4');
+const BLOB_SECONDS = Number(process.env.BENCH_BLOB_SECONDS ?? '5');
 const SECRET = 'bench-secret';
 const IMAGE = 'hello';
 
@@ -116,6 +135,48 @@ async function digestOf(url: string, headers: Record<string, string>): Promise<{
   return { digest: res.headers.get('docker-content-digest') ?? '?', bytes: body.byteLength, cache: res.headers.get('x-nixery-edge-cache') };
 }
 
+interface BlobLoad {
+  rate: number;
+  mbps: number;
+  p50: number;
+  p99: number;
+  sources: string;
+}
+
+/**
+ * Whole-blob GETs, as a client pulls a layer: BLOB_CLIENTS loops for
+ * BLOB_SECONDS, following redirects, reading every byte and checking the
+ * length (and the digest of the first answer of each loop).
+ */
+async function blobLoad(url: string, digest: string, size: number): Promise<BlobLoad> {
+  const latencies: number[] = [];
+  const sources = new Set<string>();
+  const until = performance.now() + BLOB_SECONDS * 1000;
+  await Promise.all(
+    Array.from({ length: BLOB_CLIENTS }, async () => {
+      let checked = false;
+      while (performance.now() < until) {
+        const started = performance.now();
+        const res = await fetch(url);
+        const body = new Uint8Array(await res.arrayBuffer());
+        latencies.push(performance.now() - started);
+        if (res.status !== 200 || body.byteLength !== size) throw new Error(`${url}: ${res.status}, ${body.byteLength} bytes`);
+        sources.add(res.redirected ? 'redirected to storage' : (res.headers.get('x-nixery-edge-cache') ?? '?'));
+        if (!checked) {
+          if (`sha256:${createHash('sha256').update(body).digest('hex')}` !== digest) throw new Error(`${url}: wrong bytes`);
+          checked = true;
+        }
+      }
+    }),
+  );
+  latencies.sort((a, b) => a - b);
+  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]!;
+  const rate = latencies.length / BLOB_SECONDS;
+  return { rate, mbps: (rate * size) / 1024 / 1024, p50: at(0.5), p99: at(0.99), sources: [...sources].join(', ') };
+}
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+
 interface Target {
   what: string;
   url: string;
@@ -130,6 +191,9 @@ let ceiling: Miniflare | undefined;
 let registry: ChildProcess | undefined;
 const results: Result[] = [];
 const notes: string[] = [];
+const regionRows: { what: string; samples: number[]; sources: string }[] = [];
+const blobRows: { what: string; rate: number; mbps: number; p50: number; p99: number; note: string }[] = [];
+let emulator: GcsEmulator | undefined;
 try {
   origin = await startOrigin({ env: { ORIGIN_SECRET: SECRET } });
   const bundle = await bundleWorker();
@@ -193,7 +257,92 @@ try {
     }
   }
   notes.push(`origin requests during the edge runs: ${originRequestsDuringEdgeRuns} (revalidations of the tag, once per MANIFEST_TAG_TTL = 60 s)`);
+
+  // --- A first pull in a second region ---
+  const kvDir = join(dir, 'kv');
+  const tagPath = `/v2/${IMAGE}/manifests/latest`;
+  const firstRegion = await startEdge({ bundle, bindings, refuseTls: false, kvPersist: kvDir });
+  try {
+    await digestOf(`${firstRegion.url}${tagPath}`, docker);
+    // The global tier is written after the response; wait until a fresh region answers from it.
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const probe = await startEdge({ bundle, bindings, refuseTls: false, kvPersist: kvDir });
+      const cache = (await digestOf(`${probe.url}${tagPath}`, docker)).cache;
+      await probe.stop();
+      if (cache === 'global') break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const samples = { global: [] as number[], none: [] as number[], origin: [] as number[] };
+    const sources = { global: new Set<string>(), none: new Set<string>() };
+    for (let i = 0; i < REGION_SAMPLES; i++) {
+      for (const kind of ['global', 'none'] as const) {
+        // A new edge is a data centre that has never seen the image: empty memory, empty Cache API.
+        const region = await startEdge({ bundle, bindings, refuseTls: false, kvPersist: kvDir, globalStore: kind === 'global' });
+        try {
+          await fetch(`${region.url}/v2/`).then((r) => r.arrayBuffer()); // the isolate is up: time the pull, not the start
+          const started = performance.now();
+          const { cache } = await digestOf(`${region.url}${tagPath}`, docker);
+          samples[kind].push(performance.now() - started);
+          sources[kind].add(cache ?? '?');
+        } finally {
+          await region.stop();
+        }
+      }
+      const started = performance.now();
+      await digestOf(`${origin.url}${tagPath}`, originHeaders);
+      samples.origin.push(performance.now() - started);
+    }
+    regionRows.push(
+      { what: 'second region, first pull, global tier (KV)', samples: samples.global, sources: [...sources.global].join(', ') },
+      { what: 'second region, first pull, no global tier (edge → origin)', samples: samples.none, sources: [...sources.none].join(', ') },
+      { what: 'the origin itself, its caches warm', samples: samples.origin, sources: 'origin' },
+    );
+  } finally {
+    await firstRegion.stop();
+  }
+
+  // --- A repeat blob pull: the edge's cache against a redirect to storage ---
+  const manifest = JSON.parse(manifestBytes) as { layers: { digest: string; size: number }[] };
+  const layer = manifest.layers.reduce((a, b) => (b.size > a.size ? b : a));
+  const layerRes = await fetch(`${origin.url}/v2/${IMAGE}/blobs/${layer.digest}`, { headers: { [ORIGIN_SECRET_HEADER]: SECRET } });
+  const layerBytes = Buffer.from(await layerRes.arrayBuffer());
+  if (`sha256:${createHash('sha256').update(layerBytes).digest('hex')}` !== layer.digest) throw new Error('the origin sent a layer that does not match its digest');
+  emulator = await startGcsEmulator();
+  const keys = serviceAccountKeys();
+  const account = 'bench@demo-nixery-edge.iam.gserviceaccount.com';
+  const bucket = 'bench-edge-blobs';
+  const client = new Storage({ projectId: 'demo-nixery-edge', apiEndpoint: emulator.url, credentials: { client_email: account, private_key: keys.privateKey } });
+  await client.bucket(bucket).file(`blobs/sha256/${layer.digest.slice('sha256:'.length)}`).save(layerBytes, { resumable: false });
+  const gcs = { ...bindings, STORAGE_BACKEND: 'gcs', BUCKET: bucket, GCS_SIGNING_ACCOUNT: account, GCS_SIGNING_KEY: keys.privateKey, GCS_API_ENDPOINT: emulator.url };
+  const servedByEdge = await startEdge({ bundle, bindings: { ...gcs, BLOB_DELIVERY: 'edge' }, refuseTls: false });
+  const redirecting = await startEdge({ bundle, bindings: { ...gcs, BLOB_DELIVERY: 'redirect' }, refuseTls: false });
+  try {
+    const blobPath = `/v2/${IMAGE}/blobs/${layer.digest}`;
+    // Fill the edge's cache (written after the first response).
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const res = await fetch(`${servedByEdge.url}${blobPath}`);
+      await res.arrayBuffer();
+      if (res.headers.get('x-nixery-edge-cache') === 'cache') break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const rounds: Record<'edge' | 'redirect', BlobLoad | undefined> = { edge: undefined, redirect: undefined };
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const [kind, target] of [['edge', servedByEdge], ['redirect', redirecting]] as const) {
+        const load = await blobLoad(`${target.url}${blobPath}`, layer.digest, layerBytes.byteLength);
+        if (rounds[kind] === undefined || load.rate > rounds[kind]!.rate) rounds[kind] = load;
+      }
+    }
+    blobRows.push(
+      { what: 'repeat pull from the edge cache (BLOB_DELIVERY=edge)', ...rounds.edge!, note: rounds.edge!.sources },
+      { what: '307 from the edge, then the bytes from storage (BLOB_DELIVERY=redirect)', ...rounds.redirect!, note: rounds.redirect!.sources },
+    );
+    notes.push(`blob: the largest layer of ${IMAGE}, ${layer.digest.slice(0, 19)}…, ${(layerBytes.byteLength / 1024 / 1024).toFixed(2)} MiB; storage is the firebase-tools GCS emulator on loopback`);
+  } finally {
+    await redirecting.stop();
+    await servedByEdge.stop();
+  }
 } finally {
+  await emulator?.stop();
   await ceiling?.dispose();
   await fronted?.stop();
   await edge?.stop();
@@ -215,3 +364,19 @@ for (const note of notes) console.log(`- ${note}`);
 const edgeBest = Math.min(results[0]!.requestsPerSecond, results[1]!.requestsPerSecond);
 const registryBest = Math.max(results[4]!.requestsPerSecond, results[5]!.requestsPerSecond);
 console.log(`- edge hit / reference registry: ${(edgeBest / registryBest).toFixed(2)}× (slower edge row over faster registry row)`);
+
+if (regionRows.length > 0) {
+  console.log(`\nA first pull of ${IMAGE}:latest's manifest in a region that never saw it (a new edge each sample: own isolate and Cache API), ${REGION_SAMPLES} samples each, interleaved; loopback\n`);
+  console.log('| what answered | median | min | max | answered from |');
+  console.log('|---|---:|---:|---:|---|');
+  for (const r of regionRows) console.log(`| ${r.what} | ${median(r.samples).toFixed(1)} ms | ${Math.min(...r.samples).toFixed(1)} ms | ${Math.max(...r.samples).toFixed(1)} ms | ${r.sources} |`);
+  const [global, none, direct] = regionRows.map((r) => median(r.samples));
+  console.log(`\n- no global tier / global tier: ${(none! / global!).toFixed(2)}× (medians); origin itself / global tier: ${(direct! / global!).toFixed(2)}×`);
+}
+if (blobRows.length > 0) {
+  console.log(`\nA repeat pull of one layer: ${BLOB_CLIENTS} clients (Node fetch, following redirects, reading every byte), ${BLOB_SECONDS} s, best of ${ROUNDS} interleaved rounds; loopback\n`);
+  console.log('| what answered | pulls/s | MiB/s | p50 | p99 | answered from |');
+  console.log('|---|---:|---:|---:|---:|---|');
+  for (const r of blobRows) console.log(`| ${r.what} | ${r.rate.toFixed(0)} | ${r.mbps.toFixed(0)} | ${r.p50.toFixed(1)} ms | ${r.p99.toFixed(1)} ms | ${r.note} |`);
+  console.log(`\n- edge cache / redirect to storage: ${(blobRows[0]!.rate / blobRows[1]!.rate).toFixed(2)}× pulls/s`);
+}

@@ -11,7 +11,10 @@ import { Storage } from '@google-cloud/storage';
 import { startOrigin, type RunningOrigin } from '../support/origin.ts';
 import { startEdge, originRequests, type RunningTestEdge } from '../support/edge.ts';
 import { pullAndUnpack, runInRootfs } from '../support/clients.ts';
-import { startGcsEmulator, verifySignedUrl, type GcsEmulator } from '../support/gcs-emulator.ts';
+import { startCountingProxy, startGcsEmulator, verifySignedUrl, type CountingProxy, type GcsEmulator } from '../support/gcs-emulator.ts';
+import { createHash } from 'node:crypto';
+import { globalKey } from '../../edge/global-tier.ts';
+import type { ManifestKey } from '../../edge/manifest-cache.ts';
 import { MEDIA } from '../../shared/media-types.ts';
 import { ORIGIN_SECRET_HEADER } from '../../shared/headers.ts';
 import { serviceAccountKeys } from '../support/signing-key.ts';
@@ -346,5 +349,178 @@ describe('a pull through the edge with GCS storage (the storage emulator)', () =
     assert.ok(location.startsWith(`${emulator.url}/nixery-edge-e2e/blobs/sha256/`), location);
     assert.ok(verifySignedUrl(location, keys.publicKey));
     assert.equal(originRequests(origin.logs, '/blobs/').length, 0);
+  });
+});
+
+/** Waits until the global tier (KV, read through miniflare) holds a record for `key`: edges write it after their response. */
+async function inGlobalTier(edge: RunningTestEdge, key: ManifestKey): Promise<void> {
+  const kv = await edge.miniflare.getKVNamespace('GLOBAL_MANIFESTS');
+  for (let attempt = 0; attempt < 100; attempt++) {
+    if ((await kv.getWithMetadata(globalKey(key))).metadata !== null) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.fail(`the global tier never held ${globalKey(key)}`);
+}
+
+const sha256 = (bytes: Uint8Array) => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+
+describe('two regions, one global tier, blobs served by the edge (BLOB_DELIVERY=edge, the storage emulator)', () => {
+  const keys = serviceAccountKeys();
+  const account = 'nixery-edge@demo-nixery-edge.iam.gserviceaccount.com';
+  const bucket = 'nixery-edge-regions';
+  let emulator: GcsEmulator;
+  let proxy: CountingProxy;
+  let origin: RunningOrigin;
+  let first: RunningTestEdge;
+  let second: RunningTestEdge;
+  let third: RunningTestEdge | undefined;
+  let kvDir: string;
+  let edgeBindings: Record<string, string>;
+
+  before(async () => {
+    emulator = await startGcsEmulator();
+    // The edges reach storage through a counting proxy; the origin writes to the emulator directly.
+    proxy = await startCountingProxy(emulator.url);
+    const storage = { STORAGE_BACKEND: 'gcs', BUCKET: bucket, GCS_SIGNING_ACCOUNT: account, GCS_SIGNING_KEY: keys.privateKey };
+    origin = await startOrigin({ env: { ...storage, GCS_API_ENDPOINT: emulator.url, ORIGIN_SECRET: SECRET, GOOGLE_CLOUD_PROJECT: 'demo-nixery-edge' } });
+    kvDir = await mkdtemp(join(tmpdir(), 'edge-kv-'));
+    edgeBindings = { ...storage, GCS_API_ENDPOINT: proxy.url, BLOB_DELIVERY: 'edge', ORIGIN_SECRET: SECRET };
+    // Two data centres: each its own isolate and Cache API (in memory), one KV directory between them.
+    first = await startEdge(origin.url, { bindings: edgeBindings, kvPersist: kvDir });
+    second = await startEdge(origin.url, { bindings: edgeBindings, kvPersist: kvDir });
+  });
+  after(async () => {
+    await third?.stop();
+    await second?.stop();
+    await first?.stop();
+    await origin?.stop();
+    await proxy?.stop();
+    await emulator?.stop();
+    if (kvDir) await rm(kvDir, { recursive: true, force: true });
+  });
+
+  const helloTag: ManifestKey = { kind: 'tag', format: 'docker', image: 'amd64/hello', tag: 'latest' };
+  let layers: { digest: string; size: number }[] = [];
+
+  test('the second region serves an image first pulled through the first, with no origin request', async () => {
+    const image = await pullAndUnpack(first.host, 'hello:latest');
+    try {
+      assert.equal((await runInRootfs(image.rootfs, ['/bin/hello'])).trim(), 'Hello, world!');
+    } finally {
+      await image.remove();
+    }
+    await inGlobalTier(first, helloTag);
+    const originBefore = originRequests(origin.logs, '/v2/').length;
+    const manifest = await fetch(`${second.url}/v2/hello/manifests/latest`);
+    assert.equal(manifest.status, 200);
+    assert.equal(manifest.headers.get(EDGE_CACHE), 'global');
+    const again = await pullAndUnpack(second.host, 'hello:latest');
+    try {
+      assert.equal((await runInRootfs(again.rootfs, ['/bin/hello'])).trim(), 'Hello, world!');
+    } finally {
+      await again.remove();
+    }
+    assert.equal(originRequests(origin.logs, '/v2/').length, originBefore, 'no request of the second region reached the origin');
+    layers = ((await manifest.json()) as { layers: { digest: string; size: number }[] }).layers;
+  });
+
+  test('a repeat blob pull in one region touches neither storage nor the origin, and its bytes match the digest', async () => {
+    const layer = layers[0]!;
+    const url = `${first.url}/v2/hello/blobs/${layer.digest}`;
+    // skopeo's pull stored it; the cache write happens after the response, so wait until a request is answered from it.
+    let res = await fetch(url);
+    for (let attempt = 0; attempt < 50 && res.headers.get(EDGE_CACHE) !== 'cache'; attempt++) {
+      await res.arrayBuffer();
+      await new Promise((r) => setTimeout(r, 100));
+      res = await fetch(url);
+    }
+    assert.equal(res.headers.get(EDGE_CACHE), 'cache');
+    await res.arrayBuffer();
+    const storageBefore = proxy.requests.length;
+    const originBefore = originRequests(origin.logs, '').length;
+    const whole = await fetch(url);
+    assert.equal(whole.status, 200);
+    assert.equal(whole.headers.get(EDGE_CACHE), 'cache');
+    assert.equal(whole.headers.get('docker-content-digest'), layer.digest);
+    assert.equal(whole.headers.get('content-length'), String(layer.size));
+    assert.equal(whole.headers.get('docker-distribution-api-version'), 'registry/2.0');
+    const bytes = new Uint8Array(await whole.arrayBuffer());
+    assert.equal(sha256(bytes), layer.digest);
+    assert.equal(proxy.requests.length, storageBefore, 'no storage request');
+    assert.equal(originRequests(origin.logs, '').length, originBefore, 'no origin request');
+  });
+
+  test('Range and HEAD are answered from the cached blob', async () => {
+    const layer = layers[0]!;
+    const url = `${first.url}/v2/hello/blobs/${layer.digest}`;
+    const bytes = new Uint8Array(await (await fetch(url)).arrayBuffer());
+    const storageBefore = proxy.requests.length;
+    const part = await fetch(url, { headers: { range: 'bytes=10-19' } });
+    assert.equal(part.status, 206);
+    assert.equal(part.headers.get('content-range'), `bytes 10-19/${layer.size}`);
+    assert.equal(part.headers.get('content-length'), '10');
+    assert.deepEqual(new Uint8Array(await part.arrayBuffer()), bytes.slice(10, 20));
+    const tail = await fetch(url, { headers: { range: 'bytes=-7' } });
+    assert.equal(tail.status, 206);
+    assert.deepEqual(new Uint8Array(await tail.arrayBuffer()), bytes.slice(-7));
+    const head = await fetch(url, { method: 'HEAD' });
+    assert.equal(head.status, 200);
+    assert.equal(head.headers.get('content-length'), String(layer.size));
+    assert.equal(head.headers.get('docker-content-digest'), layer.digest);
+    assert.equal((await head.arrayBuffer()).byteLength, 0);
+    const beyond = await fetch(url, { headers: { range: `bytes=${layer.size + 10}-${layer.size + 20}` } });
+    assert.equal(beyond.status, 416);
+    assert.equal(beyond.headers.get('content-range'), `bytes */${layer.size}`);
+    assert.equal(await errorCode(beyond), 'UNKNOWN');
+    assert.equal(proxy.requests.length, storageBefore, 'no storage request');
+  });
+
+  test('HEAD in the other region, and an unknown blob is storage’s 404 as BLOB_UNKNOWN', async () => {
+    const layer = layers[layers.length - 1]!;
+    const url = `${second.url}/v2/hello/blobs/${layer.digest}`;
+    const head = await fetch(url, { method: 'HEAD' });
+    assert.equal(head.status, 200);
+    assert.equal(head.headers.get('content-length'), String(layer.size));
+    const storageBefore = proxy.requests.length;
+    const missing = await fetch(`${second.url}/v2/hello/blobs/sha256:${'0'.repeat(64)}`);
+    assert.equal(missing.status, 404);
+    assert.equal(await errorCode(missing), 'BLOB_UNKNOWN');
+    assert.equal(proxy.requests.length, storageBefore + 1);
+    const res = await fetch(url);
+    assert.equal(sha256(new Uint8Array(await res.arrayBuffer())), layer.digest);
+  });
+
+  test('bytes that do not match their digest are never cached (nor delivered whole)', async () => {
+    const wrong = new TextEncoder().encode('not the blob you asked for');
+    const claimed = `sha256:${'e'.repeat(64)}`;
+    const client = new Storage({ projectId: 'demo-nixery-edge', apiEndpoint: emulator.url, credentials: { client_email: account, private_key: keys.privateKey } });
+    await client.bucket(bucket).file(`blobs/sha256/${'e'.repeat(64)}`).save(Buffer.from(wrong), { resumable: false });
+    const url = `${first.url}/v2/hello/blobs/${claimed}`;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const before = proxy.requests.length;
+      const res = await fetch(url);
+      assert.equal(res.headers.get(EDGE_CACHE), 'miss', 'fetched from storage every time');
+      // The last chunk is held back until the digest is known: the client never holds the wrong bytes whole.
+      const received = await res.arrayBuffer().then((body) => new Uint8Array(body), () => null);
+      assert.notDeepEqual(received, wrong);
+      assert.equal(proxy.requests.length, before + 1);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  });
+
+  test('with the origin down, a region that never pulled the image serves it from the global tier and storage', async () => {
+    await origin.stop();
+    third = await startEdge(origin.url, { bindings: edgeBindings, kvPersist: kvDir });
+    const image = await pullAndUnpack(third.host, 'hello:latest');
+    try {
+      assert.equal((await runInRootfs(image.rootfs, ['/bin/hello'])).trim(), 'Hello, world!');
+    } finally {
+      await image.remove();
+    }
+    const manifest = await fetch(`${third.url}/v2/hello/manifests/latest`);
+    assert.equal(manifest.status, 200);
+    assert.ok(['memory', 'stale'].includes(manifest.headers.get(EDGE_CACHE) ?? ''), manifest.headers.get(EDGE_CACHE) ?? '');
+    const uncached = await fetch(`${third.url}/v2/shell/manifests/latest`);
+    assert.equal(uncached.status, 503);
   });
 });

@@ -20,6 +20,10 @@ export interface StartTestEdgeOptions {
   cachePersist?: string;
   /** A fixed port (a restart keeps its host, and so its Cache API keys); any free port by default. */
   port?: number;
+  /** Share the global tier (KV) between edges started with the same directory: two data centres, one global store. */
+  kvPersist?: string;
+  /** false: no global tier binding (the edge as it was before one). */
+  globalStore?: boolean;
 }
 
 let bundle: Promise<WorkerBundle> | undefined;
@@ -35,6 +39,8 @@ export async function startEdge(originUrl: string, options: StartTestEdgeOptions
     bindings: { ORIGIN_URL: originUrl, ...options.bindings },
     ...(options.cachePersist !== undefined ? { cachePersist: options.cachePersist } : {}),
     ...(options.port !== undefined ? { port: options.port } : {}),
+    ...(options.kvPersist !== undefined ? { kvPersist: options.kvPersist } : {}),
+    ...(options.globalStore !== undefined ? { globalStore: options.globalStore } : {}),
   });
   return { url: edge.url, port: edge.port, host: new URL(edge.url).host, miniflare: edge.miniflare, stop: edge.stop };
 }

@@ -35,7 +35,7 @@ import { createHash, createVerify } from 'node:crypto';
 import type { ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:http';
+import { createServer, request as httpRequest } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createRequire } from 'node:module';
@@ -160,6 +160,46 @@ export function verifySignedUrl(signedUrl: string, publicKeyPem: string): boolea
   const scope = decodeURIComponent(value('X-Goog-Credential') ?? '').split('/').slice(1).join('/');
   const stringToSign = ['GOOG4-RSA-SHA256', decodeURIComponent(value('X-Goog-Date') ?? ''), scope, createHash('sha256').update(canonicalRequest).digest('hex')].join('\n');
   return createVerify('RSA-SHA256').update(stringToSign).verify(publicKeyPem, Buffer.from(signature, 'hex'));
+}
+
+export interface CountingProxy {
+  /** `http://127.0.0.1:PORT`: point clients (GCS_API_ENDPOINT) here instead of at the emulator. */
+  url: string;
+  /** Every request that reached the emulator through the proxy, in order. */
+  readonly requests: { method: string; path: string }[];
+  stop(): Promise<void>;
+}
+
+/**
+ * A plain HTTP proxy on 127.0.0.1 in front of the emulator that counts what
+ * passes, so a test can show that a client made no storage request. Bodies
+ * are streamed both ways, untouched.
+ */
+export async function startCountingProxy(targetUrl: string): Promise<CountingProxy> {
+  const target = new URL(targetUrl);
+  const requests: { method: string; path: string }[] = [];
+  const server = createServer((req, res) => {
+    requests.push({ method: req.method ?? '', path: req.url ?? '' });
+    const upstream = httpRequest(
+      { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: { ...req.headers, host: target.host } },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      },
+    );
+    upstream.once('error', (err) => res.destroy(err));
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolveListen) => server.listen(0, '127.0.0.1', resolveListen));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    requests,
+    stop: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((resolveClose) => server.close(() => resolveClose()));
+    },
+  };
 }
 
 // ---------------------------------------------------------------------------

@@ -20,6 +20,9 @@ test('defaults fill everything but ORIGIN_URL, and a trailing slash is dropped f
     digestTtlSeconds: 365 * 24 * 3600,
     negativeTtlSeconds: 10,
     blobs: { backend: 'filesystem' },
+    blobDelivery: 'redirect',
+    blobCacheMaxBytes: 512 * 1024 * 1024,
+    globalStore: null,
   });
 });
 
@@ -45,6 +48,11 @@ test('an invalid variable is named in the error', () => {
     [{ ORIGIN_URL: 'http://x', STORAGE_BACKEND: 'gcs', BUCKET: 'b', GCS_SIGNING_ACCOUNT: 'a@b', GCS_SIGNING_KEY: 'secret-but-not-pem' }, 'GCS_SIGNING_KEY'],
     [{ ORIGIN_URL: 'http://x', STORAGE_BACKEND: 'gcs', BUCKET: 'b', GCS_SIGNING_ACCOUNT: 'a@b', GCS_SIGNING_KEY: PEM, GCS_URL_LIFETIME: '5' }, 'GCS_URL_LIFETIME'],
     [{ ORIGIN_URL: 'http://x', STORAGE_BACKEND: 'gcs', BUCKET: 'b', GCS_SIGNING_ACCOUNT: 'a@b', GCS_SIGNING_KEY: PEM, GCS_API_ENDPOINT: 'gs://x' }, 'GCS_API_ENDPOINT'],
+    [{ ORIGIN_URL: 'http://x', BLOB_DELIVERY: 'edge' }, 'BLOB_DELIVERY'],
+    [{ ORIGIN_URL: 'http://x', STORAGE_BACKEND: 'gcs', BUCKET: 'b', GCS_SIGNING_ACCOUNT: 'a@b', GCS_SIGNING_KEY: PEM, BLOB_DELIVERY: 'proxy' }, 'BLOB_DELIVERY'],
+    [{ ORIGIN_URL: 'http://x', BLOB_CACHE_MAX_BYTES: '-1' }, 'BLOB_CACHE_MAX_BYTES'],
+    // A [vars] entry where a KV binding belongs.
+    [{ ORIGIN_URL: 'http://x', GLOBAL_MANIFESTS: 'my-namespace' } as unknown as Env, 'GLOBAL_MANIFESTS'],
   ];
   for (const [env, variable] of cases) {
     assert.throws(
@@ -96,7 +104,7 @@ test('wrangler.toml’s [vars] say what the Worker assumes when they are absent'
 });
 
 test('the local reader of wrangler.toml takes strings, numbers and other tables, and refuses what it cannot read', () => {
-  const toml = ['name = "x"', 'compatibility_date = "2026-04-01"', '[vars]', 'A = "a \\"quoted\\" # not a comment"', 'B = 5 # a comment', '[[routes]]', 'pattern = "r.example.com"'].join('\n');
-  assert.deepEqual(readWranglerToml(toml), { compatibilityDate: '2026-04-01', vars: { A: 'a "quoted" # not a comment', B: '5' } });
+  const toml = ['name = "x"', 'compatibility_date = "2026-04-01"', '[vars]', 'A = "a \\"quoted\\" # not a comment"', 'B = 5 # a comment', '[[routes]]', 'pattern = "r.example.com"', '[[kv_namespaces]]', 'binding = "KV"'].join('\n');
+  assert.deepEqual(readWranglerToml(toml), { compatibilityDate: '2026-04-01', vars: { A: 'a "quoted" # not a comment', B: '5' }, kvNamespaces: ['KV'] });
   assert.throws(() => readWranglerToml('compatibility_date = "2026-04-01"\n[vars]\nA = { x = 1 }'), /cannot read this \[vars\] line/);
 });

@@ -7,7 +7,14 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startEdge, type RunningTestEdge } from '../support/edge.ts';
+import { globalKey } from '../../edge/global-tier.ts';
+import { canonicalImage, parseImageName } from '../../shared/names.ts';
+import type { Digest } from '../../shared/digest.ts';
+import type { ManifestKey } from '../../edge/manifest-cache.ts';
 import { MEDIA } from '../../shared/media-types.ts';
 import { ORIGIN_SECRET_HEADER, REQUEST_ID_HEADER } from '../../shared/headers.ts';
 
@@ -318,6 +325,127 @@ describe('the edge when tags are always revalidated (MANIFEST_TAG_TTL=0)', () =>
       if (served !== refreshed) await sleep(50);
     }
     assert.equal(served, refreshed);
+  });
+});
+
+/**
+ * Waits until the global tier (KV, read through miniflare) holds `digest` for
+ * a key: edges write it in the background, after their response.
+ */
+async function inGlobalTier(edge: RunningTestEdge, key: ManifestKey, digest: string): Promise<void> {
+  const kv = await edge.miniflare.getKVNamespace('GLOBAL_MANIFESTS');
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const { metadata } = await kv.getWithMetadata(globalKey(key));
+    if ((metadata as { digest?: string } | null)?.digest === digest) return;
+    await sleep(50);
+  }
+  assert.fail(`the global tier never held ${digest} for ${globalKey(key)}`);
+}
+
+const tagKey = (name: string): ManifestKey => ({ kind: 'tag', format: 'docker', image: canonicalImage(parseImageName(name)), tag: 'latest' });
+
+describe('two data centres sharing one global tier (KV)', () => {
+  const origin = new ScriptedOrigin();
+  let here: RunningTestEdge;
+  let there: RunningTestEdge;
+  let alone: RunningTestEdge;
+  let kvDir: string;
+  // Three seconds: long enough to read a tag in the other edge while fresh, short enough to see it go stale.
+  const bindings = { MANIFEST_TAG_TTL: '3', STALE_TIMEOUT_MS: '300', ORIGIN_TIMEOUT_MS: '3000' };
+
+  before(async () => {
+    await origin.start();
+    kvDir = await mkdtemp(join(tmpdir(), 'edge-kv-'));
+    // Each edge has its own Cache API (in memory) and isolate: two data centres. KV is shared.
+    here = await startEdge(origin.url, { bindings, kvPersist: kvDir });
+    there = await startEdge(origin.url, { bindings, kvPersist: kvDir });
+    // The same shared directory but no binding: the edge as it was before the global tier.
+    alone = await startEdge(origin.url, { bindings, kvPersist: kvDir, globalStore: false });
+  });
+  after(async () => {
+    await alone?.stop();
+    await there?.stop();
+    await here?.stop();
+    await origin.stop();
+    if (kvDir) await rm(kvDir, { recursive: true, force: true });
+  });
+
+  test('a manifest asked for in one data centre is answered in the other from the global tier, by tag and by digest, without the origin', async () => {
+    origin.handler = (req, res) => serveManifest(req, res);
+    const first = await fetch(`${here.url}/v2/everywhere/manifests/latest`);
+    assert.equal(first.headers.get(EDGE_CACHE), 'miss');
+    const body = await first.text();
+    const digest = first.headers.get('docker-content-digest')!;
+    await inGlobalTier(here, tagKey('everywhere'), digest);
+    const elsewhere = await fetch(`${there.url}/v2/everywhere/manifests/latest`);
+    assert.equal(elsewhere.headers.get(EDGE_CACHE), 'global');
+    assert.equal(elsewhere.headers.get('docker-content-digest'), digest);
+    assert.equal(elsewhere.headers.get('cache-control'), 'public, max-age=3');
+    assert.equal(await elsewhere.text(), body);
+    // Copied into the other data centre's own layers on the way.
+    assert.equal((await fetch(`${there.url}/v2/everywhere/manifests/latest`)).headers.get(EDGE_CACHE), 'memory');
+    assert.equal(origin.count('/v2/everywhere/'), 1);
+
+    // A digest only the first data centre has seen (through its tag).
+    const pinned = await fetch(`${here.url}/v2/pinned/manifests/latest`);
+    const pinnedBody = await pinned.text();
+    const pinnedDigest = pinned.headers.get('docker-content-digest')! as Digest;
+    await inGlobalTier(here, { kind: 'digest', digest: pinnedDigest }, pinnedDigest);
+    const byDigest = await fetch(`${there.url}/v2/pinned/manifests/${pinnedDigest}`);
+    assert.equal(byDigest.status, 200);
+    assert.equal(byDigest.headers.get(EDGE_CACHE), 'global');
+    assert.equal(byDigest.headers.get('cache-control'), 'public, max-age=31536000, immutable');
+    assert.equal(await byDigest.text(), pinnedBody);
+    assert.equal(origin.count('/v2/pinned/'), 1);
+  });
+
+  test('without the KV binding an edge keeps to its own data centre, as before', async () => {
+    origin.handler = (req, res) => serveManifest(req, res);
+    const first = await fetch(`${here.url}/v2/local-only/manifests/latest`);
+    await inGlobalTier(here, tagKey('local-only'), first.headers.get('docker-content-digest')!);
+    const res = await fetch(`${alone.url}/v2/local-only/manifests/latest`);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get(EDGE_CACHE), 'miss');
+    assert.equal(origin.count('/v2/local-only/'), 2);
+  });
+
+  test('a tag revalidated in one data centre is fresh in the other, and a moved tag is seen everywhere', async () => {
+    origin.handler = (req, res) => serveManifest(req, res, 1);
+    const v1 = manifestFor('/v2/moves/manifests/latest', MEDIA.dockerManifest, 1).digest;
+    await fetch(`${here.url}/v2/moves/manifests/latest`);
+    await inGlobalTier(here, tagKey('moves'), v1);
+    assert.equal((await fetch(`${there.url}/v2/moves/manifests/latest`)).headers.get(EDGE_CACHE), 'global');
+    // Both copies go stale; the tag moves; one data centre asks the origin...
+    await sleep(3_100);
+    origin.handler = (req, res) => serveManifest(req, res, 2);
+    const moved = await fetch(`${there.url}/v2/moves/manifests/latest`);
+    assert.equal(moved.headers.get(EDGE_CACHE), 'miss');
+    const v2 = manifestFor('/v2/moves/manifests/latest', MEDIA.dockerManifest, 2).digest;
+    assert.equal(moved.headers.get('docker-content-digest'), v2);
+    const asked = origin.count('/v2/moves/');
+    await inGlobalTier(there, tagKey('moves'), v2);
+    // ...and the other, whose own copy is stale, takes the new one from the global tier.
+    const seen = await fetch(`${here.url}/v2/moves/manifests/latest`);
+    assert.equal(seen.headers.get('docker-content-digest'), v2);
+    assert.equal(seen.headers.get(EDGE_CACHE), 'global');
+    assert.equal(origin.count('/v2/moves/'), asked);
+  });
+
+  test('with the origin failing, a data centre that never saw a tag serves the global tier’s stale copy', async () => {
+    origin.handler = (req, res) => serveManifest(req, res);
+    const fresh = await fetch(`${here.url}/v2/covered/manifests/latest`);
+    const digest = fresh.headers.get('docker-content-digest')!;
+    await fresh.arrayBuffer();
+    await inGlobalTier(here, tagKey('covered'), digest);
+    await sleep(3_100);
+    origin.handler = (_req, res) => serveError(res, 503, 'UNAVAILABLE', 'down');
+    const stale = await fetch(`${there.url}/v2/covered/manifests/latest`);
+    assert.equal(stale.status, 200);
+    assert.equal(stale.headers.get(EDGE_CACHE), 'stale');
+    assert.equal(stale.headers.get('cache-control'), 'no-cache');
+    assert.equal(stale.headers.get('docker-content-digest'), digest);
+    const never = await fetch(`${there.url}/v2/never-seen/manifests/latest`);
+    assert.equal(never.status, 503);
   });
 });
 

@@ -7,6 +7,7 @@ import { SingleFlight } from '../../shared/single-flight.ts';
 import { withDeadline, withTimeout } from '../../shared/deadline.ts';
 import { ManifestCache, cacheUrl, type ManifestEntry, type ManifestKey, type ResponseCache } from '../../edge/manifest-cache.ts';
 import { sha256Digest } from '../../shared/digest.ts';
+import { decodeRecord, globalKey, GlobalTier, type GlobalStore } from '../../edge/global-tier.ts';
 import { MEDIA } from '../../shared/media-types.ts';
 
 test('the LRU evicts the least recently used entry past its count or its weight', () => {
@@ -157,4 +158,73 @@ test('remembered failures expire, and a success forgets them', async () => {
   cache.rememberFailure(tag, { status: 404, contentType: 'application/json', body: new Uint8Array() }, 20_000);
   await cache.store(tag, await entry('{}'), ORIGIN, 20_001);
   assert.equal(cache.failure(tag, 20_002), null);
+});
+
+/** A Map-backed stand-in for a Workers KV namespace (the real one runs in test/unit/edge-worker.test.ts, in workerd). */
+class FakeKv implements GlobalStore {
+  readonly entries = new Map<string, { value: Uint8Array; metadata: unknown; ttl: number | undefined }>();
+  writes = 0;
+  async getWithMetadata<M>(key: string): Promise<{ value: ArrayBuffer | null; metadata: M | null }> {
+    const hit = this.entries.get(key);
+    return hit === undefined ? { value: null, metadata: null } : { value: hit.value.slice().buffer, metadata: hit.metadata as M };
+  }
+  async put(key: string, value: ArrayBuffer | ArrayBufferView | string, options?: { expirationTtl?: number; metadata?: unknown }): Promise<void> {
+    this.writes++;
+    const bytes = typeof value === 'string' ? new TextEncoder().encode(value) : new Uint8Array(ArrayBuffer.isView(value) ? value.buffer.slice(value.byteOffset, value.byteOffset + value.byteLength) : value);
+    this.entries.set(key, { value: bytes, metadata: options?.metadata ?? null, ttl: options?.expirationTtl });
+  }
+}
+
+function regionWith(kv: FakeKv, tagTtlSeconds = 60): ManifestCache {
+  return new ManifestCache({ tagTtlSeconds, staleTtlSeconds: 600, digestTtlSeconds: 3600, negativeTtlSeconds: 10, cache: async () => new FakeCache(), global: new GlobalTier(kv) });
+}
+
+test('the global tier answers a region that never saw a key, judges a tag by the time the origin answered, and writes a digest once', async () => {
+  const kv = new FakeKv();
+  const here = regionWith(kv);
+  const there = regionWith(kv);
+  const tag: ManifestKey = { kind: 'tag', format: 'docker', image: 'amd64/hello', tag: 'latest' };
+  const v1 = await entry('{"v":1}');
+  await here.store(tag, v1, ORIGIN, 1_000);
+  assert.equal(kv.writes, 2, 'the digest and the tag');
+  assert.equal(kv.entries.get(globalKey(tag))!.ttl, 660, 'kept for the TTL and the stale TTL');
+  const background: Promise<unknown>[] = [];
+  const found = await there.lookup(tag, ORIGIN, 30_000, (p) => background.push(p));
+  assert.equal(found?.source, 'global');
+  assert.equal(found?.storedAt, 1_000, 'the origin’s time, not the time it was read');
+  assert.equal(there.isFresh(found!, 30_000), true);
+  assert.equal(there.isFresh(found!, 61_000), false);
+  assert.equal(background.length, 1, 'copied into the local Cache API in the background');
+  assert.equal((await there.lookup(tag, ORIGIN, 30_000))?.source, 'memory');
+  const byDigest = await regionWith(kv).lookup({ kind: 'digest', digest: v1.digest }, ORIGIN, 0);
+  assert.equal(byDigest?.source, 'global');
+  assert.deepEqual(byDigest?.entry.bytes, v1.bytes);
+  // A revalidation with the same digest writes the tag again, not the immutable digest record.
+  await here.store(tag, v1, ORIGIN, 70_000);
+  assert.equal(kv.writes, 3);
+});
+
+test('a global record older than the local copy is not taken, and one whose bytes do not match its digest is ignored', async () => {
+  const kv = new FakeKv();
+  const region = regionWith(kv);
+  const tag: ManifestKey = { kind: 'tag', format: 'docker', image: 'amd64/hello', tag: 'latest' };
+  await regionWith(kv).store(tag, await entry('{"v":1}'), ORIGIN, 1_000);
+  await region.store(tag, await entry('{"v":2}'), ORIGIN, 2_000);
+  const stale = await region.lookup(tag, ORIGIN, 500_000);
+  assert.equal(stale?.source, 'memory');
+  assert.equal(new TextDecoder().decode(stale!.entry.bytes), '{"v":2}');
+
+  const other: ManifestKey = { kind: 'tag', format: 'docker', image: 'amd64/other', tag: 'latest' };
+  await regionWith(kv).store(other, await entry('{"other":1}'), ORIGIN, 1_000);
+  kv.entries.get(globalKey(other))!.value = new TextEncoder().encode('{"other":"tampered"}');
+  assert.equal(await regionWith(kv).lookup(other, ORIGIN, 2_000), null);
+});
+
+test('records of another layout, or a digest key holding another digest, are not read', () => {
+  const key: ManifestKey = { kind: 'digest', digest: `sha256:${'a'.repeat(64)}` };
+  const bytes = new ArrayBuffer(2);
+  assert.equal(decodeRecord(key, bytes, { v: 2, digest: key.digest, mediaType: 'x', storedAt: null } as never), null);
+  assert.equal(decodeRecord(key, bytes, { v: 1, digest: `sha256:${'b'.repeat(64)}`, mediaType: 'x', storedAt: null }), null);
+  const tag: ManifestKey = { kind: 'tag', format: 'oci', image: 'amd64/hello', tag: 'latest' };
+  assert.equal(decodeRecord(tag, bytes, { v: 1, digest: key.digest, mediaType: 'x', storedAt: null })?.storedAt, 0, 'a tag without a time is stale');
 });
