@@ -50,6 +50,7 @@ import { condense, containmentCounts, type CondensedGraph } from './condensed.ts
 import { immediateDominators } from './dominators.ts';
 import type { ClosureGraph, LayerGroup, Popularity } from './graph.ts';
 import { popularityOf } from './popularity.ts';
+import type { LearnedPopularity } from './learned-popularity.ts';
 
 export { layerId } from './identity.ts';
 
@@ -62,6 +63,8 @@ export interface GroupOptions {
    * not list are taken to be needed by nothing outside this image.
    */
   readonly popularity?: Popularity;
+  /** What the origin learned from the images it built (learned-popularity.ts). */
+  readonly learned?: LearnedPopularity;
 }
 
 export function groupLayers(graph: ClosureGraph, options: GroupOptions): LayerGroup[] {
