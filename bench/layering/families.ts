@@ -14,6 +14,8 @@ export interface Sequence {
   readonly images: readonly ClosureGraph[];
   /** What the origin is given as NIX_POPULARITY_URL's data; absent when it has none. */
   readonly popularity?: Popularity;
+  /** What the popularity counts (GroupOptions.counts). */
+  readonly counts?: 'referrers' | 'closures';
   /** The same data keyed by name without hash (Nixery's own lookup). */
   readonly popularityByName: ReadonlyMap<string, number>;
   /** A closure of about 2,000 paths from the same package set, for timing. */
@@ -88,7 +90,7 @@ export const debianFamily: Family = {
     const random = prng(seed);
     const draw = weighted(Array.from(pop, Math.sqrt), random);
     const images = drawImages(g, 50, 5, draw, random);
-    return { images, popularity, popularityByName: byName, big: bigClosure(g, weighted(Array.from(pop, Math.sqrt), prng(seed ^ 0x2000))), describe: describeImages(images) };
+    return { images, popularity, counts: 'closures', popularityByName: byName, big: bigClosure(g, weighted(Array.from(pop, Math.sqrt), prng(seed ^ 0x2000))), describe: describeImages(images) };
   },
 };
 

@@ -30,7 +30,7 @@ const tuning = process.argv.includes('--tune');
 const seeds = tuning ? TUNE_SEEDS : REPORT_SEEDS;
 
 function timeGrouping(strategy: Strategy, sequence: Sequence, budget: number, learned: LearnedPopularity): { best: number; median: number } {
-  const context: StrategyContext = { popularity: sequence.popularity, popularityByName: sequence.popularityByName, learned };
+  const context: StrategyContext = { popularity: sequence.popularity, counts: sequence.counts, popularityByName: sequence.popularityByName, learned };
   strategy.group(sequence.big, budget, context); // warm-up: let the JIT settle before the clock runs
   const times: number[] = [];
   for (let r = 0; r < TIMING_RUNS; r++) {

@@ -45,7 +45,7 @@ export class Origin {
     const key = imageKey(image);
     const cached = this.#built.get(key);
     if (cached && !rebuild) return cached;
-    const context: StrategyContext = { popularity: this.sequence.popularity, popularityByName: this.sequence.popularityByName, learned: this.#view };
+    const context: StrategyContext = { popularity: this.sequence.popularity, counts: this.sequence.counts, popularityByName: this.sequence.popularityByName, learned: this.#view };
     const groups = this.strategy.group(image, this.budget, context);
     check(this.strategy, image, groups, this.budget);
     this.#built.set(key, groups);

@@ -40,7 +40,7 @@
 // nixpkgs' popularity contest ranks paths by how many routes reach them
 // inside this one image, so which paths get the last, mixed layer shifts with
 // the image, and nothing a package owns travels with it.
-import { condense, type CondensedGraph } from './condensed.ts';
+import { condense, containmentCounts, type CondensedGraph } from './condensed.ts';
 import { immediateDominators } from './dominators.ts';
 import { storePathName, type ClosureGraph, type LayerGroup, type Popularity } from './graph.ts';
 import type { LearnedPopularity } from './learned-popularity.ts';
@@ -58,6 +58,12 @@ export interface GroupOptions {
    * have at most one referrer.
    */
   readonly popularity?: Popularity;
+  /**
+   * What `popularity` counts: `referrers` (the default) as Nixery's popcount
+   * publishes it, or `closures`, per path the packages whose closure holds it
+   * (computePopularity over a whole package set).
+   */
+  readonly counts?: 'referrers' | 'closures';
   /** What the origin learned from the images it built (learned-popularity.ts). */
   readonly learned?: LearnedPopularity;
 }
@@ -128,11 +134,27 @@ export function groupLayers(graph: ClosureGraph, options: GroupOptions): LayerGr
   }
   const trustUnlisted = published !== undefined && published.size > 0 && contradictions <= STALE_TOLERANCE * candidates;
 
+  // Closure counts say more: what is left of a path's count beyond this
+  // image is demand for it elsewhere, and demand for x beyond d's is demand
+  // for x without d, so x may join d even when other paths refer to it.
+  const closures = options.counts === 'closures' && published !== undefined;
+  const demand = new Float64Array(units);
+  if (closures) {
+    const local = containmentCounts(g);
+    for (let u = 0; u < units; u++) {
+      let best = -1;
+      for (const i of g.members[u]!) best = Math.max(best, popularityOf(published, g.paths[i]!) ?? -1);
+      pop[u] = best < 0 ? local[u]! : best;
+      demand[u] = Math.max(0, pop[u]! - local[u]!);
+    }
+  }
+
   const verdict = (x: number, d: number): Verdict => {
-    if (outside[x]! > 0) return 'against';
+    if (closures && demand[x]! - demand[d]! > 0) return 'against';
+    if (!closures && outside[x]! > 0) return 'against';
     // Learned: x was in an image without d.
     if (seen[x]! > 0 && (seen[d] !== seen[x] || signature[d] !== signature[x])) return 'against';
-    if (outside[x]! === 0) return 'sure';
+    if (closures || outside[x]! === 0) return 'sure';
     // Not listed: popcount drops paths with one referrer, so fresh data says as much.
     return trustUnlisted ? 'sure' : 'unknown';
   };
@@ -141,6 +163,7 @@ export function groupLayers(graph: ClosureGraph, options: GroupOptions): LayerGr
   const foldable = (u: number): number => {
     const d = idom[u]!;
     if (isRoot[u] || d === entry || d < 0) return -1;
+    if (closures) return d;
     const top = layers.find(d);
     for (const r of g.pred[u]!) if (layers.find(r) !== top) return -1;
     return d;

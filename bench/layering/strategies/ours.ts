@@ -5,7 +5,7 @@ import type { Strategy } from './strategy.ts';
 export const ours: Strategy = {
   name: 'nixery-edge (ours)',
   group(graph, budget, context) {
-    return groupLayers(graph, { budget, popularity: context.popularity, learned: context.learned });
+    return groupLayers(graph, { budget, popularity: context.popularity, counts: context.counts, learned: context.learned });
   },
 };
 
@@ -13,6 +13,6 @@ export const ours: Strategy = {
 export const oursUnlearned: Strategy = {
   name: 'nixery-edge (ours), nothing learned',
   group(graph, budget, context) {
-    return groupLayers(graph, { budget, popularity: context.popularity });
+    return groupLayers(graph, { budget, popularity: context.popularity, counts: context.counts });
   },
 };

@@ -7,6 +7,8 @@ import type { LearnedPopularity } from '../../../origin/layers/learned-popularit
 export interface StrategyContext {
   /** NIX_POPULARITY_URL's data as the origin parses it; absent when there is none. */
   readonly popularity?: Popularity;
+  /** What the popularity counts (GroupOptions.counts). */
+  readonly counts?: 'referrers' | 'closures';
   /** Keyed by name without hash, the form Nixery's popcount publishes (empty when there is none). */
   readonly popularityByName: ReadonlyMap<string, number>;
   /** What the origin learned from the images it built before this one. */
