@@ -12,26 +12,35 @@
 //     so each strongly connected component is one unit from the start
 //     (condensed.ts). Then, top down, a unit x joins the layer of its
 //     immediate dominator d when everything in the image that refers to x is
-//     already in d's layer and no evidence says x is needed without d:
+//     already in d's layer and the evidence says x is never needed without d:
 //       - published popularity (Nixery's popcount: how many paths refer to
 //         x in the whole package set) counts no referrer beyond those in
-//         this image, and
-//       - the images the origin built (learned-popularity.ts) held x exactly
-//         when they held d (same signature).
+//         this image (a path it does not list has at most one), and
+//       - no image the origin built (learned-popularity.ts) held x without
+//         d (their signatures differ): the published data may be stale.
 //     By induction every path of such a layer is reached, in any image, only
 //     through its top, so the layer is the same set wherever it appears.
-//  2. Only when the layers still outnumber the budget, in order of
-//     decreasing certainty, until the budget holds:
-//       a. folds nothing speaks for or against (a path no data knows, whose
-//          referrers in the image are all in d's layer), the smallest first;
-//       b. layers the origin's images always held together (same learned
-//          signature) merge into one: they are a group of paths always
-//          pulled together so far, the same set in every image that has them;
-//       c. the cut: the budget − 1 layers worth most to keep apart keep
-//          their own, the others share one remainder layer. A layer's worth
-//          is its bytes × √popularity: what pulling it again would cost
-//          times how likely another image is to hold it, a likelihood that
-//          grows with popularity but saturates.
+//     With no data, or data that misses paths this image shows are shared
+//     (another revision of the package set: stale), a path the data does not
+//     list is not folded: nothing says it is safe, and a wrong fold costs
+//     its owner's whole layer when the two part. (Closure-count data, the
+//     Debian benchmark's, keeps the demand rule it was tuned with: x joins d
+//     when its count beyond this image is no more than d's, and being exact
+//     for the package set, needs no veto from the images built.)
+//  2. The cut, only when the layers still outnumber the budget: the
+//     budget − 1 layers worth most to keep apart keep their own, and the
+//     others share one remainder layer. A layer's worth is its bytes ×
+//     popularity^e, popularity being the published count plus the images
+//     the origin built with it: what pulling it again would cost times how
+//     likely another image is to hold it, a likelihood that grows with
+//     popularity but saturates (e tuned on the benchmark's tuning seeds).
+//
+// Measured and left out (bench/layering): folding the paths no evidence
+// speaks for when over budget, folding on learned signatures alone, and
+// grouping the remainder by learned signature or into hashed buckets. Each
+// regroups paths a client already holds in other layers, and cost more than
+// the one remainder it saves (hashed buckets did halve what a warm client
+// pulls again after the counts move, for +0.02–0.03× the ideal downloaded).
 //
 // Nixery also starts from the dominator tree, but keeps only its top-level
 // subtrees as layers, so a path's layer depends on which other packages
@@ -70,6 +79,16 @@ export interface GroupOptions {
 
 /** What the evidence says about folding a unit into its dominator's layer. */
 type Verdict = 'sure' | 'unknown' | 'against';
+
+/**
+ * How a layer's worth grows with its popularity in the cut: tuned on the
+ * benchmark's tuning seeds (bench/layering), √ for closure counts (Debian's
+ * family), a flatter ∜ for referrer counts and learned image counts (the
+ * nixpkgs-like families), whose scale says less about how often a path
+ * comes back.
+ */
+const CLOSURE_WORTH_EXPONENT = 0.5;
+const REFERRER_WORTH_EXPONENT = 0.25;
 
 /** Share of the paths fresh data must list that may be missing before the data counts as stale. */
 const STALE_TOLERANCE = 0.02;
@@ -153,7 +172,7 @@ export function groupLayers(graph: ClosureGraph, options: GroupOptions): LayerGr
     if (closures && demand[x]! - demand[d]! > 0) return 'against';
     if (!closures && outside[x]! > 0) return 'against';
     // Learned: x was in an image without d.
-    if (seen[x]! > 0 && (seen[d] !== seen[x] || signature[d] !== signature[x])) return 'against';
+    if (!closures && seen[x]! > 0 && (seen[d] !== seen[x] || signature[d] !== signature[x])) return 'against';
     if (closures || outside[x]! === 0) return 'sure';
     // Not listed: popcount drops paths with one referrer, so fresh data says as much.
     return trustUnlisted ? 'sure' : 'unknown';
@@ -177,7 +196,8 @@ export function groupLayers(graph: ClosureGraph, options: GroupOptions): LayerGr
 
   // 2. The cut.
   if (layers.count > budget) {
-    const worth = (u: number): number => layers.bytes(u) * Math.sqrt(pop[u]! + seen[u]!);
+    const exponent = closures ? CLOSURE_WORTH_EXPONENT : REFERRER_WORTH_EXPONENT;
+    const worth = (u: number): number => layers.bytes(u) * (pop[u]! + seen[u]!) ** exponent;
     const tops = layers.tops().sort((a, b) => worth(b) - worth(a) || a - b);
     const [remainder, ...rest] = tops.slice(budget - 1);
     for (const t of rest) layers.join(t, remainder!);
