@@ -74,6 +74,8 @@ export class LearnedPopularityStore {
     const refreshEvery = options.refreshEvery ?? 8;
     if (!Number.isInteger(refreshEvery) || refreshEvery < 1) throw new Error(`refreshEvery must be a whole number of at least 1, got ${refreshEvery}`);
     const store = new LearnedPopularityStore(storage, counter, refreshEvery);
+    // A record that lost its place in the index to a concurrent write gets it back.
+    if (own !== undefined && !(await store.#index()).includes(replica)) await store.save();
     await store.refresh();
     return store;
   }

@@ -96,6 +96,11 @@ test('replicas share counts through storage under popularity/learned/, and a res
     await restarted.refresh();
     assert.equal(restarted.current().counts.get(n('git')), 1, 'an image counted before the restart is not counted again');
     assert.throws(() => learnedPopularityKeys.replica('../x'), /invalid replica id/);
+    // Two replicas that wrote the index at once: the loser puts itself back when it next starts.
+    await storage.put(learnedPopularityKeys.index, new TextEncoder().encode('["origin-0"]'), 'application/json');
+    const back = await LearnedPopularityStore.open(storage, 'origin-1');
+    assert.deepEqual(JSON.parse(new TextDecoder().decode((await storage.get(learnedPopularityKeys.index))!)), ['origin-0', 'origin-1']);
+    assert.equal(back.current().counts.get(n('htop')), 1);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
