@@ -105,6 +105,9 @@ export function groupLayers(graph: ClosureGraph, options: GroupOptions): LayerGr
   const { referrers, selfReferring } = referrerCounts(graph, g);
   const published = options.popularity;
   const learned = options.learned && options.learned.images > 0 ? options.learned : undefined;
+  // Each path's published count, looked up once (-1: not listed).
+  const listed = new Float64Array(g.paths.length).fill(-1);
+  if (published) for (let i = 0; i < g.paths.length; i++) listed[i] = popularityOf(published, g.paths[i]!) ?? -1;
 
   // Per unit: referrers beyond the image in the published data (-1: not listed), popularity, learned count and signature.
   const outside = new Float64Array(units).fill(-1);
@@ -115,8 +118,8 @@ export function groupLayers(graph: ClosureGraph, options: GroupOptions): LayerGr
     let best = 1;
     for (const i of g.members[u]!) {
       const name = g.paths[i]!;
-      const p = published ? popularityOf(published, name) : undefined;
-      if (p !== undefined) {
+      const p = listed[i]!;
+      if (p >= 0) {
         outside[u] = Math.max(outside[u]!, p - referrers[i]!);
         best = Math.max(best, p);
       }
@@ -147,8 +150,7 @@ export function groupLayers(graph: ClosureGraph, options: GroupOptions): LayerGr
     for (let i = 0; i < g.paths.length; i++) {
       if (referrers[i]! - (selfReferring[i] ? 1 : 0) < 2) continue;
       candidates++;
-      const p = popularityOf(published, g.paths[i]!);
-      if (p === undefined || p < referrers[i]!) contradictions++;
+      if (listed[i]! < referrers[i]!) contradictions++;
     }
   }
   const trustUnlisted = published !== undefined && published.size > 0 && contradictions <= STALE_TOLERANCE * candidates;
@@ -162,7 +164,7 @@ export function groupLayers(graph: ClosureGraph, options: GroupOptions): LayerGr
     const local = containmentCounts(g);
     for (let u = 0; u < units; u++) {
       let best = -1;
-      for (const i of g.members[u]!) best = Math.max(best, popularityOf(published, g.paths[i]!) ?? -1);
+      for (const i of g.members[u]!) best = Math.max(best, listed[i]!);
       pop[u] = best < 0 ? local[u]! : best;
       demand[u] = Math.max(0, pop[u]! - local[u]!);
     }
@@ -210,21 +212,23 @@ export function groupLayers(graph: ClosureGraph, options: GroupOptions): LayerGr
 function referrerCounts(graph: ClosureGraph, g: CondensedGraph): { referrers: Float64Array; selfReferring: Uint8Array } {
   const index = new Map<string, number>();
   g.paths.forEach((p, i) => index.set(p, i));
-  const counted = new Set<string>();
   const count = new Float64Array(g.paths.length);
   const self = new Uint8Array(g.paths.length);
+  // A path Nix listed twice refers to the union of both lists, each referrer counted once.
+  const refs: Set<number>[] = Array.from({ length: g.paths.length }, () => new Set<number>());
   for (const p of graph.paths) {
     const from = index.get(p.path)!;
     for (const r of p.references) {
       const to = index.get(r);
-      if (to === undefined) continue;
-      const edge = `${from} ${to}`;
-      if (counted.has(edge)) continue;
-      counted.add(edge);
+      if (to !== undefined) refs[from]!.add(to);
+    }
+  }
+  refs.forEach((targets, from) => {
+    for (const to of targets) {
       count[to]!++;
       if (to === from) self[to] = 1;
     }
-  }
+  });
   return { referrers: count, selfReferring: self };
 }
 
