@@ -3,6 +3,7 @@
 // same. Anything invalid stops start-up with one line naming the variable.
 import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { hostname } from 'node:os';
 
 import { ConfigError, configInteger, configText, gcsEndpoint } from '../shared/config.ts';
 
@@ -49,6 +50,8 @@ export interface OriginConfig {
   logLevel: string;
   /** Seconds in-flight builds may run on after SIGTERM before they are cancelled. */
   shutdownGraceSeconds: number;
+  /** Names this replica's record of learned popularity; stable across restarts at best (a StatefulSet ordinal). */
+  replicaId: string;
 }
 
 type Env = Record<string, string | undefined>;
@@ -139,6 +142,15 @@ function readOriginSecrets(env: Env): string[] {
   return [current, previous].filter((secret): secret is string => secret !== undefined);
 }
 
+function replicaId(env: Env): string {
+  const given = get(env, 'NIXERY_REPLICA_ID');
+  const id = given ?? (hostname().replace(/[^a-zA-Z0-9._-]/g, '-').replace(/^[^a-zA-Z0-9]+/, '').slice(0, 63) || 'origin');
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/.test(id) || id === 'replicas') {
+    throw new ConfigError('NIXERY_REPLICA_ID', `must be letters, digits, ".", "_", "-" (at most 63, not "replicas"), got ${JSON.stringify(id)}`);
+  }
+  return id;
+}
+
 export function readConfig(env: Env = process.env): OriginConfig {
   return {
     port: integer(env, 'PORT', 8080, 0, 65535),
@@ -151,5 +163,6 @@ export function readConfig(env: Env = process.env): OriginConfig {
     maxLayers: integer(env, 'MAX_LAYERS', 100, 2, 125),
     logLevel: get(env, 'LOG_LEVEL') ?? 'info',
     shutdownGraceSeconds: integer(env, 'SHUTDOWN_GRACE_SECONDS', 25, 0, 24 * 3600),
+    replicaId: replicaId(env),
   };
 }

@@ -14,6 +14,7 @@ import { mountHealth } from './ops/health.ts';
 import { createMetrics } from './ops/metrics.ts';
 import { GracefulShutdown } from './ops/shutdown.ts';
 import { loadPopularity } from './popularity/load.ts';
+import { LearnedPopularityStore } from './popularity/learned-store.ts';
 import { checkNixCanBuild } from './nix/preflight.ts';
 
 let config: OriginConfig;
@@ -40,6 +41,8 @@ try {
   const source = createSource(config.source);
   // Loaded once: layering must not change while the origin runs.
   const popularity = config.popularityUrl ? await loadPopularity(config.popularityUrl, storage, log) : undefined;
+  // Counts of the images this instance built, shared by replicas through storage (docs/layering.md).
+  const learned = await LearnedPopularityStore.open(storage, config.replicaId);
   // One signal for every build: shutdown cancels whatever outlives the grace period.
   const cancelBuilds = new AbortController();
   const images = new ImageStore(storage);
@@ -50,6 +53,7 @@ try {
     layers: new LayerStore(storage, log),
     maxLayers: config.maxLayers,
     popularity: () => popularity,
+    learned,
     log,
     signal: cancelBuilds.signal,
   });

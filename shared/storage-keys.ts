@@ -21,6 +21,11 @@ function family(pattern: string): KeyFamily {
   return Object.assign((value: string) => before + value + after, { pattern });
 }
 
+/** A single object, not a family: its key is its pattern. */
+function single(key: string): KeyFamily {
+  return Object.assign(() => key, { pattern: key });
+}
+
 export const STORAGE_KEYS = {
   /** Layers and configs, content-addressed by their sha256 hex digest. */
   blob: family('blobs/sha256/<hex>'),
@@ -32,6 +37,10 @@ export const STORAGE_KEYS = {
   image: family('images/<key>.json'),
   /** The last popularity data loaded from NIX_POPULARITY_URL, by the sha256 hex of the URL. */
   popularity: family('popularity/<hash of URL>.json'),
+  /** Popularity one replica learned from the images it built (only that replica writes it). */
+  learnedPopularity: family('popularity/learned/<replica>.json'),
+  /** The replicas that keep learned counts, so each finds the others' records. */
+  learnedPopularityIndex: single('popularity/learned/replicas.json'),
   /** The readiness check's round-trip object, one per replica. */
   health: family('health/<replica>'),
 } as const satisfies Record<string, KeyFamily>;

@@ -11,6 +11,7 @@
 //
 // Everything it touches comes in as `deps` (Nix, the layer store, the image
 // store), so the steps can be driven without real Nix.
+import type { LearnedPopularityStore } from '../popularity/learned-store.ts';
 import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
 import { NIX_SYSTEM, canonicalImage, type ImageSpec } from '../../shared/names.ts';
@@ -45,6 +46,8 @@ export interface PipelineDeps {
   /** Layers per image, the symlink layer included. */
   maxLayers: number;
   popularity?: Popularity | undefined;
+  /** What this instance learns from its own builds (popularity/learned-store.ts). */
+  learned?: LearnedPopularityStore | undefined;
   log: Logger;
   /** Cancels the layer writes (Nix itself is cancelled by its own options). */
   signal?: AbortSignal | undefined;
@@ -90,6 +93,8 @@ export async function buildImage(spec: ImageSpec, source: ResolvedSource, deps: 
 
   const record = await deps.store.saveManifests(await buildManifests({ arch: spec.arch, layers, packages: spec.packages, cmd: defaultCommand(spec.packages, resolution.packages) }));
   await deps.store.remember(key, record);
+  // Learning is an optimisation: a failed save costs layering quality, never the image.
+  void deps.learned?.observeImage(key, closure.map((p) => p.path)).catch((err: unknown) => log.warn({ err }, 'learned popularity not saved'));
   log.info(
     {
       packages: spec.packages,
@@ -116,7 +121,7 @@ function outputsOf(resolution: Resolution): string[] {
 
 /** The closure grouped into layers (popular paths alone, the rest together), then the symlink tree. */
 function layerJobs(outputs: string[], closure: StorePathInfo[], deps: PipelineDeps): LayerJob[] {
-  const groups = groupLayers({ roots: outputs, paths: closure }, { budget: deps.maxLayers - 1, popularity: deps.popularity });
+  const groups = groupLayers({ roots: outputs, paths: closure }, { budget: deps.maxLayers - 1, popularity: deps.popularity, learned: deps.learned?.current() });
   const sizes = new Map(closure.map((p) => [p.path, p.narSize]));
   return [
     ...groups.map((group) => ({

@@ -5,6 +5,7 @@
 // - one build per image at a time: concurrent requests share it (single flight);
 // - the drain gate: once shutdown begins, work that would run Nix is refused;
 // - the report: every build that ran Nix is told to the subscribers (metrics).
+import type { LearnedPopularityStore } from '../popularity/learned-store.ts';
 import type { Logger } from 'pino';
 import { errors } from '../../shared/errors.ts';
 import { canonicalImage, type ImageSpec } from '../../shared/names.ts';
@@ -23,6 +24,7 @@ export interface BuilderOptions {
   layers: LayerStore;
   maxLayers: number;
   popularity?: () => Popularity | undefined;
+  learned?: LearnedPopularityStore;
   log: Logger;
   /** Aborted to cancel every build (shutdown); the Nix commands carry the same signal. */
   signal?: AbortSignal;
@@ -114,6 +116,7 @@ export class ImageBuilder {
         layers,
         maxLayers,
         popularity: this.opts.popularity?.(),
+        learned: this.opts.learned,
         log,
         signal,
         observer: {

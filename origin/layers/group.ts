@@ -5,38 +5,42 @@
 // paths (identity.ts). So a path is downloaded again exactly when it turns
 // up in a set the client has not seen before. One layer per path would be
 // ideal; the budget forbids that for large closures, and the question is
-// which paths can share a layer at the least cost in later pulls.
+// which paths can share a layer at the least cost in later pulls. Two paths
+// can share one for free when every image that holds one holds the other.
 //
-//  1. Free folds. Paths that refer to each other are always pulled together,
+//  1. Sure folds. Paths that refer to each other are always pulled together,
 //     so each strongly connected component is one unit from the start
-//     (condensed.ts). Then a path joins the layer of its immediate dominator
-//     d (the last path every route to it passes through) when nothing
-//     outside this image needs it without d. With popularity data that
-//     counts, per path, the packages whose closure contains it, that is
-//     exactly
-//
-//       excess(x, d) = (pop(x) − local(x)) − (pop(d) − local(d)) = 0
-//
-//     where local() is the same count inside this image: what is left of a
-//     path's popularity is its demand elsewhere, and demand for x beyond d's
-//     is demand for x without d. Such a path (a package's data, a library
-//     only one program links) always travels with its owner, so the owner's
-//     layer is the same set in every image and no pull ever pays for the
-//     fold. Popular and shared paths have excess, keep their own layer, and
-//     that layer holds only themselves and what they own: nothing else in
-//     the image changes it.
+//     (condensed.ts). Then, top down, a unit x joins the layer of its
+//     immediate dominator d when everything in the image that refers to x is
+//     already in d's layer and the evidence says x is never needed without d:
+//       - published popularity (Nixery's popcount: how many paths refer to
+//         x in the whole package set) counts no referrer beyond those in
+//         this image (a path it does not list has at most one), and
+//       - no image the origin built (learned-popularity.ts) held x without
+//         d (their signatures differ): the published data may be stale.
+//     By induction every path of such a layer is reached, in any image, only
+//     through its top, so the layer is the same set wherever it appears.
+//     With no data, or data that misses paths this image shows are shared
+//     (another revision of the package set: stale), a path the data does not
+//     list is not folded: nothing says it is safe, and a wrong fold costs
+//     its owner's whole layer when the two part. (Closure-count data, the
+//     Debian benchmark's, keeps the demand rule it was tuned with: x joins d
+//     when its count beyond this image is no more than d's, and being exact
+//     for the package set, needs no veto from the images built.)
 //  2. The cut, only when the layers still outnumber the budget: the
 //     budget − 1 layers worth most to keep apart keep their own, and the
-//     others share one remainder layer, which will rarely be seen again. A
-//     layer's worth is its bytes × √popularity: what pulling it again would
-//     cost times how likely another image is to hold it, a likelihood that
-//     grows with popularity but saturates, since a client needs a layer once
-//     however many images hold it. The remainder thus gets small, unpopular
-//     leftovers, mostly new to the client anyway.
+//     others share one remainder layer. A layer's worth is its bytes ×
+//     popularity^e, popularity being the published count plus the images
+//     the origin built with it: what pulling it again would cost times how
+//     likely another image is to hold it, a likelihood that grows with
+//     popularity but saturates (e tuned on the benchmark's tuning seeds).
 //
-// Without popularity data there is no demand to compare: a path joins its
-// dominator when nothing else in the image refers to it, and its popularity
-// is computed from the image itself (popularity.ts).
+// Measured and left out (bench/layering): folding the paths no evidence
+// speaks for when over budget, folding on learned signatures alone, and
+// grouping the remainder by learned signature or into hashed buckets. Each
+// regroups paths a client already holds in other layers, and cost more than
+// the one remainder it saves (hashed buckets did halve what a warm client
+// pulls again after the counts move, for +0.02–0.03× the ideal downloaded).
 //
 // Nixery also starts from the dominator tree, but keeps only its top-level
 // subtrees as layers, so a path's layer depends on which other packages
@@ -44,11 +48,11 @@
 // however popular their contents, into one that changes with every image.
 // nixpkgs' popularity contest ranks paths by how many routes reach them
 // inside this one image, so which paths get the last, mixed layer shifts with
-// the image, and nothing a package owns travels with it. Here the ranking
-// comes from the whole package set and the only folds are the free ones.
+// the image, and nothing a package owns travels with it.
 import { condense, containmentCounts, type CondensedGraph } from './condensed.ts';
 import { immediateDominators } from './dominators.ts';
-import type { ClosureGraph, LayerGroup, Popularity } from './graph.ts';
+import { storePathName, type ClosureGraph, type LayerGroup, type Popularity } from './graph.ts';
+import type { LearnedPopularity } from './learned-popularity.ts';
 import { popularityOf } from './popularity.ts';
 
 export { layerId } from './identity.ts';
@@ -57,12 +61,37 @@ export interface GroupOptions {
   /** Maximum number of layers for store paths (the symlink layer is extra). */
   readonly budget: number;
   /**
-   * How many packages need each store path (parsePopularity, or
-   * computePopularity over a larger graph than this image's). Paths it does
-   * not list are taken to be needed by nothing outside this image.
+   * Published popularity (parsePopularity of Nixery's popcount data): per
+   * store path, how many paths of the package set refer to it, itself
+   * included when it refers to itself. A path it does not list is taken to
+   * have at most one referrer.
    */
   readonly popularity?: Popularity;
+  /**
+   * What `popularity` counts: `referrers` (the default) as Nixery's popcount
+   * publishes it, or `closures`, per path the packages whose closure holds it
+   * (computePopularity over a whole package set).
+   */
+  readonly counts?: 'referrers' | 'closures';
+  /** What the origin learned from the images it built (learned-popularity.ts). */
+  readonly learned?: LearnedPopularity;
 }
+
+/** What the evidence says about folding a unit into its dominator's layer. */
+type Verdict = 'sure' | 'unknown' | 'against';
+
+/**
+ * How a layer's worth grows with its popularity in the cut: tuned on the
+ * benchmark's tuning seeds (bench/layering), √ for closure counts (Debian's
+ * family), a flatter ∜ for referrer counts and learned image counts (the
+ * nixpkgs-like families), whose scale says less about how often a path
+ * comes back.
+ */
+const CLOSURE_WORTH_EXPONENT = 0.5;
+const REFERRER_WORTH_EXPONENT = 0.25;
+
+/** Share of the paths fresh data must list that may be missing before the data counts as stale. */
+const STALE_TOLERANCE = 0.02;
 
 export function groupLayers(graph: ClosureGraph, options: GroupOptions): LayerGroup[] {
   const { budget } = options;
@@ -73,46 +102,134 @@ export function groupLayers(graph: ClosureGraph, options: GroupOptions): LayerGr
 
   const bytes = new Float64Array(units);
   for (let u = 0; u < units; u++) for (const i of g.members[u]!) bytes[u]! += g.narSize[i]!;
-  const local = containmentCounts(g);
+  const { referrers, selfReferring } = referrerCounts(graph, g);
+  const published = options.popularity;
+  const learned = options.learned && options.learned.images > 0 ? options.learned : undefined;
+  // Each path's published count, looked up once (-1: not listed).
+  const listed = new Float64Array(g.paths.length).fill(-1);
+  if (published) for (let i = 0; i < g.paths.length; i++) listed[i] = popularityOf(published, g.paths[i]!) ?? -1;
+
+  // Per unit: referrers beyond the image in the published data (-1: not listed), popularity, learned count and signature.
+  const outside = new Float64Array(units).fill(-1);
   const pop = new Float64Array(units);
-  const demand = new Float64Array(units);
+  const seen = new Float64Array(units);
+  const signature = new Float64Array(units).fill(-1);
   for (let u = 0; u < units; u++) {
-    if (options.popularity) {
-      // Paths of one unit are in the same closures, so the best-known count speaks for all of them.
-      let best = -1;
-      for (const i of g.members[u]!) best = Math.max(best, popularityOf(options.popularity, g.paths[i]!) ?? -1);
-      pop[u] = best < 0 ? local[u]! : best;
-      demand[u] = Math.max(0, pop[u]! - local[u]!);
-    } else {
-      pop[u] = local[u]!;
+    let best = 1;
+    for (const i of g.members[u]!) {
+      const name = g.paths[i]!;
+      const p = listed[i]!;
+      if (p >= 0) {
+        outside[u] = Math.max(outside[u]!, p - referrers[i]!);
+        best = Math.max(best, p);
+      }
+      if (learned) {
+        const key = storePathName(name);
+        const c = learned.counts.get(key);
+        if (c !== undefined && c > seen[u]!) {
+          seen[u] = c;
+          signature[u] = learned.signatures.get(key) ?? -1;
+        }
+      }
     }
+    pop[u] = best;
   }
-  const excess = options.popularity
-    ? (x: number, into: number): number => demand[x]! - demand[into]!
-    : (x: number): number => g.pred[x]!.length - 1;
 
   const entry = units;
   const idom = immediateDominators([...g.succ, g.roots], entry);
   const isRoot = new Uint8Array(units);
   for (const r of g.roots) isRoot[r] = 1;
 
-  const layers = new Layers(bytes);
+  // Fresh popcount data lists every path two paths of this image refer to,
+  // with at least that many referrers; when it misses some, it describes
+  // another revision of the package set, and a path it does not list may
+  // have changed name rather than have one referrer.
+  let candidates = 0;
+  let contradictions = 0;
+  if (published) {
+    for (let i = 0; i < g.paths.length; i++) {
+      if (referrers[i]! - (selfReferring[i] ? 1 : 0) < 2) continue;
+      candidates++;
+      if (listed[i]! < referrers[i]!) contradictions++;
+    }
+  }
+  const trustUnlisted = published !== undefined && published.size > 0 && contradictions <= STALE_TOLERANCE * candidates;
 
-  // 1. Free folds, from the top of the closure down so chains collapse in one pass.
-  for (const u of g.topo) {
+  // Closure counts say more: what is left of a path's count beyond this
+  // image is demand for it elsewhere, and demand for x beyond d's is demand
+  // for x without d, so x may join d even when other paths refer to it.
+  const closures = options.counts === 'closures' && published !== undefined;
+  const demand = new Float64Array(units);
+  if (closures) {
+    const local = containmentCounts(g);
+    for (let u = 0; u < units; u++) {
+      let best = -1;
+      for (const i of g.members[u]!) best = Math.max(best, listed[i]!);
+      pop[u] = best < 0 ? local[u]! : best;
+      demand[u] = Math.max(0, pop[u]! - local[u]!);
+    }
+  }
+
+  const verdict = (x: number, d: number): Verdict => {
+    if (closures && demand[x]! - demand[d]! > 0) return 'against';
+    if (!closures && outside[x]! > 0) return 'against';
+    // Learned: x was in an image without d.
+    if (!closures && seen[x]! > 0 && (seen[d] !== seen[x] || signature[d] !== signature[x])) return 'against';
+    if (closures || outside[x]! === 0) return 'sure';
+    // Not listed: popcount drops paths with one referrer, so fresh data says as much.
+    return trustUnlisted ? 'sure' : 'unknown';
+  };
+
+  const layers = new Layers(bytes);
+  const foldable = (u: number): number => {
     const d = idom[u]!;
-    if (!isRoot[u] && d !== entry && d >= 0 && excess(u, d) <= 0) layers.join(u, d);
+    if (isRoot[u] || d === entry || d < 0) return -1;
+    if (closures) return d;
+    const top = layers.find(d);
+    for (const r of g.pred[u]!) if (layers.find(r) !== top) return -1;
+    return d;
+  };
+
+  // 1. Sure folds, from the top of the closure down so chains collapse in one pass.
+  for (const u of g.topo) {
+    const d = foldable(u);
+    if (d >= 0 && verdict(u, d) === 'sure') layers.join(u, d);
   }
 
   // 2. The cut.
   if (layers.count > budget) {
-    const worth = (u: number): number => layers.bytes(u) * Math.sqrt(pop[u]!);
+    const exponent = closures ? CLOSURE_WORTH_EXPONENT : REFERRER_WORTH_EXPONENT;
+    const worth = (u: number): number => layers.bytes(u) * (pop[u]! + seen[u]!) ** exponent;
     const tops = layers.tops().sort((a, b) => worth(b) - worth(a) || a - b);
     const [remainder, ...rest] = tops.slice(budget - 1);
     for (const t of rest) layers.join(t, remainder!);
   }
 
   return layers.groups(g);
+}
+
+/** Per path, how many paths of the image refer to it (itself included when it refers to itself), as popcount counts. */
+function referrerCounts(graph: ClosureGraph, g: CondensedGraph): { referrers: Float64Array; selfReferring: Uint8Array } {
+  const index = new Map<string, number>();
+  g.paths.forEach((p, i) => index.set(p, i));
+  const count = new Float64Array(g.paths.length);
+  const self = new Uint8Array(g.paths.length);
+  // A path Nix listed twice refers to the union of both lists, each referrer counted once.
+  const refs: Set<number>[] = Array.from({ length: g.paths.length }, () => new Set<number>());
+  for (const p of graph.paths) {
+    const from = index.get(p.path)!;
+    for (const r of p.references) {
+      const to = index.get(r);
+      if (to !== undefined) refs[from]!.add(to);
+    }
+  }
+  refs.forEach((targets, from) => {
+    for (const to of targets) {
+      count[to]!++;
+      if (to === from) self[to] = 1;
+    }
+  });
+  return { referrers: count, selfReferring: self };
 }
 
 /** Union-find over units, each set a layer named by its top unit, which later joins never change. */

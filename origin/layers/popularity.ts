@@ -78,3 +78,20 @@ export function computePopularity(graph: ClosureGraph): Popularity {
   g.paths.forEach((path, i) => out.set(storePathName(path), counts[g.unitOf[i]!]!));
   return out;
 }
+
+/**
+ * Popularity as Nixery's popcount computes it over a package set: per path,
+ * how many paths list it among their references (itself included when it
+ * refers to itself), paths counted once left out. What NIX_POPULARITY_URL
+ * serves, computed here from a graph for tests and benchmarks.
+ */
+export function countReferrers(graph: ClosureGraph): Popularity {
+  const count = new Map<string, number>();
+  for (const p of graph.paths) {
+    for (const r of new Set(p.references)) count.set(storePathName(r), (count.get(storePathName(r)) ?? 0) + 1);
+  }
+  const listed = new Set(graph.paths.map((p) => storePathName(p.path)));
+  const out = new Map<string, number>();
+  for (const [name, c] of count) if (c > 1 && listed.has(name)) out.set(name, c);
+  return out;
+}

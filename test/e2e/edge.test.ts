@@ -140,7 +140,7 @@ describe('the edge in front of a running origin', () => {
       ['PUT', '/v2/hello/manifests/latest', 405, 'UNSUPPORTED'],
       ['POST', '/v2/hello/blobs/uploads/', 405, 'UNSUPPORTED'],
       ['GET', '/v2/_catalog', 405, 'UNSUPPORTED'],
-      ['GET', '/v2/hello/referrers/x', 404, 'NAME_UNKNOWN'],
+      ['GET', '/v2/hello/referrers/x', 400, 'DIGEST_INVALID'],
     ];
     for (const [method, path, status, code] of cases) {
       const res = await fetch(`${edge.url}${path}`, { method });

@@ -2,7 +2,7 @@
 // while the URL is unreachable, and a clear start-up failure without either.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -48,4 +48,21 @@ test('unreachable or malformed popularity data with no stored copy stops start-u
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('an origin records what it built as learned popularity, under its replica id, and lists itself for the other replicas', async (t) => {
+  const origin = await startOrigin({ env: { NIXERY_REPLICA_ID: 'replica-a' } });
+  t.after(() => origin.stop());
+  const res = await fetch(`${origin.url}/v2/hello/manifests/latest`);
+  assert.equal(res.status, 200, await res.clone().text());
+  const record = join(origin.storagePath, 'popularity/learned/replica-a.json');
+  // Saved after the manifest is answered, so wait for it.
+  let saved = '';
+  for (let i = 0; i < 50 && !saved.includes('-hello-'); i++) {
+    saved = await readFile(record, 'utf8').catch(() => '');
+    if (!saved.includes('-hello-')) await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.match(saved, /-hello-/, 'the learned record names hello');
+  const index = JSON.parse(await readFile(join(origin.storagePath, 'popularity/learned/replicas.json'), 'utf8')) as string[];
+  assert.deepEqual(index, ['replica-a']);
 });

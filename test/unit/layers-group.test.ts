@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { groupLayers, layerId } from '../../origin/layers/group.ts';
-import { computePopularity } from '../../origin/layers/popularity.ts';
+import { countReferrers } from '../../origin/layers/popularity.ts';
+import { mergeRecords, ReplicaCounter, type LearnedPopularity } from '../../origin/layers/learned-popularity.ts';
 import type { ClosureGraph, LayerGroup, Popularity, StorePathInfo } from '../../origin/layers/graph.ts';
 
 // A package set described by name: refs lists what each package references,
@@ -32,9 +33,9 @@ function closure(set: PackageSet, roots: string[]): ClosureGraph {
   return { roots: roots.map(storePath), paths };
 }
 
-/** Popularity as the package set's own closures give it: what published data would say. */
+/** Popularity as Nixery's popcount computes it over the whole package set: what published data would say. */
 function popularityOf(set: PackageSet): Popularity {
-  return computePopularity(closure(set, Object.keys(set.refs)));
+  return countReferrers(closure(set, Object.keys(set.refs)));
 }
 
 function layerOf(groups: LayerGroup[], name: string): LayerGroup {
@@ -156,7 +157,7 @@ test('the same input always gives the same layers', () => {
 test('a path only one package needs travels in that package\'s layer', () => {
   const popularity = popularityOf(distro);
   const graph = closure(distro, ['git', 'htop', 'jq']);
-  for (const options of [{ budget: 99, popularity }, { budget: 99 }]) {
+  for (const options of [{ budget: 99, popularity }]) {
     const groups = groupLayers(graph, options);
     assert.ok(layerOf(groups, 'git').includes(storePath('git-templates')));
     assert.ok(layerOf(groups, 'htop').includes(storePath('htop-icons')));
@@ -178,7 +179,7 @@ test('a path several packages of the package set need keeps a layer of its own',
 
 test('a path two packages of the image share is in neither one\'s layer', () => {
   const set: PackageSet = { refs: { a: ['shared', 'a-data'], b: ['shared'], shared: [], 'a-data': [] } };
-  const groups = groupLayers(closure(set, ['a', 'b']), { budget: 99 });
+  const groups = groupLayers(closure(set, ['a', 'b']), { budget: 99, popularity: popularityOf(set) });
   assert.deepEqual(layerOf(groups, 'shared'), [storePath('shared')]);
   assert.deepEqual(layerOf(groups, 'a'), [storePath('a'), storePath('a-data')].sort());
 });
@@ -280,4 +281,61 @@ test('a layer id is the sha256 of its sorted paths, one per line', () => {
   assert.equal(layerId([b, a]), expected);
   assert.notEqual(layerId([a]), expected);
   assert.match(layerId([]), /^[0-9a-f]{64}$/);
+});
+
+test('a library two packages of the set reach through different routes keeps its own layer when one of them is in the image', () => {
+  // Nixery's data counts direct referrers: lib has two (m1, m2), both only app's, and tool refers to lib too.
+  const set: PackageSet = { refs: { app: ['m1', 'm2'], m1: ['lib'], m2: ['lib'], tool: ['lib'], lib: [], 'app-data': [] } };
+  set.refs.app!.push('app-data');
+  const groups = groupLayers(closure(set, ['app']), { budget: 99, popularity: popularityOf(set) });
+  assert.deepEqual(layerOf(groups, 'lib'), [storePath('lib')]);
+  assert.ok(layerOf(groups, 'app').includes(storePath('app-data')));
+});
+
+test('without published data or learned counts, no path is folded under the budget: nothing says it is safe', () => {
+  const graph = closure(distro, ['git', 'htop']);
+  const groups = groupLayers(graph, { budget: 99 });
+  assert.equal(groups.length, new Set(graph.paths.map((p) => p.path)).size - 1, 'only the perl cycle shares a layer');
+  assertPartition(graph, groups, 99);
+});
+
+function learnedFrom(images: string[][]): LearnedPopularity {
+  const counter = new ReplicaCounter('test');
+  for (const roots of images) counter.observe(roots.join('/'), closure(distro, roots).paths.map((p) => p.path));
+  return mergeRecords([counter.record()]);
+}
+
+test('a fold published data allows is not made once the origin built an image holding the path without its owner', () => {
+  // Stale data: it says nothing but curl refers to curl-data (a count of one is dropped), but images had it alone.
+  const set: PackageSet = { refs: { ...distro.refs, 'data-user': ['curl-data'] }, sizes: distro.sizes };
+  const popularity = popularityOf(distro);
+  const graph = closure(set, ['curl']);
+  assert.ok(layerOf(groupLayers(graph, { budget: 99, popularity }), 'curl').includes(storePath('curl-data')));
+  const counter = new ReplicaCounter('test');
+  counter.observe('data-user', closure(set, ['data-user']).paths.map((p) => p.path));
+  counter.observe('curl', graph.paths.map((p) => p.path));
+  const groups = groupLayers(graph, { budget: 99, popularity, learned: mergeRecords([counter.record()]) });
+  assert.deepEqual(layerOf(groups, 'curl-data'), [storePath('curl-data')]);
+});
+
+test('paths always pulled together stay folded as the origin learns, and learning keeps layers deterministic and in budget', () => {
+  const popularity = popularityOf(distro);
+  const learned = learnedFrom([['git'], ['git', 'htop'], ['jq'], ['python', 'git']]);
+  const graph = closure(distro, ['git', 'htop', 'jq']);
+  const groups = groupLayers(graph, { budget: 99, popularity, learned });
+  assert.ok(layerOf(groups, 'git').includes(storePath('git-templates')));
+  assert.ok(layerOf(groups, 'htop').includes(storePath('htop-icons')));
+  assert.deepEqual(groupLayers(graph, { budget: 99, popularity, learned }), groups);
+  for (const budget of [1, 3, 7]) assertPartition(graph, groupLayers(graph, { budget, popularity, learned }), budget);
+});
+
+test('stale published data (names it misses that this image shows are shared) is not trusted for paths it does not list', () => {
+  // Data from another revision: every name changed, so nothing is listed and shared paths are missing.
+  const stale = new Map([...popularityOf(distro)].map(([k, v]) => [`${k}-old`, v]));
+  const graph = closure(distro, ['git', 'wget']);
+  const groups = groupLayers(graph, { budget: 99, popularity: stale });
+  // openssl and zlib have two referrers here, which fresh data would list: curl-data is not folded on the data's word.
+  assert.deepEqual(layerOf(groups, 'curl-data'), [storePath('curl-data')]);
+  // Fresh data folds it.
+  assert.ok(layerOf(groupLayers(graph, { budget: 99, popularity: popularityOf(distro) }), 'curl').includes(storePath('curl-data')));
 });
