@@ -11,6 +11,7 @@ import { mountHealth } from './ops/health.ts';
 import { createMetrics, type OriginMetrics } from './ops/metrics.ts';
 import { GracefulShutdown } from './ops/shutdown.ts';
 import { loadPopularity } from './popularity/load.ts';
+import { closeSharedDeflatePool } from './layers/deflate-pool.ts';
 
 let config: OriginConfig;
 try {
@@ -67,7 +68,15 @@ try {
   });
   shutdown.serve(server);
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-    process.on(signal, () => void shutdown.begin(signal).then((code) => process.exit(code)));
+    process.on(signal, () =>
+      void shutdown
+        .begin(signal)
+        // The gzip workers end with the builds that used them, before the process does.
+        .then(async (code) => {
+          await closeSharedDeflatePool();
+          process.exit(code);
+        }),
+    );
   }
 } catch (err) {
   process.stderr.write(`nixery-edge origin: cannot start: ${(err as Error).message}\n`);
