@@ -11,7 +11,7 @@ import { mountHealth } from './ops/health.ts';
 import { createMetrics, type OriginMetrics } from './ops/metrics.ts';
 import { GracefulShutdown } from './ops/shutdown.ts';
 import { loadPopularity } from './popularity/load.ts';
-import { closeSharedDeflatePool } from './layers/deflate-pool.ts';
+import { closeSharedDeflatePool, sharedDeflatePool } from './layers/deflate-pool.ts';
 
 let config: OriginConfig;
 try {
@@ -67,6 +67,8 @@ try {
     process.exit(1);
   });
   shutdown.serve(server);
+  // Started with the origin, so the first new image does not wait for them.
+  sharedDeflatePool().warm();
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.on(signal, () =>
       void shutdown
