@@ -99,6 +99,8 @@ const CONTENDERS: Contender[] = ['origin', 'pigz', 'gzip -6', 'tar (copy)'];
 
 interface Sample {
   ms: number;
+  /** CPU seconds, user and system, of every process and thread involved: robust to a busy machine, unlike wall time. */
+  cpuSeconds: number;
   outputBytes: number;
   /** The origin's peak resident set (VmHWM, worker threads included). */
   peakRssBytes?: number;
@@ -121,17 +123,28 @@ async function peakRss(pid: number): Promise<number> {
   return kib ? Number(kib[1]) * 1024 : NaN;
 }
 
+/** CPU seconds of a process, its threads and its waited-for children (fields 14-17 of /proc/PID/stat, in ticks of 1/100 s). */
+async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // After the command name, field 3 is the state: utime is field 14 overall, index 11 here.
+  return fields.slice(11, 15).reduce((sum, f) => sum + Number(f), 0) / 100;
+}
+
 async function originSample(c: Case): Promise<Sample> {
   const storage = await mkdtemp(join(tmpdir(), 'bench-origin-new-'));
   const origin = await startOrigin({ storagePath: storage, env: { NIXERY_PKGS_PATH: c.pkgs } });
   try {
+    const pid = origin.process.pid!;
+    const cpuBefore = await cpuSeconds(pid);
     const started = performance.now();
     const res = await fetch(`${origin.url}/v2/${c.image}/manifests/latest`);
     const manifest = (await res.json()) as { layers: { size: number }[] };
     const ms = performance.now() - started;
     if (res.status !== 200) throw new Error(`${c.image}: ${JSON.stringify(manifest)}`);
-    const peakRssBytes = await peakRss(origin.process.pid!);
-    return { ms, outputBytes: manifest.layers.reduce((sum, l) => sum + l.size, 0), peakRssBytes };
+    const cpu = (await cpuSeconds(pid)) - cpuBefore;
+    const peakRssBytes = await peakRss(pid);
+    return { ms, cpuSeconds: cpu, outputBytes: manifest.layers.reduce((sum, l) => sum + l.size, 0), peakRssBytes };
   } finally {
     await origin.stop();
     await rm(storage, { recursive: true, force: true });
@@ -145,13 +158,23 @@ async function shellSample(paths: string[], contender: Exclude<Contender, 'origi
   const filter = { pigz: `| pigz -6 -p ${CORES}`, 'gzip -6': '| gzip -6', 'tar (copy)': '' }[contender];
   try {
     const started = performance.now();
-    // Paths are argv ("$@"), never spliced into the script.
-    await execa('bash', ['-c', `set -o pipefail; tar -cf - -C / -- "$@" ${filter} > "$OUT"`, 'bench', ...paths.map((p) => p.replace(/^\/+/, ''))], { env: { OUT: out } });
+    // Paths are argv ("$@"), never spliced into the script. `times` prints the CPU time of the shell's children (tar and the compressor).
+    const { stdout } = await execa(
+      'bash',
+      ['-c', `set -o pipefail; tar -cf - -C / -- "$@" ${filter} > "$OUT"; times`, 'bench', ...paths.map((p) => p.replace(/^\/+/, ''))],
+      { env: { OUT: out } },
+    );
     const ms = performance.now() - started;
-    return { ms, outputBytes: (await stat(out)).size };
+    return { ms, cpuSeconds: childCpuSeconds(stdout), outputBytes: (await stat(out)).size };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** The second line of bash's `times`: children's user and system time, as `0m1.234s 0m0.567s`. */
+function childCpuSeconds(times: string): number {
+  const line = times.trim().split('\n')[1] ?? '';
+  return [...line.matchAll(/(\d+)m([\d.]+)s/g)].reduce((sum, m) => sum + Number(m[1]) * 60 + Number(m[2]), 0);
 }
 
 const median = (xs: number[]) => {
@@ -182,17 +205,18 @@ for (const c of cases) {
 }
 
 console.log(`\nA new image's first manifest (store realised, empty storage) against the same closure through tar: ${ROUNDS} rounds interleaved, ${CORES} cores, medians.\n`);
-console.log('| image | closure MB | contender | median ms | min–max ms | × pigz | × gzip -6 | output MB | peak RSS MB |');
-console.log('|---|---:|---|---:|---:|---:|---:|---:|---:|');
+console.log('| image | closure MB | contender | median ms | min–max ms | × pigz | × gzip -6 | CPU s (median) | CPU × pigz | output MB | peak RSS MB |');
+console.log('|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|');
 for (const { c, closureBytes, samples } of results) {
   const med = (k: Contender) => median(samples.get(k)!.map((s) => s.ms));
+  const cpu = (k: Contender) => median(samples.get(k)!.map((s) => s.cpuSeconds));
   for (const contender of CONTENDERS) {
     const list = samples.get(contender)!;
     const ms = list.map((s) => s.ms);
     const rss = list.map((s) => s.peakRssBytes).filter((x): x is number => x !== undefined);
     console.log(
       `| ${c.image} | ${mb(closureBytes)} | ${contender} | ${med(contender).toFixed(0)} | ${Math.min(...ms).toFixed(0)}–${Math.max(...ms).toFixed(0)} | ` +
-        `${(med(contender) / med('pigz')).toFixed(2)} | ${(med(contender) / med('gzip -6')).toFixed(2)} | ${mb(median(list.map((s) => s.outputBytes)))} | ${rss.length ? mb(Math.max(...rss)) : ''} |`,
+        `${(med(contender) / med('pigz')).toFixed(2)} | ${(med(contender) / med('gzip -6')).toFixed(2)} | ${cpu(contender).toFixed(2)} | ${(cpu(contender) / cpu('pigz')).toFixed(2)} | ${mb(median(list.map((s) => s.outputBytes)))} | ${rss.length ? mb(Math.max(...rss)) : ''} |`,
     );
   }
 }

@@ -8,7 +8,8 @@
 #
 # The bytes come from /dev/urandom when the paths are built, so nothing
 # generated is committed; the store paths themselves do not depend on those
-# bytes. Built with the host's /bin/sh and absolute-path busybox (Debian's
+# bytes. File sizes differ, as in real packages: files of equal size are
+# hashed in full before a layer is written (entries.ts finds duplicates). Built with the host's /bin/sh and absolute-path busybox (Debian's
 # busybox-static), as nothing else is available offline.
 { system ? builtins.currentSystem, ... }:
 
@@ -24,7 +25,7 @@ let
     ${bb} mkdir -p $out/share/assets
     i=0
     while [ $i -lt 40 ]; do
-      ${bb} head -c 5242880 /dev/urandom > $out/share/assets/asset-$i.bin
+      ${bb} head -c $((3145728 + i * 104729)) /dev/urandom > $out/share/assets/asset-$i.bin
       i=$((i + 1))
     done
   '';
@@ -33,7 +34,7 @@ let
     ${bb} mkdir -p $out/lib
     i=0
     while [ $i -lt 15 ]; do
-      ${bb} head -c 2097152 /dev/urandom | ${bb} hexdump -v -C > $out/lib/libbench-$i.so
+      ${bb} head -c $((1500000 + i * 70001)) /dev/urandom | ${bb} hexdump -v -C > $out/lib/libbench-$i.so
       i=$((i + 1))
     done
   '';
@@ -42,7 +43,7 @@ let
     ${bb} mkdir -p $out/share/logs
     i=0
     while [ $i -lt 4 ]; do
-      ${bb} seq 1 312500 | ${bb} awk -v part=$i '{ n = $1 + part * 312500; printf "%08d INFO worker-%d handled GET /api/v1/items/%d in %d ms status=%d\n", n, n % 16, n * 7 % 100000, n % 997, (n % 50 ? 200 : 503) }' > $out/share/logs/part-$i.log
+      ${bb} seq 1 $((312500 + i * 1013)) | ${bb} awk -v part=$i '{ n = $1 + part * 312500; printf "%08d INFO worker-%d handled GET /api/v1/items/%d in %d ms status=%d\n", n, n % 16, n * 7 % 100000, n % 997, (n % 50 ? 200 : 503) }' > $out/share/logs/part-$i.log
       i=$((i + 1))
     done
   '';
@@ -52,7 +53,7 @@ let
     while [ $i -lt 3000 ]; do
       d=$out/lib/python3/site-packages/pkg$((i / 100))
       [ -d $d ] || ${bb} mkdir -p $d
-      ${bb} head -c 2048 /dev/urandom | ${bb} hexdump -v -C > $d/module_$i.py
+      ${bb} head -c $((1024 + i * 7 % 2048)) /dev/urandom | ${bb} hexdump -v -C > $d/module_$i.py
       i=$((i + 1))
     done
   '';
