@@ -14,6 +14,7 @@
 //
 // Run: node bench/origin/run.ts   (prints markdown tables)
 //      BENCH_ROUNDS=5 to change the rounds of the side-by-side (default 3)
+//      BENCH_CASES=large to run only some images of the side-by-side
 import { execa } from 'execa';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -104,6 +105,8 @@ interface Sample {
   outputBytes: number;
   /** The origin's peak resident set (VmHWM, worker threads included). */
   peakRssBytes?: number;
+  /** The origin's layer phase: from the first layer write's start to the last one's end (what tar | pigz does), without Nix's steps before it. */
+  layersMs?: number;
 }
 
 /** The closure the origin would tar for this image, from the same resolution the origin runs. */
@@ -144,7 +147,9 @@ async function originSample(c: Case): Promise<Sample> {
     if (res.status !== 200) throw new Error(`${c.image}: ${JSON.stringify(manifest)}`);
     const cpu = (await cpuSeconds(pid)) - cpuBefore;
     const peakRssBytes = await peakRss(pid);
-    return { ms, cpuSeconds: cpu, outputBytes: manifest.layers.reduce((sum, l) => sum + l.size, 0), peakRssBytes };
+    const writes = origin.logs.filter((l) => l.msg === 'layer written').map((l) => ({ end: Date.parse(String(l.time)), ms: Number(l.ms) }));
+    const layersMs = Math.max(...writes.map((w) => w.end)) - Math.min(...writes.map((w) => w.end - w.ms));
+    return { ms, cpuSeconds: cpu, outputBytes: manifest.layers.reduce((sum, l) => sum + l.size, 0), peakRssBytes, layersMs };
   } finally {
     await origin.stop();
     await rm(storage, { recursive: true, force: true });
@@ -188,8 +193,9 @@ const cases: Case[] = [
   { image: 'shell/bigpackage/hello', pkgs: FIXTURE_PKGS },
   { image: 'large', pkgs: LARGE_PKGS },
 ];
+const only = process.env.BENCH_CASES?.split(',');
 const results: { c: Case; closureBytes: number; samples: Map<Contender, Sample[]> }[] = [];
-for (const c of cases) {
+for (const c of cases.filter((c) => !only || only.includes(c.image))) {
   const closure = await closureOf(c);
   // Warm the page cache, so the first contender does not pay for the disk.
   await shellSample(closure.paths, 'tar (copy)');
@@ -205,8 +211,8 @@ for (const c of cases) {
 }
 
 console.log(`\nA new image's first manifest (store realised, empty storage) against the same closure through tar: ${ROUNDS} rounds interleaved, ${CORES} cores, medians.\n`);
-console.log('| image | closure MB | contender | median ms | min–max ms | × pigz | × gzip -6 | CPU s (median) | CPU × pigz | output MB | peak RSS MB |');
-console.log('|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+console.log('| image | closure MB | contender | median ms | min–max ms | × pigz | × gzip -6 | CPU s (median) | CPU × pigz | output MB | peak RSS MB | origin: layers ms (× pigz) |');
+console.log('|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
 for (const { c, closureBytes, samples } of results) {
   const med = (k: Contender) => median(samples.get(k)!.map((s) => s.ms));
   const cpu = (k: Contender) => median(samples.get(k)!.map((s) => s.cpuSeconds));
@@ -214,9 +220,11 @@ for (const { c, closureBytes, samples } of results) {
     const list = samples.get(contender)!;
     const ms = list.map((s) => s.ms);
     const rss = list.map((s) => s.peakRssBytes).filter((x): x is number => x !== undefined);
+    const layers = list.map((s) => s.layersMs).filter((x): x is number => x !== undefined);
+    const layersCell = layers.length ? `${median(layers).toFixed(0)} (${(median(layers) / med('pigz')).toFixed(2)})` : '';
     console.log(
       `| ${c.image} | ${mb(closureBytes)} | ${contender} | ${med(contender).toFixed(0)} | ${Math.min(...ms).toFixed(0)}–${Math.max(...ms).toFixed(0)} | ` +
-        `${(med(contender) / med('pigz')).toFixed(2)} | ${(med(contender) / med('gzip -6')).toFixed(2)} | ${cpu(contender).toFixed(2)} | ${(cpu(contender) / cpu('pigz')).toFixed(2)} | ${mb(median(list.map((s) => s.outputBytes)))} | ${rss.length ? mb(Math.max(...rss)) : ''} |`,
+        `${(med(contender) / med('pigz')).toFixed(2)} | ${(med(contender) / med('gzip -6')).toFixed(2)} | ${cpu(contender).toFixed(2)} | ${(cpu(contender) / cpu('pigz')).toFixed(2)} | ${mb(median(list.map((s) => s.outputBytes)))} | ${rss.length ? mb(Math.max(...rss)) : ''} | ${layersCell} |`,
     );
   }
 }
