@@ -192,6 +192,8 @@ const mb = (bytes: number) => (bytes / 1e6).toFixed(1);
 const cases: Case[] = [
   { image: 'shell/bigpackage/hello', pkgs: FIXTURE_PKGS },
   { image: 'large', pkgs: LARGE_PKGS },
+  // 200 MB of random bytes alone: every piece stored, so the origin should cost about a copy.
+  { image: 'assets', pkgs: LARGE_PKGS },
 ];
 const only = process.env.BENCH_CASES?.split(',');
 const results: { c: Case; closureBytes: number; samples: Map<Contender, Sample[]> }[] = [];

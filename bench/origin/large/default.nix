@@ -59,6 +59,9 @@ let
   '';
 in
 {
+  # Each part is an image of its own too: `assets` shows what incompressible data costs.
+  inherit assets binaries logs small;
+
   large = mk "bench-large" ''
     ${bb} mkdir -p $out/share
     # Referenced, so all four are in the runtime closure.
