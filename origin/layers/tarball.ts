@@ -33,6 +33,7 @@ export interface LayerDigests {
 }
 
 const MTIME = new Date(1000);
+const READ_CHUNK = 1024 * 1024;
 
 /** Passes bytes through while hashing and counting them. */
 class HashingCounter extends Transform {
@@ -81,7 +82,8 @@ export async function writeLayerTarball(entries: readonly TarEntry[], sink: Writ
           const target = pack.entry(header(entry), (err) => (err ? reject(err) : resolve()));
           // Without a listener, the entry's 'error' when the pack is destroyed (an aborted write) would crash the process.
           target.on('error', reject);
-          createReadStream(entry.source).on('error', reject).pipe(target);
+          // 1 MiB reads: a file is read in a few hops to the thread pool rather than one per 64 KiB.
+          createReadStream(entry.source, { highWaterMark: READ_CHUNK }).on('error', reject).pipe(target);
         });
       } else {
         await new Promise<void>((resolve, reject) => {
