@@ -131,9 +131,16 @@ export class DeflatePool {
 
 let shared: DeflatePool | null = null;
 
-/** The process's pool: one worker per core. */
+/**
+ * Workers at most. availableParallelism() counts the node's cores, not a
+ * pod's CPU share, and each worker holds about 23 MB; past 8 cores a layer
+ * is rarely large enough to keep them all busy.
+ */
+const MAX_WORKERS = 8;
+
+/** The process's pool: one worker per core, up to MAX_WORKERS. */
 export function sharedDeflatePool(): DeflatePool {
-  shared ??= new DeflatePool(availableParallelism());
+  shared ??= new DeflatePool(Math.min(MAX_WORKERS, availableParallelism()));
   return shared;
 }
 
