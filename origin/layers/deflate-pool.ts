@@ -78,7 +78,10 @@ export class DeflatePool {
     this.closed = true;
     for (const pending of this.queue.splice(0)) pending.reject(new Error('the deflate pool is closed'));
     const slots = this.slots.splice(0);
-    for (const slot of slots) slot.current?.reject(new Error('the deflate pool is closed'));
+    for (const slot of slots) {
+      slot.current?.reject(new Error('the deflate pool is closed'));
+      slot.current = null;
+    }
     // Ref'd so the loop waits for the exit that terminate() resolves on: an idle worker is unref'd.
     await Promise.all(
       slots.map((slot) => {
@@ -111,6 +114,8 @@ export class DeflatePool {
       if (!this.closed) this.dispatch();
     };
     slot.worker.on('message', (result: DeflateResult) => {
+      // A result that arrives while the pool closes: its job was rejected, and an unref here would let the process exit before terminate() settles.
+      if (this.closed) return;
       const pending = slot.current;
       slot.current = null;
       if (pending && pending.job.id === result.id) {
