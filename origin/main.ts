@@ -16,6 +16,7 @@ import { GracefulShutdown } from './ops/shutdown.ts';
 import { loadPopularity } from './popularity/load.ts';
 import { LearnedPopularityStore } from './popularity/learned-store.ts';
 import { checkNixCanBuild } from './nix/preflight.ts';
+import { closeSharedDeflatePool, sharedDeflatePool } from './layers/deflate-pool.ts';
 
 let config: OriginConfig;
 try {
@@ -83,8 +84,18 @@ try {
     process.exit(1);
   });
   shutdown.serve(server);
+  // Started with the origin, so the first new image does not wait for them.
+  sharedDeflatePool().warm();
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-    process.on(signal, () => void shutdown.begin(signal).then((code) => process.exit(code)));
+    process.on(signal, () =>
+      void shutdown
+        .begin(signal)
+        // The gzip workers end with the builds that used them, before the process does.
+        .then(async (code) => {
+          await closeSharedDeflatePool();
+          process.exit(code);
+        }),
+    );
   }
 } catch (err) {
   process.stderr.write(`nixery-edge origin: cannot start: ${(err as Error).message}\n`);

@@ -12,7 +12,9 @@ cd "$(dirname "$0")/.."
 # what test/fixtures/pkgs imports into the store (see its README). git: also
 # the git package source.
 # wrk, docker-registry: the edge benchmark and its reference registry.
-PACKAGES=(nix-bin skopeo umoci docker.io containerd wrk docker-registry
+# pigz: the yardstick of the origin benchmark, and a second gzip decoder in
+# the tests. chromium: the web page's browser tests (driven by playwright-core).
+PACKAGES=(nix-bin skopeo umoci docker.io containerd wrk docker-registry pigz chromium
   busybox-static patchelf bash libc6 libtinfo6 libncursesw6 ncurses-base zlib1g libpcre2-8-0 libssl3 openssl
   ca-certificates netbase hello nano git htop jq)
 

@@ -62,7 +62,10 @@ interface LayerJob {
   description: string;
 }
 
-/** Layers written at once by one build: one per core is where gzip stops getting faster. */
+/**
+ * Tar streams one build feeds the shared deflate pool at once (layers/deflate-pool.ts
+ * bounds the CPU): more than one keeps the pool busy across small layers.
+ */
 const LAYER_WRITERS = Math.max(1, Math.min(4, availableParallelism()));
 
 export async function buildImage(spec: ImageSpec, source: ResolvedSource, deps: PipelineDeps): Promise<ImageRecord> {
@@ -140,8 +143,8 @@ function layerJobs(outputs: string[], closure: StorePathInfo[], deps: PipelineDe
 }
 
 /**
- * Gzip is the slow part of a new image and runs on one core per layer:
- * layers are written side by side, one per core, the largest first.
+ * Layers are written side by side, the largest first, each gzipped on every
+ * core by the shared deflate pool (layers/parallel-gzip.ts).
  */
 function writeLayers(jobs: LayerJob[], deps: PipelineDeps, wrote: (bytes: number) => void): Promise<LayerDescriptor[]> {
   return mapLimit(

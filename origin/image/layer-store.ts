@@ -75,7 +75,7 @@ export class LayerStore {
     const record: LayerRecord = { digest: digests.digest, diffId: digests.diffId, size: digests.size };
     await this.storage.put(STORAGE_KEYS.layer(id), new TextEncoder().encode(JSON.stringify(record)), MEDIA.json);
     this.stats.bytesWritten += digests.size;
-    this.log.info({ layer: id, digest: record.digest, size: record.size, tarSize: digests.tarSize, entries: entries.length, ms: Math.round(performance.now() - started) }, 'layer written');
+    this.log.info({ layer: id, digest: record.digest, size: record.size, tarSize: digests.tarSize, pieces: digests.gzip.pieces, storedPieces: digests.gzip.storedPieces, entries: entries.length, ms: Math.round(performance.now() - started) }, 'layer written');
     return record;
   }
 }

@@ -10,6 +10,7 @@ import { extract } from 'tar-stream';
 import { storePathEntries } from '../../origin/layers/entries.ts';
 import { symlinkTreeEntries } from '../../origin/layers/symlink-tree.ts';
 import { writeLayerTarball } from '../../origin/layers/tarball.ts';
+import { DeflatePool } from '../../origin/layers/deflate-pool.ts';
 
 class Collect extends Writable {
   chunks: Buffer[] = [];
@@ -85,9 +86,9 @@ async function makeStore(root: string, tweak: boolean): Promise<string[]> {
   return [b, a];
 }
 
-async function layerOf(paths: string[]) {
+async function layerOf(paths: string[], pool?: DeflatePool) {
   const sink = new Collect();
-  const digests = await writeLayerTarball(await storePathEntries(paths), sink);
+  const digests = await writeLayerTarball(await storePathEntries(paths), sink, pool ? { pool } : {});
   return { digests, gz: sink.bytes };
 }
 
@@ -205,6 +206,28 @@ test('the symlink tree merges packages with real directories and links, the firs
       ],
     );
   } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+});
+
+test('a layer has the same digest compressed by one worker or by several', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'layer-w-'));
+  const one = new DeflatePool(1);
+  const three = new DeflatePool(3);
+  try {
+    const paths = await makeStore(root, false);
+    // Big enough for many gzip pieces: text and incompressible bytes.
+    await writeFile(join(paths[1]!, 'lib', 'big.txt'), Array.from({ length: 60_000 }, (_, i) => `symbol_${i} = 0x${(i * 40503).toString(16)}\n`).join(''));
+    await writeFile(join(paths[1]!, 'lib', 'big.bin'), Buffer.concat(Array.from({ length: 8000 }, (_, i) => createHash('sha512').update(String(i)).digest())));
+    const a = await layerOf(paths, one);
+    const b = await layerOf(paths, three);
+    assert.equal(a.digests.digest, b.digests.digest);
+    assert.equal(a.digests.diffId, b.digests.diffId);
+    assert.ok(a.digests.gzip.pieces > 4);
+    assert.ok(a.digests.gzip.storedPieces >= 1, 'the hash bytes are stored, not deflated');
+    assert.ok(a.gz.equals(b.gz));
+  } finally {
+    await Promise.all([one.close(), three.close()]);
     await rm(root, { recursive: true, force: true });
   }
 });
