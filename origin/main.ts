@@ -6,6 +6,9 @@ import { createLogger } from './log.ts';
 import { createStorage } from './storage/create.ts';
 import { createSource } from './sources/create.ts';
 import { ImageBuilder } from './image/builder.ts';
+import { BuildChannels } from './image/build-events.ts';
+import { PackageIndexes } from './search/indexes.ts';
+import { mountApi } from './http/api.ts';
 import { createApp } from './http/app.ts';
 import { mountHealth } from './ops/health.ts';
 import { createMetrics, type OriginMetrics } from './ops/metrics.ts';
@@ -41,6 +44,7 @@ try {
   const cancelBuilds = new AbortController();
   // The builder reports to the metrics, which read the builder: one of them has to be created first.
   let metrics: OriginMetrics | undefined;
+  const events = new BuildChannels();
   const builder: ImageBuilder = new ImageBuilder({
     storage,
     source,
@@ -50,7 +54,9 @@ try {
     log,
     onBuild: (report) => metrics?.observeBuild(report),
     accepting: (): boolean => !shutdown.draining,
+    events,
   });
+  const indexes = new PackageIndexes({ source, storage, nix: { timeoutSeconds: config.nixTimeoutSeconds, signal: cancelBuilds.signal }, log });
   metrics = createMetrics({ builder });
   const shutdown: GracefulShutdown = new GracefulShutdown({ builder, cancel: cancelBuilds, graceSeconds: config.shutdownGraceSeconds, log });
   const app = createApp({
@@ -58,6 +64,7 @@ try {
     storage,
     log,
     originSecrets: config.originSecrets,
+    api: (app) => mountApi(app, { builder, storage, indexes, events }),
     extra: (app) => {
       metrics.mount(app);
       app.use(shutdown.middleware());

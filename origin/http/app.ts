@@ -24,6 +24,8 @@ export interface AppDeps {
   originSecrets: readonly string[];
   /** Extra routes outside /v2/ (health, metrics), mounted before the registry. */
   extra?: (app: express.Express) => void;
+  /** Routes behind the edge's secret besides the pull API (the page's /api/, http/api.ts). */
+  api?: (app: express.Express) => void;
 }
 
 const API_HEADERS = { 'Docker-Distribution-API-Version': 'registry/2.0' };
@@ -80,7 +82,7 @@ export function createApp(deps: AppDeps): express.Express {
 
   deps.extra?.(app);
 
-  app.use('/v2', (req, res, next) => {
+  app.use(['/v2', '/api'], (req, res, next) => {
     const given = req.get(ORIGIN_SECRET_HEADER);
     if (deps.originSecrets.length > 0 && !deps.originSecrets.some((secret) => secretMatches(secret, given))) {
       next(errors.denied('this origin answers its edge only'));
@@ -88,6 +90,8 @@ export function createApp(deps: AppDeps): express.Express {
     }
     next();
   });
+
+  deps.api?.(app);
 
   app.all(/^\/v2(\/.*)?$/, async (req, res, next) => {
     try {

@@ -22,6 +22,7 @@ import { SingleFlight } from '../../shared/single-flight.ts';
 import { buildManifests, type LayerDescriptor } from './manifest.ts';
 import { LayerStore } from './layer-store.ts';
 import { mapLimit } from './map-limit.ts';
+import { currentBuildChannel, trackBuild, type BuildChannels } from './build-events.ts';
 
 export interface ManifestRef {
   digest: Digest;
@@ -44,6 +45,8 @@ export interface BuilderOptions {
   onBuild?: (report: BuildReport) => void;
   /** False while the origin drains for shutdown: work that would run Nix is refused. */
   accepting?: () => boolean;
+  /** Progress of every build, for the page's live view (build-events.ts). */
+  events?: BuildChannels;
 }
 
 /** One build, as reported to `onBuild` once it ended. */
@@ -112,7 +115,7 @@ export class ImageBuilder {
   async image(spec: ImageSpec, tag: string): Promise<ImageRecord> {
     const resolved = await this.opts.source.resolve(tag);
     const flightKey = hashKey([resolved.nix, resolved.cacheKey, canonicalImage(spec)]);
-    return this.flights.run(flightKey, async () => {
+    return this.flights.run(flightKey, () => trackBuild(this.opts.events, `${canonicalImage(spec)}:${tag}`, async () => {
       if (resolved.cacheKey !== null) {
         const key = hashKey(['source', resolved.cacheKey, spec.arch, spec.packages]);
         const cached = await this.lookup(key);
@@ -120,7 +123,7 @@ export class ImageBuilder {
         return this.reportedBuild(spec, resolved.nix, key);
       }
       return this.reportedBuild(spec, resolved.nix, null);
-    }).result;
+    })).result;
   }
 
   private async lookup(key: string): Promise<ImageRecord | null> {
@@ -216,6 +219,7 @@ export class ImageBuilder {
         description: `symlinks to: ${outputs.map(storePathName).join(' ')}`,
       },
     ];
+    currentBuildChannel()?.layersPlanned(jobs.length);
     const layers: LayerDescriptor[] = await mapLimit(
       jobs,
       LAYER_WRITERS,
@@ -223,6 +227,7 @@ export class ImageBuilder {
         let wrote = false;
         const record = await this.layers.ensure(job.id, () => ((wrote = true), job.entries()), nix.signal);
         if (wrote) progress.bytesWritten += record.size;
+        currentBuildChannel()?.layerDone(record.size, wrote);
         return { ...record, description: job.description.slice(0, 1024) };
       },
       (job) => job.bytes,
@@ -263,12 +268,15 @@ export class ImageBuilder {
    */
   private nixOptionsFor(buildLog: Logger): NixOptions {
     const { nix } = this.opts;
+    const channel = currentBuildChannel();
     return {
       ...nix,
       onLog: (line) => {
         nix.onLog?.(line);
-        if (NIX_PROGRESS.test(line)) buildLog.info({ nix: line.trim() }, 'nix progress');
-        else buildLog.debug({ nix: line }, 'nix output');
+        if (NIX_PROGRESS.test(line)) {
+          buildLog.info({ nix: line.trim() }, 'nix progress');
+          channel?.nix(line.trim());
+        } else buildLog.debug({ nix: line }, 'nix output');
       },
     };
   }
@@ -280,6 +288,7 @@ export class ImageBuilder {
    * this origin has no builder for (it cannot ever have that image).
    */
   private async nixStep<T>(step: string, work: () => Promise<T>): Promise<T> {
+    currentBuildChannel()?.step(step);
     try {
       return await work();
     } catch (err) {

@@ -1,0 +1,105 @@
+// Searching a package set's index (made by origin/nix/index.nix) in memory,
+// and telling from it, without Nix, which requested names cannot be
+// packages. Pure: the index comes in as data.
+import type { RawPackageIndex } from '../nix/nix.ts';
+
+export interface IndexedPackage {
+  attrPath: string;
+  name: string;
+  version: string;
+  description: string;
+}
+
+export interface SearchPage {
+  /** Every match, of which `packages` is the page asked for. */
+  total: number;
+  packages: IndexedPackage[];
+}
+
+/** Descriptions longer than this are cut: the page shows one line, and 100k of them are kept in memory. */
+const MAX_DESCRIPTION = 300;
+
+interface Row {
+  pkg: IndexedPackage;
+  attr: string;
+  /** The last component of the attribute path: `requests` of `python3Packages.requests`. */
+  leaf: string;
+  name: string;
+  text: string;
+}
+
+export class PackageIndex {
+  readonly size: number;
+  private readonly rows: Row[];
+  /** Lower-cased set path → lower-cased names in it ("" is the top level). */
+  private readonly sets = new Map<string, Set<string>>();
+
+  constructor(raw: RawPackageIndex) {
+    this.rows = raw.packages
+      .map((p) => {
+        const pkg = { attrPath: p.attrPath, name: p.name, version: p.version, description: p.description.slice(0, MAX_DESCRIPTION) };
+        const attr = p.attrPath.toLowerCase();
+        return { pkg, attr, leaf: attr.slice(attr.lastIndexOf('.') + 1), name: p.name.toLowerCase(), text: `${attr} ${p.name.toLowerCase()} ${p.description.toLowerCase()}` };
+      })
+      .sort((a, b) => (a.attr < b.attr ? -1 : a.attr > b.attr ? 1 : 0));
+    this.size = this.rows.length;
+    for (const set of raw.sets) this.sets.set(set.path.toLowerCase(), new Set(set.names.map((n) => n.toLowerCase())));
+  }
+
+  /**
+   * Packages matching every word of `query` (in the attribute path, name or
+   * description, ignoring case), best first: the exact attribute, then the
+   * exact name, then prefixes, then substrings, then descriptions. An empty
+   * query lists everything in attribute order.
+   */
+  search(query: string, limit: number, offset: number): SearchPage {
+    const words = query.toLowerCase().split(' ').filter(Boolean);
+    if (words.length === 0) return { total: this.rows.length, packages: this.rows.slice(offset, offset + limit).map((r) => r.pkg) };
+    const scored: { row: Row; score: number }[] = [];
+    for (const row of this.rows) {
+      let score = 0;
+      for (const word of words) {
+        const s = wordScore(row, word);
+        if (s < 0) {
+          score = -1;
+          break;
+        }
+        score += s;
+      }
+      if (score >= 0) scored.push({ row, score });
+    }
+    // Stable sort over rows already in attribute order: ties stay alphabetical, shorter paths first.
+    scored.sort((a, b) => a.score - b.score || a.row.attr.length - b.row.attr.length);
+    return { total: scored.length, packages: scored.slice(offset, offset + limit).map((s) => s.row.pkg) };
+  }
+
+  /**
+   * The names (attribute paths, as image.nix reads them) that are certainly
+   * not in the package set: their first component is no top-level attribute,
+   * or they name a child a walked set does not have. Names under a set the
+   * index did not walk are left for Nix to judge.
+   */
+  unknown(names: readonly string[]): string[] {
+    return names.filter((name) => {
+      const parts = name.toLowerCase().split('.');
+      let path = '';
+      for (const part of parts) {
+        const names = this.sets.get(path);
+        if (names === undefined) return false;
+        if (!names.has(part)) return true;
+        path = path === '' ? part : `${path}.${part}`;
+      }
+      return false;
+    });
+  }
+}
+
+/** How well one query word matches a package: lower is better, -1 is no match. */
+function wordScore(row: Row, word: string): number {
+  if (row.attr === word || row.leaf === word) return 0;
+  if (row.name === word) return 1;
+  if (row.leaf.startsWith(word) || row.name.startsWith(word)) return 2;
+  if (row.attr.includes(word) || row.name.includes(word)) return 3;
+  if (row.text.includes(word)) return 4;
+  return -1;
+}
