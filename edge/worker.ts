@@ -1,12 +1,14 @@
-// The Worker in front of the origin. Routing only: the landing page at `/`,
-// the pull API under /v2/, and a registry-style 404 for anything else (the
-// origin's own endpoints, /healthz and /metrics, are never forwarded).
+// The Worker in front of the origin. Routing only: the page at `/` and its
+// script, the page's JSON API under /api/, the pull API under /v2/, and a
+// registry-style 404 for anything else (the origin's own endpoints,
+// /healthz and /metrics, are never forwarded).
 import { Router, type IRequest } from 'itty-router';
 import { errors } from '../shared/errors.ts';
 import { BlobSigner } from './blobs.ts';
 import { configFor, type EdgeConfig, type Env } from './env.ts';
 import { errorResponse } from './errors.ts';
-import { landingPage } from './landing.ts';
+import { landingPage, pageScript } from './landing.ts';
+import { handleApi, type ApiServices } from './api.ts';
 import { ManifestCache, type ResponseCache } from './manifest-cache.ts';
 import { OriginClient, type ManifestFetch } from './origin.ts';
 import { handleRegistry, type RegistryServices } from './registry.ts';
@@ -15,14 +17,24 @@ import { SingleFlight } from '../shared/single-flight.ts';
 
 /** A cache of its own, so the edge's entries never mix with the zone's. */
 const CACHE_NAME = 'nixery-edge-manifests';
+/** The page's API answers (searches) are cached apart from manifests. */
+const API_CACHE_NAME = 'nixery-edge-api';
 
 // One set of services (and so one set of in-memory caches) per isolate and configuration.
-const servicesByConfig = new WeakMap<EdgeConfig, RegistryServices>();
+const servicesByConfig = new WeakMap<EdgeConfig, RegistryServices & ApiServices>();
 
-function servicesFor(config: EdgeConfig): RegistryServices {
+function openCache(name: string): Promise<ResponseCache | null> {
+  return caches.open(name).catch((err: unknown) => {
+    console.error('nixery-edge: the Cache API is unavailable; serving from memory only', String(err));
+    return null;
+  });
+}
+
+function servicesFor(config: EdgeConfig): RegistryServices & ApiServices {
   let services = servicesByConfig.get(config);
   if (services === undefined) {
     let opened: Promise<ResponseCache | null> | null = null;
+    let openedApi: Promise<ResponseCache | null> | null = null;
     services = {
       config,
       cache: new ManifestCache({
@@ -30,14 +42,12 @@ function servicesFor(config: EdgeConfig): RegistryServices {
         staleTtlSeconds: config.staleTtlSeconds,
         digestTtlSeconds: config.digestTtlSeconds,
         negativeTtlSeconds: config.negativeTtlSeconds,
-        cache: () => (opened ??= caches.open(CACHE_NAME).catch((err: unknown) => {
-          console.error('nixery-edge: the Cache API is unavailable; serving from memory only', String(err));
-          return null;
-        })),
+        cache: () => (opened ??= openCache(CACHE_NAME)),
       }),
       origin: new OriginClient(config),
       flights: new SingleFlight<ManifestFetch>(),
       signer: config.blobs.backend === 'gcs' ? new BlobSigner(config.blobs) : null,
+      apiCache: () => (openedApi ??= openCache(API_CACHE_NAME)),
     };
     servicesByConfig.set(config, services);
   }
@@ -47,8 +57,11 @@ function servicesFor(config: EdgeConfig): RegistryServices {
 type Args = [RequestInfo, Env, ExecutionContext];
 
 const router = Router<IRequest, Args>()
-  .get('/', (_request, info) => landingPage(info))
-  .head('/', (_request, info) => landingPage(info))
+  .get('/', (_request, info, env, ctx) => landingPage(info, () => servicesFor(configFor(env)), ctx))
+  .head('/', (_request, info, env, ctx) => landingPage(info, () => servicesFor(configFor(env)), ctx))
+  .get('/static/page.js', (_request, info) => pageScript(info))
+  .head('/static/page.js', (_request, info) => pageScript(info))
+  .all('/api/*', (request, info, env, ctx) => handleApi(request, info, servicesFor(configFor(env)), ctx))
   .all('/v2/*', (request, info, env, ctx) => handleRegistry(request, info, servicesFor(configFor(env)), ctx));
 
 export default {
