@@ -194,7 +194,8 @@ function showSummary(name, tag, summary) {
   const rows = summary.layers.map((layer, i) => el('tr', {}, [
     el('td', { class: 'num', text: String(i + 1) }),
     el('td', { class: 'num', text: formatBytes(layer.size) }),
-    el('td', {}, [el('code', { text: layer.description || layer.digest })]),
+    // Store path hashes say nothing to a reader; the digest is there on hover.
+    el('td', {}, [el('code', { title: layer.digest, text: (layer.description || layer.digest).replace(/[0-9a-z]{32}-/g, '') })]),
   ]));
   result.replaceChildren(
     el('h3', { text: 'Built ' + name + ':' + tag }),
@@ -227,7 +228,8 @@ async function build() {
   $('result').replaceChildren();
   $('log').textContent = '';
   $('progress').hidden = false;
-  $('progress-bar').value = 0;
+  // Indeterminate until the layers are known: Nix does not say how long it will take.
+  $('progress-bar').removeAttribute('value');
   $('progress-bar').max = 1;
   $('progress-bytes').textContent = '';
   setProgress('Starting the build of ' + name + ':' + tag + '…');
@@ -293,10 +295,15 @@ async function loadFailures() {
     section.hidden = failures.length === 0;
     $('failures').replaceChildren(...failures.map((f) => {
       const detail = f.error.detail && f.error.detail.nix ? String(f.error.detail.nix) : '';
+      // Nix puts the reason at the end of what it printed.
+      const last = detail.split('
+').filter((line) => line.trim() !== '').slice(-3).join('
+');
       return el('div', { class: 'failure' }, [
         el('p', {}, [el('code', { text: f.image }), ' ', el('time', { datetime: f.at, text: new Date(f.at).toLocaleString() })]),
         el('p', { text: f.error.message }),
-        ...(detail ? [el('details', {}, [el('summary', { text: "Nix's output" }), el('pre', { text: detail })])] : []),
+        ...(last ? [el('pre', { text: last })] : []),
+        ...(detail ? [el('details', {}, [el('summary', { text: "All of Nix's output" }), el('pre', { text: detail })])] : []),
       ]);
     }));
   } catch (e) { /* failures are extra: the page works without them */ }

@@ -125,7 +125,9 @@ progress { width: 100%; height: 1rem; }
 .visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
 .skip { position: absolute; left: -999px; } .skip:focus { left: 1rem; top: 1rem; background: var(--bg); padding: .5rem; }
 .failure { border-left: 3px solid var(--bad); padding: .25rem 0 .25rem .75rem; margin-bottom: .75rem; }
-.failure pre { font-size: .8rem; max-height: 12rem; }
+.failure pre { font-size: .8rem; max-height: 12rem; margin-bottom: .5rem; }
+#result h3 { margin-top: 1.25rem; }
+#layers code { white-space: pre-wrap; word-break: break-all; }
 footer { color: var(--muted); font-size: .9rem; padding-bottom: 2rem; margin-top: 2rem; }
 [hidden] { display: none !important; }
 `;
