@@ -7,7 +7,7 @@
 import type express from 'express';
 import type { Request, Response } from 'express';
 import { errors } from '../../shared/errors.ts';
-import { canonicalImage } from '../../shared/names.ts';
+import { canonicalImage, type ImageSpec } from '../../shared/names.ts';
 import { API_LIMITS, API_PATHS, eventsPath, parseBuildRequest, parseEventsPath, parseSearchQuery } from '../../shared/api.ts';
 import { keys, type Storage } from '../storage/storage.ts';
 import type { ImageBuilder, ImageRecord } from '../image/builder.ts';
@@ -68,6 +68,20 @@ export function mountApi(app: express.Express, deps: ApiDeps): void {
     return summarizeImage(digest, manifest.bytes, config);
   }
 
+  /** Refuses names the index rules out (no Nix), then starts or joins the build; resolves once its channel exists. */
+  async function startBuild(spec: ImageSpec, tag: string): Promise<void> {
+    const unknown = (await indexFor(tag)).unknown(spec.packages);
+    if (unknown.length > 0) {
+      throw errors.manifestUnknown(`unknown package${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}`, { unknown, notPackages: [], failed: [] });
+    }
+    const key = `${canonicalImage(spec)}:${tag}`;
+    const running = events.get(key);
+    const build = builder.image(spec, tag);
+    // The outcome reaches watchers through the channel (and failures the ring); nobody awaits it here.
+    build.catch(() => {});
+    if (running === undefined || running.finished) await events.opened(key, build);
+  }
+
   app.get(API_PATHS.search, async (req, res, next) => {
     try {
       res.locals.route = 'api-search';
@@ -90,29 +104,22 @@ export function mountApi(app: express.Express, deps: ApiDeps): void {
         throw errors.queryInvalid('the body is not JSON: {"packages": ["hello"], "tag": "latest"}');
       }
       const request = parseBuildRequest(body);
-      const unknown = (await indexFor(request.tag)).unknown(request.spec.packages);
-      if (unknown.length > 0) {
-        throw errors.manifestUnknown(`unknown package${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}`, { unknown, notPackages: [], failed: [] });
-      }
-      const key = `${canonicalImage(request.spec)}:${request.tag}`;
-      const running = events.get(key);
-      const build = builder.image(request.spec, request.tag);
-      // The outcome reaches watchers through the channel (and failures the ring); nobody awaits it here.
-      build.catch(() => {});
-      // Answer once the build's channel exists, so the event stream asked for next finds it.
-      if (running === undefined || running.finished) await events.opened(key, build);
+      await startBuild(request.spec, request.tag);
       sendJson(res, 202, { name: request.name, tag: request.tag, image: canonicalImage(request.spec), events: eventsPath(request.name, request.tag) });
     } catch (err) {
       next(err);
     }
   });
 
-  app.get(/^\/api\/builds\/.+\/events$/, (req, res, next) => {
+  app.get(/^\/api\/builds\/.+\/events$/, async (req, res, next) => {
     let target: ReturnType<typeof parseEventsPath>;
     try {
       res.locals.route = 'api-events';
       target = parseEventsPath(req.path);
       if (target === null) throw errors.notFound(req.path);
+      // A replica that knows nothing of this build (the POST went to another one) starts or joins
+      // it here, as a pull would: the watcher always sees a build, and the image is the same.
+      if (events.get(`${canonicalImage(target.spec)}:${target.tag}`) === undefined) await startBuild(target.spec, target.tag);
     } catch (err) {
       next(err);
       return;
@@ -134,6 +141,7 @@ export function mountApi(app: express.Express, deps: ApiDeps): void {
     };
     const channel = events.get(key);
     if (channel === undefined) {
+      // The build ended and its channel was forgotten before this watcher came: a pull answers now.
       write('idle', { name, tag, message: 'no build of this image is running on this origin' });
       res.end();
       return;
