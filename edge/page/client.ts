@@ -195,7 +195,7 @@ function showSummary(name, tag, summary) {
     el('td', { class: 'num', text: String(i + 1) }),
     el('td', { class: 'num', text: formatBytes(layer.size) }),
     // Store path hashes say nothing to a reader; the digest is there on hover.
-    el('td', {}, [el('code', { title: layer.digest, text: (layer.description || layer.digest).replace(/[0-9a-z]{32}-/g, '') })]),
+    el('td', {}, [el('code', { title: layer.digest, text: (layer.description || layer.digest).replace(/\b[0-9a-z]{32}-/g, '') })]),
   ]));
   result.replaceChildren(
     el('h3', { text: 'Built ' + name + ':' + tag }),
@@ -296,9 +296,7 @@ async function loadFailures() {
     $('failures').replaceChildren(...failures.map((f) => {
       const detail = f.error.detail && f.error.detail.nix ? String(f.error.detail.nix) : '';
       // Nix puts the reason at the end of what it printed.
-      const last = detail.split('
-').filter((line) => line.trim() !== '').slice(-3).join('
-');
+      const last = detail.split('\n').filter((line) => line.trim() !== '').slice(-3).join('\n');
       return el('div', { class: 'failure' }, [
         el('p', {}, [el('code', { text: f.image }), ' ', el('time', { datetime: f.at, text: new Date(f.at).toLocaleString() })]),
         el('p', { text: f.error.message }),
