@@ -275,6 +275,7 @@ async function build() {
   });
   on('failed', (e) => {
     setProgress('Failed.');
+    $('progress-bar').value = 0;
     showFailure(e.error);
     finish();
     loadFailures();
