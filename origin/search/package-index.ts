@@ -96,10 +96,11 @@ export class PackageIndex {
 
 /** How well one query word matches a package: lower is better, -1 is no match. */
 function wordScore(row: Row, word: string): number {
+  // Most rows match nothing: one scan of the joined text settles them.
+  if (!row.text.includes(word)) return -1;
   if (row.attr === word || row.leaf === word) return 0;
   if (row.name === word) return 1;
   if (row.leaf.startsWith(word) || row.name.startsWith(word)) return 2;
   if (row.attr.includes(word) || row.name.includes(word)) return 3;
-  if (row.text.includes(word)) return 4;
-  return -1;
+  return 4;
 }
