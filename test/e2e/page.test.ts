@@ -218,6 +218,13 @@ describe('the page in Chromium, through the edge', () => {
     assert.equal(builtLines(origin).length, before, 'no second "image built"');
   });
 
+  test('the origin answers the page API to its edge only', async () => {
+    const direct = await fetch(`${origin.url}/api/failures`);
+    assert.equal(direct.status, 403);
+    assert.equal(((await direct.json()) as { errors: { code: string }[] }).errors[0]!.code, 'DENIED');
+    assert.equal((await fetch(`${edge.url}/api/failures`)).status, 200);
+  });
+
   test('a failing build shows Nix’s message, and the recent failures list it', { timeout: 120_000 }, async () => {
     // Empty the image from the keyboard: each remove button hands focus to the next.
     for (let i = 0; i < 2; i++) {
