@@ -143,6 +143,7 @@ export class BuildChannels {
       const waiters = this.waiting.get(key) ?? new Set<() => void>();
       const wake = () => {
         waiters.delete(wake);
+        if (waiters.size === 0 && this.waiting.get(key) === waiters) this.waiting.delete(key);
         resolve();
       };
       waiters.add(wake);
