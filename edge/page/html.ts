@@ -120,6 +120,7 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-sp
 .commands { display: grid; gap: .75rem; margin: 1rem 0; }
 .command { display: grid; grid-template-columns: 4.5rem 1fr auto; gap: .5rem; align-items: center; }
 .command .client { font-weight: 600; }
+@media (max-width: 40rem) { .command { grid-template-columns: 1fr auto; } .command pre { grid-column: 1 / -1; grid-row: 2; } }
 progress { width: 100%; height: 1rem; }
 .log { max-height: 16rem; overflow-y: auto; font-size: .8rem; white-space: pre-wrap; }
 .visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }

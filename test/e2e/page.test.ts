@@ -218,6 +218,24 @@ describe('the page in Chromium, through the edge', () => {
     assert.equal(builtLines(origin).length, before, 'no second "image built"');
   });
 
+  test('the page fits a phone’s width and follows a dark colour scheme', { timeout: 60_000 }, async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.goto(`${edge.url}/?q=git&packages=git,htop`);
+    await page.waitForSelector('#command-docker');
+    const overflow = await page.evaluate(() => {
+      const root = (document as unknown as { documentElement: { scrollWidth: number; clientWidth: number } }).documentElement;
+      return root.scrollWidth - root.clientWidth;
+    });
+    assert.equal(overflow, 0, 'no sideways scrolling of the whole page');
+    await shot(page, '08-narrow');
+    await page.emulateMedia({ colorScheme: 'dark' });
+    const background = await page.evaluate(() => (globalThis as unknown as { getComputedStyle(e: unknown): { backgroundColor: string } }).getComputedStyle((document as unknown as { body: unknown }).body).backgroundColor);
+    assert.equal(background, 'rgb(15, 19, 24)');
+    await shot(page, '09-narrow-dark');
+    await page.emulateMedia({ colorScheme: 'light' });
+    await page.setViewportSize({ width: 1100, height: 900 });
+  });
+
   test('the origin answers the page API to its edge only', async () => {
     const direct = await fetch(`${origin.url}/api/failures`);
     assert.equal(direct.status, 403);
