@@ -33,7 +33,7 @@ function relay(info: RequestInfo, answer: OriginAnswer, cacheControl = 'no-store
   const sorted = classify(answer);
   if (sorted?.kind === 'failed') throw unavailableError(sorted);
   if (sorted?.kind === 'refused') return passThrough(info, answer);
-  return respond(info, answer.status, jsonHeaders(info, cacheControl), answer.body);
+  return respond(answer.status, jsonHeaders(info, cacheControl), answer.body);
 }
 
 async function send(services: ApiServices, path: string, info: RequestInfo, method: 'GET' | 'POST', body?: string): Promise<OriginAnswer> {
@@ -108,7 +108,7 @@ export async function handleApi(request: Request, info: RequestInfo, services: A
     if (found.answer !== null) return relay(info, found.answer);
     const headers = jsonHeaders(info, `public, max-age=${SEARCH_TTL_SECONDS}`);
     headers.set(EDGE_CACHE_HEADER, found.source);
-    return respond(info, 200, headers, found.body);
+    return respond(200, headers, found.body);
   }
 
   if (path === API_PATHS.builds && info.method === 'POST') {

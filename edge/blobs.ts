@@ -11,7 +11,7 @@
 // No Workers-only API here: the Node unit tests import it.
 import { digestHex, type Digest } from '../shared/digest.ts';
 import { importSigningKey, signGcsUrl, type SigningKey } from '../shared/gcs-signer.ts';
-import { blobObjectName } from '../shared/storage-keys.ts';
+import { STORAGE_KEYS } from '../shared/storage-keys.ts';
 import type { BlobConfig } from './env.ts';
 import { ConfigError } from './env.ts';
 import { Lru } from '../shared/lru.ts';
@@ -50,7 +50,7 @@ export class BlobSigner {
     }
     const url = await signGcsUrl({
       bucket: this.config.bucket,
-      object: blobObjectName(digestHex(digest)),
+      object: STORAGE_KEYS.blob(digestHex(digest)),
       account: this.config.account,
       key: await this.signingKey(),
       expiresInSeconds: lifetime,
@@ -79,7 +79,7 @@ export async function redirectToBlob(info: RequestInfo, digest: Digest, signer: 
     'Docker-Content-Digest': digest,
     'Cache-Control': `private, max-age=${Math.min(MAX_REDIRECT_AGE, Math.floor(remainingSeconds / 2))}`,
   });
-  return respond(info, 307, headers, new Uint8Array(0));
+  return respond(307, headers, new Uint8Array(0));
 }
 
 /** Headers of the origin's blob answer that mean the same from the edge. */
@@ -94,6 +94,7 @@ export async function forwardBlob(info: RequestInfo, request: Request, origin: O
   }
   let response: Response;
   try {
+    // A HEAD is forwarded as one, so the origin does not read a blob nobody wants.
     response = await origin.send(info.url.pathname, { method: info.method === 'HEAD' ? 'HEAD' : 'GET', requestId: info.requestId, headers: forwarded, readBody: false });
   } catch (err) {
     if (err instanceof OriginUnreachable) throw unavailableError({ kind: 'failed', reason: err.message, originError: null });
@@ -111,5 +112,5 @@ export async function forwardBlob(info: RequestInfo, request: Request, origin: O
     const value = response.headers.get(name);
     if (value !== null) headers.set(name, value);
   }
-  return new Response(info.method === 'HEAD' ? null : response.body, { status: response.status, headers });
+  return new Response(response.body, { status: response.status, headers });
 }

@@ -3,7 +3,7 @@
 // origin's where the meaning is the same (STORAGE_BACKEND, BUCKET, GCS_*).
 //
 // This module uses no Workers-only API, so the Node unit tests import it.
-import { ConfigError, configInteger, configText } from '../shared/config.ts';
+import { ConfigError, configInteger, configText, gcsEndpoint } from '../shared/config.ts';
 
 /** The bindings as wrangler and miniflare hand them over: strings, or JSON values for [vars] written unquoted. */
 export interface Env {
@@ -33,6 +33,7 @@ export interface Env {
   GCS_URL_LIFETIME?: string | number;
   /** Another GCS endpoint signed URLs point at (an emulator, a private endpoint); Google's by default. */
   GCS_API_ENDPOINT?: string;
+  STORAGE_EMULATOR_HOST?: string;
 }
 
 export type BlobConfig =
@@ -90,15 +91,14 @@ function blobConfig(env: Env): BlobConfig {
   if (privateKeyPem === undefined) throw new ConfigError('GCS_SIGNING_KEY', 'is required when STORAGE_BACKEND=gcs: `wrangler secret put GCS_SIGNING_KEY`');
   // The key's contents are checked when first imported (async); here only its shape, never echoing it.
   if (!privateKeyPem.includes('PRIVATE KEY-----')) throw new ConfigError('GCS_SIGNING_KEY', 'is not a PEM private key');
-  const endpoint = text(env, 'GCS_API_ENDPOINT');
   return {
     backend,
     bucket,
     account,
     privateKeyPem,
     urlLifetimeSeconds: integer(env, 'GCS_URL_LIFETIME', 300, 10, 7 * DAY),
-    // The origin's GCS_API_ENDPOINT; signed URLs keep only its scheme, host and port, as the library's do.
-    apiEndpoint: endpoint === undefined ? null : httpUrl('GCS_API_ENDPOINT', endpoint).origin,
+    // The origin's GCS_API_ENDPOINT or STORAGE_EMULATOR_HOST, read by the same rule.
+    apiEndpoint: gcsEndpoint(env),
   };
 }
 

@@ -4,7 +4,8 @@
 // through here too.
 //
 // No Workers-only API here: the Node unit tests import it.
-import { errorBody, errors, RegistryError, toRegistryError } from '../shared/errors.ts';
+import { errors, RegistryError, toRegistryError } from '../shared/errors.ts';
+import { errorAnswer } from '../shared/responses.ts';
 import { ConfigError } from './env.ts';
 import type { OriginAnswer } from './origin.ts';
 import { apiHeaders, EDGE_CACHE_HEADER, respond, type RequestInfo } from './responses.ts';
@@ -21,10 +22,8 @@ export function asRegistryError(err: unknown): RegistryError {
 }
 
 export function errorResponse(err: unknown, info: RequestInfo): Response {
-  const registryError = asRegistryError(err);
-  const headers = apiHeaders(info, { 'Content-Type': 'application/json' });
-  if (registryError.status === 416) headers.set('Content-Range', `bytes */${(registryError.detail as { size: number }).size}`);
-  return respond(info, registryError.status, headers, JSON.stringify(errorBody(registryError)));
+  const answer = errorAnswer(asRegistryError(err));
+  return respond(answer.status, apiHeaders(info, answer.headers), answer.body);
 }
 
 /**
@@ -38,10 +37,10 @@ export function passThrough(info: RequestInfo, answer: OriginAnswer, cache?: 'ne
   const range = answer.headers.get('Content-Range');
   if (range !== null) headers.set('Content-Range', range);
   const length = answer.headers.get('Content-Length');
-  if (info.method === 'HEAD' && answer.body.byteLength === 0 && length !== null) {
-    // The origin answered a HEAD: its Content-Length is that of the body it did not send.
+  if (answer.body.byteLength === 0 && length !== null) {
+    // The origin answered a forwarded HEAD: its Content-Length is that of the body it did not send.
     headers.set('Content-Length', length);
     return new Response(null, { status: answer.status, headers });
   }
-  return respond(info, answer.status, headers, answer.body);
+  return respond(answer.status, headers, answer.body);
 }

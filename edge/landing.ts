@@ -42,7 +42,7 @@ export async function landingPage(info: RequestInfo, services: () => ApiServices
     'X-Content-Type-Options': 'nosniff',
     [REQUEST_ID_HEADER]: info.requestId,
   });
-  return respond(info, status, headers, html);
+  return respond(status, headers, html);
 }
 
 /** The page's script; immutable when asked for by its versioned URL. */
@@ -54,5 +54,5 @@ export function pageScript(info: RequestInfo): Response {
     'X-Content-Type-Options': 'nosniff',
     [REQUEST_ID_HEADER]: info.requestId,
   });
-  return respond(info, 200, headers, CLIENT_SCRIPT);
+  return respond(200, headers, CLIENT_SCRIPT);
 }

@@ -1,11 +1,11 @@
 // Where the edge keeps manifests: isolate memory in front of the Cache API.
 //
-// FACTS.md measured a Cache API hit at about a third of the rate of an
-// answer from memory, so hot manifests are answered from two bounded maps:
-// digest → manifest (immutable, kept while memory allows) and tag → digest
-// (with the time it was fetched; fresh for MANIFEST_TAG_TTL). The Cache API
-// is shared by the isolates of a data centre and survives an isolate; it
-// holds whole manifests under both kinds of key.
+// A Cache API hit runs at about a third of the rate of an answer from
+// memory (measured: docs/edge.md), so hot manifests are answered from two
+// bounded maps: digest → manifest (immutable, kept while memory allows) and
+// tag → digest (with the time it was fetched; fresh for MANIFEST_TAG_TTL).
+// The Cache API is shared by the isolates of a data centre and survives an
+// isolate; it holds whole manifests under both kinds of key.
 //
 // Keys: a digest names the same bytes whatever the client accepts (the
 // origin answers a digest without negotiating), so digest keys carry no

@@ -11,6 +11,7 @@ import { passThrough } from './errors.ts';
 import { apiHeaders, EDGE_CACHE_HEADER, respond, type RequestInfo } from './responses.ts';
 import type { SingleFlight } from '../shared/single-flight.ts';
 import { withDeadline } from '../shared/deadline.ts';
+import { CACHE_CONTROL } from '../shared/responses.ts';
 
 export interface ManifestServices {
   config: EdgeConfig;
@@ -24,7 +25,6 @@ export interface WaitUntil {
   waitUntil(promise: Promise<unknown>): void;
 }
 
-const IMMUTABLE = 'public, max-age=31536000, immutable';
 /** Followers of a shared origin request give up this long after the leader's own limit (see single-flight.ts). */
 const FOLLOWER_GRACE_MS = 1_000;
 
@@ -111,10 +111,10 @@ function manifestResponse(info: RequestInfo, entry: ManifestEntry, key: Manifest
     'Content-Type': entry.mediaType,
     'Docker-Content-Digest': entry.digest,
     ETag: `"${entry.digest}"`,
-    'Cache-Control': key.kind === 'digest' ? IMMUTABLE : source === 'stale' ? 'no-cache' : `public, max-age=${config.tagTtlSeconds}`,
+    'Cache-Control': key.kind === 'digest' ? CACHE_CONTROL.immutable : source === 'stale' ? 'no-cache' : `public, max-age=${config.tagTtlSeconds}`,
     [EDGE_CACHE_HEADER]: source,
   });
-  return respond(info, 200, headers, entry.bytes);
+  return respond(200, headers, entry.bytes);
 }
 
 function timedOut(ms: number): ManifestFetch {

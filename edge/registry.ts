@@ -5,6 +5,7 @@ import { errors } from '../shared/errors.ts';
 import { MEDIA } from '../shared/media-types.ts';
 import { parseImageName } from '../shared/names.ts';
 import { parseRegistryRequest } from '../shared/routes.ts';
+import { referrersAnswer } from '../shared/referrers.ts';
 import { forwardBlob, redirectToBlob, type BlobSigner } from './blobs.ts';
 import { passThrough } from './errors.ts';
 import { serveManifest, type ManifestServices, type WaitUntil } from './manifests.ts';
@@ -21,12 +22,19 @@ export async function handleRegistry(request: Request, info: RequestInfo, servic
   switch (route.kind) {
     case 'base':
       // Clients ping /v2/ before every pull; no reason to cross to the origin for "{}".
-      return respond(info, 200, apiHeaders(info, { 'Content-Type': MEDIA.json }), '{}');
+      return respond(200, apiHeaders(info, { 'Content-Type': MEDIA.json }), '{}');
     case 'catalog':
-      throw errors.unsupported('this registry has no catalog: every name of packages is an image');
+      throw errors.noCatalog();
     case 'tags':
       parseImageName(route.name);
+      // The query (n, last) goes along: the origin pages the list.
       return forwardSmall(info, services);
+    case 'referrers': {
+      // Always the empty index (shared/referrers.ts): nothing for the origin to add.
+      parseImageName(route.name);
+      const answer = referrersAnswer(info.url.searchParams.get('artifactType'));
+      return respond(200, apiHeaders(info, answer.headers), answer.body);
+    }
     case 'manifest':
       return serveManifest(info, request.headers.get('Accept'), route, services, ctx);
     case 'blob':
@@ -38,7 +46,7 @@ export async function handleRegistry(request: Request, info: RequestInfo, servic
 async function forwardSmall(info: RequestInfo, services: RegistryServices): Promise<Response> {
   let answer: OriginAnswer;
   try {
-    answer = await services.origin.send(info.url.pathname, { method: 'GET', requestId: info.requestId, headers: { Accept: MEDIA.json }, readBody: true });
+    answer = await services.origin.send(info.url.pathname + info.url.search, { method: 'GET', requestId: info.requestId, headers: { Accept: MEDIA.json }, readBody: true });
   } catch (err) {
     if (err instanceof OriginUnreachable) throw unavailableError({ kind: 'failed', reason: err.message, originError: null });
     throw err;
@@ -46,5 +54,8 @@ async function forwardSmall(info: RequestInfo, services: RegistryServices): Prom
   const sorted = classify(answer);
   if (sorted?.kind === 'failed') throw unavailableError(sorted);
   if (sorted?.kind === 'refused') return passThrough(info, answer);
-  return respond(info, answer.status, apiHeaders(info, { 'Content-Type': answer.headers.get('Content-Type') ?? MEDIA.json }), answer.body);
+  const headers: Record<string, string> = { 'Content-Type': answer.headers.get('Content-Type') ?? MEDIA.json };
+  const link = answer.headers.get('Link');
+  if (link !== null) headers.Link = link;
+  return respond(answer.status, apiHeaders(info, headers), answer.body);
 }

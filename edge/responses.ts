@@ -1,10 +1,11 @@
-// Headers every response of the pull API carries, and the one way handlers
-// build a response, so GET and HEAD always agree (HEAD: same headers, no body).
+// Headers every response of the pull API carries, the one way handlers
+// build a whole response, and the one place a HEAD loses its body: handlers
+// answer every request as a GET, and `withoutBody` (called by the Worker's
+// fetch) keeps the status and headers of a HEAD's answer only.
 //
 // No Workers-only API here: the Node unit tests import it.
 import { REQUEST_ID_HEADER } from '../shared/headers.ts';
-
-export const API_VERSION = { name: 'Docker-Distribution-API-Version', value: 'registry/2.0' } as const;
+import { API_HEADERS } from '../shared/responses.ts';
 /** Says where a manifest came from (memory, cache, origin, stale); for operators and tests. */
 export const EDGE_CACHE_HEADER = 'X-Nixery-Edge-Cache';
 
@@ -25,17 +26,25 @@ export function requestIdFor(request: Request): string {
 
 export function apiHeaders(info: RequestInfo, extra?: Record<string, string>): Headers {
   const headers = new Headers(extra);
-  headers.set(API_VERSION.name, API_VERSION.value);
+  for (const [name, value] of Object.entries(API_HEADERS)) headers.set(name, value);
   headers.set(REQUEST_ID_HEADER, info.requestId);
   return headers;
 }
 
-/**
- * A complete (non-streamed) answer. For HEAD the body is dropped but
- * Content-Length still states the GET body's length, as the origin does.
- */
-export function respond(info: RequestInfo, status: number, headers: Headers, body: Uint8Array | string | null): Response {
+/** A complete (non-streamed) answer; Content-Length states the body's length. */
+export function respond(status: number, headers: Headers, body: Uint8Array | string): Response {
   const bytes = typeof body === 'string' ? new TextEncoder().encode(body) : body;
-  if (bytes !== null) headers.set('Content-Length', String(bytes.byteLength));
-  return new Response(info.method === 'HEAD' ? null : bytes, { status, headers });
+  headers.set('Content-Length', String(bytes.byteLength));
+  return new Response(bytes, { status, headers });
+}
+
+/**
+ * The answer to a HEAD: the GET's status and headers, Content-Length still
+ * stating the GET body's length (as the origin does), and no body. A
+ * streamed body is cancelled unread (a forwarded blob is asked for with HEAD
+ * anyway, so it has none).
+ */
+export function withoutBody(response: Response): Response {
+  void response.body?.cancel();
+  return new Response(null, { status: response.status, headers: response.headers });
 }

@@ -2,6 +2,11 @@
 // script, the page's JSON API under /api/, the pull API under /v2/, and a
 // registry-style 404 for anything else (the origin's own endpoints,
 // /healthz and /metrics, are never forwarded).
+//
+// A HEAD is routed as a GET and loses its body here, in this one place (as
+// Hono's dispatch does), so every handler answers GET and HEAD alike.
+// Handlers still see the client's method in `RequestInfo`: a blob forwarded
+// to the origin is asked for with HEAD, so no bytes cross for nothing.
 import { Router, type IRequest } from 'itty-router';
 import { errors } from '../shared/errors.ts';
 import { BlobSigner } from './blobs.ts';
@@ -12,7 +17,7 @@ import { handleApi, type ApiServices } from './api.ts';
 import { ManifestCache, type ResponseCache } from './manifest-cache.ts';
 import { OriginClient, type ManifestFetch } from './origin.ts';
 import { handleRegistry, type RegistryServices } from './registry.ts';
-import { requestIdFor, type RequestInfo } from './responses.ts';
+import { requestIdFor, withoutBody, type RequestInfo } from './responses.ts';
 import { SingleFlight } from '../shared/single-flight.ts';
 
 /** A cache of its own, so the edge's entries never mix with the zone's. */
@@ -58,20 +63,24 @@ type Args = [RequestInfo, Env, ExecutionContext];
 
 const router = Router<IRequest, Args>()
   .get('/', (_request, info, env, ctx) => landingPage(info, () => servicesFor(configFor(env)), ctx))
-  .head('/', (_request, info, env, ctx) => landingPage(info, () => servicesFor(configFor(env)), ctx))
   .get('/static/page.js', (_request, info) => pageScript(info))
-  .head('/static/page.js', (_request, info) => pageScript(info))
   .all('/api/*', (request, info, env, ctx) => handleApi(request, info, servicesFor(configFor(env)), ctx))
   .all('/v2/*', (request, info, env, ctx) => handleRegistry(request, info, servicesFor(configFor(env)), ctx));
+
+async function answer(request: Request, info: RequestInfo, env: Env, ctx: ExecutionContext): Promise<Response> {
+  try {
+    const response: Response | undefined = await router.fetch(request, info, env, ctx);
+    return response ?? errorResponse(errors.notFound(info.url.pathname), info);
+  } catch (err) {
+    return errorResponse(err, info);
+  }
+}
 
 export default {
   async fetch(request, env, ctx): Promise<Response> {
     const info: RequestInfo = { method: request.method, url: new URL(request.url), requestId: requestIdFor(request) };
-    try {
-      const response: Response | undefined = await router.fetch(request, info, env, ctx);
-      return response ?? errorResponse(errors.notFound(info.url.pathname), info);
-    } catch (err) {
-      return errorResponse(err, info);
-    }
+    const head = request.method === 'HEAD';
+    const response = await answer(head ? new Request(request, { method: 'GET' }) : request, info, env, ctx);
+    return head ? withoutBody(response) : response;
   },
 } satisfies ExportedHandler<Env>;

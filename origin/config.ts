@@ -4,7 +4,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 
-import { ConfigError, configInteger, configText } from '../shared/config.ts';
+import { ConfigError, configInteger, configText, gcsEndpoint } from '../shared/config.ts';
 
 export { ConfigError };
 
@@ -123,7 +123,8 @@ function readStorage(env: Env): StorageConfig {
       bucket,
       signing: key !== undefined && account !== undefined ? { account, privateKeyPem: key } : null,
       urlLifetimeSeconds: integer(env, 'GCS_URL_LIFETIME', 300, 10, 7 * 24 * 3600),
-      apiEndpoint: url(env, 'GCS_API_ENDPOINT') ?? null,
+      // STORAGE_EMULATOR_HOST too: the client library would follow it for object calls alone.
+      apiEndpoint: gcsEndpoint(env),
     };
   }
   throw new ConfigError('STORAGE_BACKEND', `must be "filesystem" or "gcs", got ${JSON.stringify(backend)}`);

@@ -9,9 +9,12 @@ import { ImageBuilder } from './image/builder.ts';
 import { BuildChannels } from './image/build-events.ts';
 import { PackageIndexes } from './search/indexes.ts';
 import { mountApi } from './http/api.ts';
+import { ImageStore } from './image/image-store.ts';
+import { LayerStore } from './image/layer-store.ts';
+import { nixCli } from './nix/runner.ts';
 import { createApp } from './http/app.ts';
 import { mountHealth } from './ops/health.ts';
-import { createMetrics, type OriginMetrics } from './ops/metrics.ts';
+import { createMetrics } from './ops/metrics.ts';
 import { GracefulShutdown } from './ops/shutdown.ts';
 import { loadPopularity } from './popularity/load.ts';
 import { checkNixCanBuild } from './nix/preflight.ts';
@@ -42,26 +45,28 @@ try {
   const popularity = config.popularityUrl ? await loadPopularity(config.popularityUrl, storage, log) : undefined;
   // One signal for every build: shutdown cancels whatever outlives the grace period.
   const cancelBuilds = new AbortController();
-  // The builder reports to the metrics, which read the builder: one of them has to be created first.
-  let metrics: OriginMetrics | undefined;
   const events = new BuildChannels();
-  const builder: ImageBuilder = new ImageBuilder({
-    storage,
+  const images = new ImageStore(storage);
+  const builder = new ImageBuilder({
     source,
-    nix: { timeoutSeconds: config.nixTimeoutSeconds, signal: cancelBuilds.signal },
+    nix: nixCli({ timeoutSeconds: config.nixTimeoutSeconds, signal: cancelBuilds.signal }),
+    store: images,
+    layers: new LayerStore(storage, log),
     maxLayers: config.maxLayers,
     popularity: () => popularity,
     log,
-    onBuild: (report) => metrics?.observeBuild(report),
-    accepting: (): boolean => !shutdown.draining,
+    signal: cancelBuilds.signal,
     events,
   });
   const indexes = new PackageIndexes({ source, storage, nix: { timeoutSeconds: config.nixTimeoutSeconds, signal: cancelBuilds.signal }, log });
-  metrics = createMetrics({ builder });
-  const shutdown: GracefulShutdown = new GracefulShutdown({ builder, cancel: cancelBuilds, graceSeconds: config.shutdownGraceSeconds, log });
+  // Both take the builder: metrics subscribe to its reports, shutdown drains it.
+  const metrics = createMetrics({ builder });
+  const shutdown = new GracefulShutdown({ builder, cancel: cancelBuilds, graceSeconds: config.shutdownGraceSeconds, log });
   const app = createApp({
     builder,
+    images,
     storage,
+    source,
     log,
     originSecrets: config.originSecrets,
     api: (app) => mountApi(app, { builder, storage, indexes, events }),

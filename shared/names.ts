@@ -40,6 +40,11 @@ export function validateName(name: string): string {
   return name;
 }
 
+/** Whether a string is a registry tag ([a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}). */
+export function isTag(tag: string): boolean {
+  return TAG.test(tag);
+}
+
 export function parseReference(reference: string): Reference {
   if (isDigestLike(reference)) return { kind: 'digest', digest: parseDigest(reference) };
   if (!TAG.test(reference)) {

@@ -9,11 +9,13 @@ export type RegistryRoute =
   | { kind: 'manifest'; name: string; reference: Reference; rawReference: string }
   | { kind: 'blob'; name: string; digest: Digest }
   | { kind: 'tags'; name: string }
+  | { kind: 'referrers'; name: string; digest: Digest }
   | { kind: 'catalog' };
 
 const MANIFEST = /^\/v2\/(.+)\/manifests\/([^/]+)$/;
 const BLOB = /^\/v2\/(.+)\/blobs\/([^/]+)$/;
 const TAGS = /^\/v2\/(.+)\/tags\/list$/;
+const REFERRERS = /^\/v2\/(.+)\/referrers\/([^/]+)$/;
 
 /**
  * Returns the route of a /v2/ path, throws a RegistryError for a malformed
@@ -32,6 +34,9 @@ export function parseRegistryPath(pathname: string): RegistryRoute | null {
   if (m) return { kind: 'blob', name: validateName(m[1]!), digest: parseDigest(decodeURIComponent(m[2]!)) };
   m = TAGS.exec(pathname);
   if (m) return { kind: 'tags', name: validateName(m[1]!) };
+  m = REFERRERS.exec(pathname);
+  // A malformed digest is DIGEST_INVALID (400): the spec allows no 404 from a registry with the referrers API.
+  if (m) return { kind: 'referrers', name: validateName(m[1]!), digest: parseDigest(decodeURIComponent(m[2]!)) };
   if (pathname.includes('/blobs/uploads')) throw errors.unsupported('this registry is read-only: images are built from their names, not pushed');
   return null;
 }

@@ -1,6 +1,9 @@
-// Concurrent misses for the same key in one isolate share one origin request.
+// Concurrent work for the same key shares one run: at the edge, misses for
+// one manifest share one origin request; at the origin, requests for one
+// image share one build, and likewise layer writes, resolutions of a moving
+// tag and readiness checks.
 //
-// Workers tie I/O to the request that started it: if that request is
+// At the edge, Workers tie I/O to the request that started it: if that request is
 // cancelled (its client went away), a promise it was resolving may never
 // settle for the others waiting on it. So the leader keeps its work alive with
 // ctx.waitUntil, and every waiter also waits with its own deadline.

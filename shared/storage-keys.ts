@@ -1,9 +1,39 @@
-// Object names in the registry's storage that both sides need: the origin
-// writes blobs under these names, and the edge signs GCS URLs for them
-// without asking the origin. They must never drift apart
-// (test/unit/edge-blobs.test.ts compares them with the origin's `keys`).
+// The storage layout: every family of object names in the registry's storage,
+// in one place. Every writer takes its keys from here (the origin for all of
+// them, the edge for the blobs it signs URLs for without asking the origin),
+// and docs/architecture.md lists exactly these families
+// (test/unit/storage-keys.test.ts keeps the two in step).
+//
+// A family is a pattern with one `<placeholder>`; adding one is one line.
 
-/** The object holding the blob with this sha256 hex digest. */
-export function blobObjectName(hex: string): string {
-  return `blobs/sha256/${hex}`;
+/** A family of keys: call it with the placeholder's value to get the key. */
+export interface KeyFamily {
+  (value: string): string;
+  /** The key with its placeholder, as the docs write it: `blobs/sha256/<hex>`. */
+  readonly pattern: string;
 }
+
+function family(pattern: string): KeyFamily {
+  const placeholder = /<[^<>]+>/.exec(pattern);
+  if (placeholder === null) throw new Error(`storage key pattern without a placeholder: ${pattern}`);
+  const [before, after] = [pattern.slice(0, placeholder.index), pattern.slice(placeholder.index + placeholder[0].length)];
+  // Backends check the finished key (storage.ts checkStorageKey), so a value cannot escape its place.
+  return Object.assign((value: string) => before + value + after, { pattern });
+}
+
+export const STORAGE_KEYS = {
+  /** Layers and configs, content-addressed by their sha256 hex digest. */
+  blob: family('blobs/sha256/<hex>'),
+  /** Manifests (both formats), content-addressed by their sha256 hex digest. */
+  manifest: family('manifests/sha256/<hex>'),
+  /** The layer cache: a group's identity → digest, diff_id, size. */
+  layer: family('layers/<id>.json'),
+  /** The image cache: source identity + image → both manifests' digests. */
+  image: family('images/<key>.json'),
+  /** The last popularity data loaded from NIX_POPULARITY_URL, by the sha256 hex of the URL. */
+  popularity: family('popularity/<hash of URL>.json'),
+  /** The search index of one version of the package set, by the sha256 hex of the source's cache key and system (origin/search/indexes.ts). */
+  index: family('index/<hash of source cache key and system>.json'),
+  /** The readiness check's round-trip object, one per replica. */
+  health: family('health/<replica>'),
+} as const satisfies Record<string, KeyFamily>;

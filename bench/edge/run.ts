@@ -134,7 +134,7 @@ try {
   origin = await startOrigin({ env: { ORIGIN_SECRET: SECRET } });
   const bundle = await bundleWorker();
   const bindings = { ORIGIN_URL: origin.url, ORIGIN_SECRET: SECRET };
-  // refuseTls: false measures workerd's own socket, as FACTS.md did; `fronted` is what `npm run edge` serves.
+  // refuseTls: false measures workerd's own socket, as docs/edge.md's measurements did; `fronted` is what `npm run edge` serves.
   edge = await startEdge({ bundle, bindings, refuseTls: false });
   fronted = await startEdge({ bundle, bindings });
   const docker = { Accept: MEDIA.dockerManifest };

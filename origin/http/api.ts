@@ -9,8 +9,10 @@ import type { Request, Response } from 'express';
 import { errors } from '../../shared/errors.ts';
 import { canonicalImage, type ImageSpec } from '../../shared/names.ts';
 import { API_LIMITS, API_PATHS, eventsPath, parseBuildRequest, parseEventsPath, parseSearchQuery } from '../../shared/api.ts';
-import { keys, type Storage } from '../storage/storage.ts';
-import type { ImageBuilder, ImageRecord } from '../image/builder.ts';
+import { STORAGE_KEYS } from '../../shared/storage-keys.ts';
+import type { Storage } from '../storage/storage.ts';
+import type { ImageBuilder } from '../image/builder.ts';
+import type { ImageRecord } from '../image/image-store.ts';
 import type { BuildChannels, BuildEvent } from '../image/build-events.ts';
 import { summarizeImage, type ImageSummary } from '../image/image-summary.ts';
 import type { PackageIndexes } from '../search/indexes.ts';
@@ -61,10 +63,10 @@ export function mountApi(app: express.Express, deps: ApiDeps): void {
 
   async function summaryOf(record: ImageRecord): Promise<ImageSummary | null> {
     const digest = record.manifests.docker.digest;
-    const manifest = await builder.manifestBytes(digest);
+    const manifest = await builder.store.manifest(digest);
     if (manifest === null) return null;
     const configDigest = (JSON.parse(new TextDecoder().decode(manifest.bytes)) as { config: { digest: string } }).config.digest;
-    const config = await storage.get(keys.blob(configDigest.replace(/^sha256:/, '')));
+    const config = await storage.get(STORAGE_KEYS.blob(configDigest.replace(/^sha256:/, '')));
     return summarizeImage(digest, manifest.bytes, config);
   }
 

@@ -1,7 +1,9 @@
 // The one place where the origin turns an error into a registry response.
 import type { Response } from 'express';
-import { errorBody, toRegistryError, type RegistryError } from '../../shared/errors.ts';
 import type { Logger } from 'pino';
+import { toRegistryError, type RegistryError } from '../../shared/errors.ts';
+import { errorAnswer } from '../../shared/responses.ts';
+import { sendReply } from './reply.ts';
 
 export function sendError(res: Response, err: unknown, log: Logger): void {
   const registryError: RegistryError = toRegistryError(err);
@@ -11,9 +13,6 @@ export function sendError(res: Response, err: unknown, log: Logger): void {
     res.destroy();
     return;
   }
-  const body = JSON.stringify(errorBody(registryError));
-  res.status(registryError.status);
-  res.set({ 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(body)), 'Docker-Distribution-API-Version': 'registry/2.0' });
-  if (registryError.status === 416) res.set('Content-Range', `bytes */${(registryError.detail as { size: number }).size}`);
-  res.end(res.req.method === 'HEAD' ? undefined : body);
+  // A body of bytes is written at once: nothing is left to fail.
+  void sendReply(res, errorAnswer(registryError));
 }

@@ -3,7 +3,8 @@
 // of its digests is written next to the blobs only after the blob itself was
 // committed, so every record points at a blob that exists (as Nixery does).
 import type { Logger } from 'pino';
-import { keys, type Storage } from '../storage/storage.ts';
+import type { Storage } from '../storage/storage.ts';
+import { STORAGE_KEYS } from '../../shared/storage-keys.ts';
 import { digestHex, type Digest } from '../../shared/digest.ts';
 import { MEDIA } from '../../shared/media-types.ts';
 import { Lru } from '../../shared/lru.ts';
@@ -22,8 +23,6 @@ export interface LayerStoreStats {
   misses: number;
   bytesWritten: number;
 }
-
-const recordKey = (id: string) => `layers/${id}.json`;
 
 export class LayerStore {
   private readonly storage: Storage;
@@ -45,11 +44,11 @@ export class LayerStore {
       return Promise.resolve(cached);
     }
     return this.flights.run(id, async () => {
-      const stored = await this.storage.get(recordKey(id));
+      const stored = await this.storage.get(STORAGE_KEYS.layer(id));
       if (stored) {
         const record = JSON.parse(new TextDecoder().decode(stored)) as LayerRecord;
         // A record whose blob vanished (bucket cleaned by hand) is rebuilt rather than trusted.
-        if (await this.storage.stat(keys.blob(digestHex(record.digest)))) {
+        if (await this.storage.stat(STORAGE_KEYS.blob(digestHex(record.digest)))) {
           this.stats.hits++;
           this.memory.set(id, record);
           return record;
@@ -68,13 +67,13 @@ export class LayerStore {
     let digests;
     try {
       digests = await writeLayerTarball(entries, staged.stream, signal ? { signal } : {});
-      await staged.commit(keys.blob(digestHex(digests.digest)), MEDIA.dockerLayer);
+      await staged.commit(STORAGE_KEYS.blob(digestHex(digests.digest)), MEDIA.dockerLayer);
     } catch (err) {
       await staged.abort();
       throw err;
     }
     const record: LayerRecord = { digest: digests.digest, diffId: digests.diffId, size: digests.size };
-    await this.storage.put(recordKey(id), new TextEncoder().encode(JSON.stringify(record)), MEDIA.json);
+    await this.storage.put(STORAGE_KEYS.layer(id), new TextEncoder().encode(JSON.stringify(record)), MEDIA.json);
     this.stats.bytesWritten += digests.size;
     this.log.info({ layer: id, digest: record.digest, size: record.size, tarSize: digests.tarSize, entries: entries.length, ms: Math.round(performance.now() - started) }, 'layer written');
     return record;

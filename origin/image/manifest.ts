@@ -18,7 +18,19 @@ export interface ImageConfigInput {
   layers: readonly LayerDescriptor[];
   /** The packages of the image, recorded in a label for people inspecting it. */
   packages: readonly string[];
+  /** The default command (default-command.ts); none when undefined. */
+  cmd?: readonly string[];
 }
+
+/**
+ * Bumped whenever an image's config or contents change for the same
+ * packages (a new default, a new base file), so images an older origin
+ * cached are built again instead of served as they were.
+ */
+export const IMAGE_FORMAT = 2;
+
+/** cacert's bundle, linked into /etc by the symlink tree (every image carries cacert). */
+const CA_BUNDLE = '/etc/ssl/certs/ca-bundle.crt';
 
 export interface SerializedBlob {
   digest: Digest;
@@ -43,7 +55,9 @@ export function imageConfig(input: ImageConfigInput): object {
     architecture: input.arch,
     os: 'linux',
     config: {
-      Env: ['PATH=/bin', 'SSL_CERT_FILE=/etc/ssl/certs/ca-bundle.crt'],
+      // OpenSSL and most TLS clients read SSL_CERT_FILE; Nix-built ones (curl, git, Nix itself) NIX_SSL_CERT_FILE.
+      Env: ['PATH=/bin', `SSL_CERT_FILE=${CA_BUNDLE}`, `NIX_SSL_CERT_FILE=${CA_BUNDLE}`],
+      ...(input.cmd && input.cmd.length > 0 ? { Cmd: [...input.cmd] } : {}),
       Labels: { 'org.opencontainers.image.description': `Nix packages: ${input.packages.join(' ')}` },
     },
     rootfs: { type: 'layers', diff_ids: input.layers.map((l) => l.diffId) },

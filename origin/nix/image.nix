@@ -6,9 +6,11 @@
 #
 # The result is data: which requested names are unknown (so the origin can
 # answer with a precise registry error), and for the others the derivations
-# and output paths to build. The origin builds the .drv files with nix-build
-# and reads the runtime closure from the store; the symlink tree of the image
-# is written by the origin itself, so no derivation of ours needs a builder.
+# and output paths to build, each package's meta.mainProgram, and whether it
+# is one of the base packages every image carries. The origin builds the
+# .drv files with nix-build and reads the runtime closure from the store; the
+# symlink tree of the image is written by the origin itself, so no derivation
+# of ours needs a builder.
 { source, packages, system }:
 
 let
@@ -61,9 +63,33 @@ let
       if !found.ok then { inherit name; error = "unknown"; }
       else if !(isDerivation drv) then { inherit name; error = "not-a-package"; }
       else if !outs.success then { inherit name; error = "evaluation-failed"; }
-      else { inherit name; attrPath = builtins.concatStringsSep "." found.attrPath; outputs = outs.value; };
+      else { inherit name; attrPath = builtins.concatStringsSep "." found.attrPath; outputs = outs.value; }
+        // mainProgramOf drv
+        // { base = builtins.elem (builtins.concatStringsSep "." found.attrPath) baseNames; };
+
+  # What `docker run` starts when the image names just this package
+  # (nixpkgs' lib.getExe convention: bin/<mainProgram>). A meta that throws
+  # or is not a string counts as none.
+  mainProgramOf = drv:
+    let m = builtins.tryEval (drv.meta.mainProgram or null);
+    in if m.success && builtins.isString m.value then { mainProgram = m.value; } else { };
+
+  # Every image carries these, as Nixery's do: CA certificates (so TLS
+  # clients can verify, SSL_CERT_FILE points at them) and /etc/protocols and
+  # /etc/services. A package set that lacks one (a small custom set) builds
+  # its images without it rather than failing every image.
+  baseNames = [ "cacert" "iana-etc" ];
+
+  named = map resolveOne requested;
+  namedAttrs = map (r: r.attrPath) (builtins.filter (r: r ? attrPath) named);
+  # Only an absent one is left out: one that fails to evaluate is the
+  # package set's fault and is reported like a named package's failure.
+  base = builtins.filter (r: (r.error or null) != "unknown")
+    (map resolveOne (builtins.filter (n: !(builtins.elem n namedAttrs)) baseNames));
 
 in
 {
-  resolved = map resolveOne requested;
+  # Named packages first, in the image's order: the first package wins a
+  # symlink collision, and the base packages only fill what is left.
+  resolved = named ++ base;
 }

@@ -22,6 +22,10 @@ export interface ResolvedPackage {
   name: string;
   attrPath: string;
   outputs: { drv: string; out: string }[];
+  /** The package's meta.mainProgram, when it declares one (a string; not checked here). */
+  mainProgram?: string;
+  /** One of the packages every image carries (cacert, iana-etc), whether named or added by image.nix. */
+  base: boolean;
 }
 
 export type PackageProblem = 'unknown' | 'not-a-package' | 'evaluation-failed';

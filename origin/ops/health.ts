@@ -14,7 +14,9 @@ import { checkNixCanBuild } from '../nix/preflight.ts';
 import type express from 'express';
 import type { Logger } from 'pino';
 import type { Storage } from '../storage/storage.ts';
+import { STORAGE_KEYS } from '../../shared/storage-keys.ts';
 import { withTimeout } from '../../shared/deadline.ts';
+import { SingleFlight } from '../../shared/single-flight.ts';
 
 export interface CheckResult {
   ok: boolean;
@@ -43,7 +45,7 @@ export interface HealthOptions {
 /** One object per replica, replaced on every check, so the bucket does not grow. */
 function probeKey(): string {
   const name = hostname().replace(/[^a-zA-Z0-9._-]/g, '-') || 'origin';
-  return `health/${name}`;
+  return STORAGE_KEYS.health(name);
 }
 
 async function timed(work: () => Promise<string | undefined>): Promise<CheckResult> {
@@ -85,7 +87,7 @@ export function createReadiness(options: HealthOptions): () => Promise<Readiness
   const cacheMs = options.cacheMs ?? 3000;
   const timeoutSeconds = options.timeoutSeconds ?? 5;
   let last: { at: number; checks: Readiness['checks'] } | null = null;
-  let running: Promise<Readiness['checks']> | null = null;
+  const checking = new SingleFlight<Readiness['checks']>();
   let wasReady: boolean | null = null;
 
   async function check(): Promise<Readiness['checks']> {
@@ -103,15 +105,11 @@ export function createReadiness(options: HealthOptions): () => Promise<Readiness
 
   return async () => {
     if (last === null || performance.now() - last.at > cacheMs) {
-      running ??= check()
-        .then((checks) => {
-          last = { at: performance.now(), checks };
-          return checks;
-        })
-        .finally(() => {
-          running = null;
-        });
-      await running;
+      await checking.run('readiness', async () => {
+        const checks = await check();
+        last = { at: performance.now(), checks };
+        return checks;
+      }).result;
     }
     const checks = last!.checks;
     const draining = options.draining();

@@ -4,16 +4,15 @@
 // Labels stay bounded: requests are counted by route kind (base, manifest,
 // blob, ...) and status, never by path or image name, so a scan of random
 // names cannot blow up the number of series. Counters the builder keeps
-// anyway are read at scrape time (collect) instead of being plumbed through.
+// anyway are read at scrape time (collect) instead of being plumbed through;
+// finished builds are observed by subscribing to the builder's reports.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type express from 'express';
-import type { ImageBuilder, BuildReport } from '../image/builder.ts';
+import type { ImageBuilder } from '../image/builder.ts';
 import { routeKind } from '../http/app.ts';
 
 export interface OriginMetrics {
   registry: Registry;
-  /** Pass to the builder as `onBuild`. */
-  observeBuild(report: BuildReport): void;
   /** Must be mounted before any route whose requests are to be counted. */
   mount(app: express.Express): void;
 }
@@ -82,11 +81,10 @@ export function createMetrics(options: { builder: ImageBuilder; defaultMetrics?:
     () => builder.layers.stats.bytesWritten,
   );
 
+  builder.onBuild((report) => buildSeconds.observe({ outcome: report.outcome }, report.seconds));
+
   return {
     registry,
-    observeBuild(report) {
-      buildSeconds.observe({ outcome: report.outcome }, report.seconds);
-    },
     mount(app) {
       app.use((req, res, next) => {
         const started = performance.now();

@@ -19,7 +19,8 @@ import type express from 'express';
 import type { Logger } from 'pino';
 
 export interface ShutdownOptions {
-  builder: { readonly inflight: number };
+  /** Told to refuse new builds when the drain begins; its builds in flight are waited for. */
+  builder: { readonly inflight: number; drain(): void };
   /** Aborting it cancels every build (the builder's Nix options carry its signal). */
   cancel: AbortController;
   graceSeconds: number;
@@ -85,6 +86,7 @@ export class GracefulShutdown {
 
   private async run(reason: string): Promise<number> {
     const { builder, cancel, graceSeconds, log } = this.opts;
+    builder.drain();
     const started = performance.now();
     const elapsed = () => (performance.now() - started) / 1000;
     log.info({ reason, buildsInFlight: builder.inflight, graceSeconds }, 'shutting down: draining');

@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import type { Storage } from '../storage/storage.ts';
 import type { Popularity } from '../layers/graph.ts';
 import { parsePopularity } from '../layers/popularity.ts';
+import { STORAGE_KEYS } from '../../shared/storage-keys.ts';
 
 async function fetchText(url: string): Promise<string> {
   if (url.startsWith('file:')) return readFile(fileURLToPath(url), 'utf8');
@@ -18,7 +19,7 @@ async function fetchText(url: string): Promise<string> {
 }
 
 export async function loadPopularity(url: string, storage: Storage, log: Logger): Promise<Popularity> {
-  const key = `popularity/${createHash('sha256').update(url).digest('hex')}.json`;
+  const key = STORAGE_KEYS.popularity(createHash('sha256').update(url).digest('hex'));
   let text: string;
   try {
     text = await fetchText(url);

@@ -10,6 +10,7 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { MEDIA } from '../../shared/media-types.ts';
+import { STORAGE_KEYS } from '../../shared/storage-keys.ts';
 import { NIX_SYSTEM } from '../../shared/names.ts';
 import { Lru } from '../../shared/lru.ts';
 import { SingleFlight } from '../../shared/single-flight.ts';
@@ -27,7 +28,7 @@ const INDEX_SYSTEM = NIX_SYSTEM.amd64;
  * storage key).
  */
 export function indexStorageKey(sourceCacheKey: string, system: string = INDEX_SYSTEM): string {
-  return `index/${createHash('sha256').update(JSON.stringify(['index', sourceCacheKey, system])).digest('hex')}.json`;
+  return STORAGE_KEYS.index(createHash('sha256').update(JSON.stringify(['index', sourceCacheKey, system])).digest('hex'));
 }
 
 export interface IndexesOptions {

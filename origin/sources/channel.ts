@@ -84,6 +84,15 @@ export class ChannelSource implements PackageSource {
     return { nix: { type: 'tarball', url, sha256 }, cacheKey: `tarball ${sha256}` };
   }
 
+  /**
+   * `latest` alone: every channel name and commit can be pulled, but knowing
+   * which exist means asking the archive over the network, which a tag list
+   * request must not cost.
+   */
+  async listTags(): Promise<readonly string[]> {
+    return ['latest'];
+  }
+
   private async fetchChannel(channel: string, url: string, tag: string): Promise<string> {
     try {
       return await this.prefetch(url, { ttlSeconds: this.options.ttlSeconds, timeoutSeconds: this.options.timeoutSeconds });

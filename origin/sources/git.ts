@@ -7,6 +7,7 @@
 // and what is built always agree.
 import { execa, type ExecaError } from 'execa';
 import { errors, RegistryError } from '../../shared/errors.ts';
+import { isTag } from '../../shared/names.ts';
 import type { NixSource } from '../nix/nix.ts';
 import { isCommitHash, refNameProblem } from './git-ref.ts';
 import { redactCredentials } from './redact.ts';
@@ -36,6 +37,9 @@ const runGitWithExeca: GitRunner = async (args, options) => {
   return result.stdout;
 };
 
+/** A repository with more refs lists its first ones: the tag list stays small. */
+const MAX_LISTED_TAGS = 10_000;
+
 interface Target {
   rev: string;
   /** The full ref the commit was found on, so Nix fetches that ref (it only looks at one ref otherwise). */
@@ -48,6 +52,7 @@ export class GitSource implements PackageSource {
   private readonly timeoutSeconds: number;
   private readonly runGit: GitRunner;
   private readonly refs: TtlCache<Target>;
+  private readonly listing: TtlCache<readonly string[]>;
 
   constructor(options: GitSourceOptions) {
     this.repo = options.repo;
@@ -55,6 +60,26 @@ export class GitSource implements PackageSource {
     this.timeoutSeconds = options.timeoutSeconds;
     this.runGit = options.runGit ?? runGitWithExeca;
     this.refs = new TtlCache<Target>(options.ttlSeconds);
+    this.listing = new TtlCache<readonly string[]>(options.ttlSeconds, { capacity: 1 });
+  }
+
+  /**
+   * `latest`, then every branch and tag whose name is also a registry tag
+   * (no `/`, at most 128 characters): one `git ls-remote`, remembered for
+   * the ref TTL like a resolved ref.
+   */
+  async listTags(): Promise<readonly string[]> {
+    return this.listing.get('refs', async () => {
+      const listed = await this.lsRemote(['--heads', '--tags'], [], 'latest');
+      const names = new Set<string>(['latest']);
+      for (const { name } of listed) {
+        // A branch or tag name that is also a registry tag: one path segment, the tag grammar.
+        const short = /^refs\/(?:heads|tags)\/([^/]+)$/.exec(name)?.[1];
+        if (short !== undefined && short !== 'latest' && isTag(short) && refNameProblem(short) === null) names.add(short);
+        if (names.size >= MAX_LISTED_TAGS) break;
+      }
+      return [...names];
+    });
   }
 
   async resolve(tag: string): Promise<ResolvedSource> {

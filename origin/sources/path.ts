@@ -1,6 +1,8 @@
-// A package set in a local directory (NIXERY_PKGS_PATH). The tag does not
-// select anything: the directory is what it is now, so nothing is cacheable
-// before evaluation.
+// A package set in a local directory (NIXERY_PKGS_PATH). The directory has
+// one version, what it holds now, and that version is `latest`: any other
+// tag names nothing, so it answers MANIFEST_UNKNOWN, and the tag list says
+// `latest` alone. Nothing is cacheable before evaluation.
+import { errors } from '../../shared/errors.ts';
 import type { PackageSource, ResolvedSource } from './source.ts';
 
 export class PathSource implements PackageSource {
@@ -12,7 +14,14 @@ export class PathSource implements PackageSource {
     this.description = `path ${path}`;
   }
 
-  async resolve(_tag: string): Promise<ResolvedSource> {
+  async resolve(tag: string): Promise<ResolvedSource> {
+    if (tag !== 'latest') {
+      throw errors.manifestUnknown(`tag ${JSON.stringify(tag)}: this registry serves a local package set, whose one version is "latest"`, { tag });
+    }
     return { nix: { type: 'path', path: this.path }, cacheKey: null };
+  }
+
+  async listTags(): Promise<readonly string[]> {
+    return ['latest'];
   }
 }

@@ -17,4 +17,9 @@ export interface PackageSource {
   /** For logs and the start-up line, e.g. `path /srv/pkgs`. */
   readonly description: string;
   resolve(tag: string): Promise<ResolvedSource>;
+  /**
+   * The tags a client can pull that the source can enumerate cheaply, for
+   * the tag list; always holds `latest`. docs/sources.md says what each lists.
+   */
+  listTags(): Promise<readonly string[]>;
 }

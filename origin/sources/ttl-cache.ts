@@ -3,9 +3,11 @@
 // time. Concurrent lookups of one key share a single resolution. Failures are
 // not remembered: a ref that appears, or a server that comes back, is seen on
 // the next pull.
+import { SingleFlight } from '../../shared/single-flight.ts';
+
 export class TtlCache<V> {
   private readonly entries = new Map<string, { value: V; expires: number }>();
-  private readonly inflight = new Map<string, Promise<V>>();
+  private readonly flights = new SingleFlight<V>();
   private readonly ttlMs: number;
   private readonly capacity: number;
   private readonly now: () => number;
@@ -19,18 +21,13 @@ export class TtlCache<V> {
   get(key: string, load: () => Promise<V>): Promise<V> {
     const entry = this.entries.get(key);
     if (entry && entry.expires > this.now()) return Promise.resolve(entry.value);
-    const running = this.inflight.get(key);
-    if (running) return running;
-    const promise = load()
-      .then((value) => {
-        this.entries.delete(key);
-        if (this.ttlMs > 0) this.entries.set(key, { value, expires: this.now() + this.ttlMs });
-        // Keys come from client tags: bound the map, forgetting the oldest resolution first.
-        if (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value as string);
-        return value;
-      })
-      .finally(() => this.inflight.delete(key));
-    this.inflight.set(key, promise);
-    return promise;
+    return this.flights.run(key, async () => {
+      const value = await load();
+      this.entries.delete(key);
+      if (this.ttlMs > 0) this.entries.set(key, { value, expires: this.now() + this.ttlMs });
+      // Keys come from client tags: bound the map, forgetting the oldest resolution first.
+      if (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value as string);
+      return value;
+    }).result;
   }
 }

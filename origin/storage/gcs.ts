@@ -110,6 +110,12 @@ export class GcsStorage implements Storage {
     this.checkTimeoutMs = options.checkTimeoutMs ?? 15_000;
 
     const clientOptions: StorageOptions = { ...options.clientOptions, ...(options.apiEndpoint ? { apiEndpoint: options.apiEndpoint } : {}) };
+    // The client library reads STORAGE_EMULATOR_HOST by itself and uses it
+    // raw as its base URL (so `host:port` fails, and it would override the
+    // endpoint the configuration chose). The configuration already made it
+    // the apiEndpoint above (shared/config.ts gcsEndpoint): one reading, one
+    // endpoint for object calls and signed URLs alike.
+    delete process.env.STORAGE_EMULATOR_HOST;
     this.client = options.client ?? new GoogleStorage(clientOptions);
     this.bucket = this.client.bucket(options.bucket);
     // The start-up check must answer quickly: the default client retries a

@@ -1,5 +1,6 @@
 // The storage interface every backend implements (filesystem, GCS). Keys are
-// slash-separated object names, e.g. `blobs/sha256/<hex>`, `manifests/<hex>`.
+// slash-separated object names; which ones exist is the storage layout
+// (shared/storage-keys.ts), e.g. `blobs/sha256/<hex>`, `manifests/sha256/<hex>`.
 //
 // Two guarantees every backend gives, because the registry relies on them:
 // - an object is visible under its key only when it is complete (no reader
@@ -7,7 +8,6 @@
 // - content-addressed writes are create-only: if the key already exists the
 //   write is a success and the existing object is kept.
 import type { Readable, Writable } from 'node:stream';
-import { blobObjectName } from '../../shared/storage-keys.ts';
 
 export interface ObjectInfo {
   size: number;
@@ -66,8 +66,3 @@ export function checkStorageKey(key: string, reserved: string): string {
   }
   return key;
 }
-
-export const keys = {
-  // Shared with the edge, which signs URLs for blobs without asking the origin.
-  blob: blobObjectName,
-};

@@ -33,8 +33,11 @@ after(async () => {
   await origin?.stop();
 });
 
+const docker = (...args: string[]) => execa('docker', args, { env: { DOCKER_HOST: dockerHost } });
+/** `docker run --rm` without networking (the private daemon has none to offer). */
+const run = (image: string, ...args: string[]) => docker('run', '--rm', '--network', 'none', image, ...args);
+
 test('docker pulls shell/hello through the edge and runs its programs', async () => {
-  const docker = (...args: string[]) => execa('docker', args, { env: { DOCKER_HOST: dockerHost } });
   const image = `${edge.host}/shell/hello`;
   await docker('pull', image);
   assert.equal((await docker('run', '--rm', '--network', 'none', image, 'hello')).stdout.trim(), 'Hello, world!');
@@ -44,6 +47,31 @@ test('docker pulls shell/hello through the edge and runs its programs', async ()
   const inspect = JSON.parse((await docker('image', 'inspect', image)).stdout) as { Architecture: string; Config: { Env: string[] } }[];
   assert.equal(inspect[0]!.Architecture, 'amd64');
   assert.ok(inspect[0]!.Config.Env.includes('PATH=/bin'));
+});
+
+test('an image without shell has a writable /tmp, runs #!/usr/bin/env scripts, knows user 0 as root, and has a CA bundle OpenSSL reads', async () => {
+  // Not the shell meta-package: bash for sh, coreutils for env, id and stat, the script, and openssl.
+  const image = `${edge.host}/bashinteractive/coreutils/envscript/openssl`;
+  await docker('pull', image);
+  assert.equal((await run(image, 'sh', '-c', 'echo written > /tmp/probe && cat /tmp/probe && stat -c %a /tmp')).stdout, 'written\n1777');
+  assert.equal((await run(image, 'env-script')).stdout, 'env-script: sh found through /usr/bin/env');
+  assert.equal((await run(image, 'id', '-un')).stdout, 'root');
+  assert.equal((await run(image, 'whoami')).stdout, 'root');
+  assert.equal((await docker('run', '--rm', '--network', 'none', '--user', '65534:65534', image, 'id', '-un')).stdout, 'nobody');
+  const { stdout } = await run(image, 'sh', '-c', 'openssl x509 -in "$SSL_CERT_FILE" -noout -subject && echo "$NIX_SSL_CERT_FILE"');
+  assert.match(stdout, /^subject=.+\n\/etc\/ssl\/certs\/ca-bundle\.crt$/);
+});
+
+test('docker run without a command: hello greets, shell/hello starts bash, curl/jq has no default', async () => {
+  assert.equal((await run(`${edge.host}/hello`)).stdout, 'Hello, world!');
+  const bash = await execa('docker', ['run', '--rm', '-i', '--network', 'none', `${edge.host}/shell/hello`], {
+    env: { DOCKER_HOST: dockerHost },
+    input: 'echo $((6 * 7)) $BASH_VERSION\n',
+  });
+  assert.match(bash.stdout, /^42 5\./);
+  const none = await docker('run', '--rm', '--network', 'none', `${edge.host}/curl/jq`).catch((err: { exitCode?: number; stderr?: string }) => err);
+  assert.notEqual(none.exitCode, 0);
+  assert.match(String(none.stderr), /no command specified/i);
 });
 
 test('containerd pulls an image through the edge and runs it', async () => {

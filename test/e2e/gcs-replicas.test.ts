@@ -18,7 +18,8 @@ test('an image built by one origin is pulled through another sharing the bucket,
   const env = {
     STORAGE_BACKEND: 'gcs',
     BUCKET: 'nixery-edge-replicas',
-    GCS_API_ENDPOINT: emulator.url,
+    // The client libraries' convention, not GCS_API_ENDPOINT: signed URLs must follow it too.
+    STORAGE_EMULATOR_HOST: emulator.host,
     GCS_SIGNING_ACCOUNT: 'origin@demo-nixery-edge.iam.gserviceaccount.com',
     GCS_SIGNING_KEY: keys.privateKey,
     GOOGLE_CLOUD_PROJECT: 'demo-nixery-edge',
@@ -30,7 +31,7 @@ test('an image built by one origin is pulled through another sharing the bucket,
   {
     const built = await fetch(`${first.url}/v2/shell/hello/manifests/latest`);
     assert.equal(built.status, 200, await built.clone().text());
-    const manifest = (await built.json()) as { layers: { digest: string }[] };
+    const manifest = (await built.json()) as { layers: { digest: string; size: number }[] };
     await eventually(() => first.logs.some((l) => l.msg === 'image built'), 'the first build');
 
     // Blobs are redirects to signed URLs that verify with the signing key's public half.
@@ -39,6 +40,13 @@ test('an image built by one origin is pulled through another sharing the bucket,
     const location = blob.headers.get('location')!;
     assert.ok(location.startsWith(emulator.url), location);
     assert.ok(verifySignedUrl(location, keys.publicKey));
+
+    // A HEAD is answered from the object's metadata: its real length and digest, not a redirect's empty body.
+    const layer = manifest.layers[0]!;
+    const head = await fetch(`${second.url}/v2/shell/hello/blobs/${layer.digest}`, { method: 'HEAD', redirect: 'manual' });
+    assert.equal(head.status, 200);
+    assert.equal(head.headers.get('content-length'), String(layer.size));
+    assert.equal(head.headers.get('docker-content-digest'), layer.digest);
 
     const image = await pullAndUnpack(`127.0.0.1:${second.port}`, 'hello/shell:latest');
     try {

@@ -151,3 +151,21 @@ test('tags that break git\'s ref-name rules are refused before any git or Nix pr
   assert.deepEqual(await processes.commands(), []);
   assert.equal((await pullManifest(origin, 'greeting', 'latest')).status, 200);
 });
+
+test('the tag list names the repository\'s branches and tags, a page at a time, with a Link to the next page', async () => {
+  const all = await fetch(`${origin.url}/v2/greeting/tags/list`);
+  assert.equal(all.status, 200);
+  const tags = ((await all.json()) as { tags: string[] }).tags;
+  assert.deepEqual(tags, ['feature', 'latest', 'main', 'moving', 'v1']);
+
+  const pages: string[][] = [];
+  let next: string | null = '/v2/greeting/tags/list?n=2';
+  while (next !== null) {
+    const res = await fetch(`${origin.url}${next}`);
+    assert.equal(res.status, 200);
+    pages.push(((await res.json()) as { tags: string[] }).tags);
+    // `</v2/…?n=2&last=…>; rel="next"`
+    next = /^<([^>]+)>; rel="next"$/.exec(res.headers.get('link') ?? '')?.[1] ?? null;
+  }
+  assert.deepEqual(pages, [['feature', 'latest'], ['main', 'moving'], ['v1']]);
+});

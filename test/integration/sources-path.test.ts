@@ -41,6 +41,15 @@ test('an unchanged directory is evaluated again but not rebuilt; a changed one b
   assert.equal(await builds(origin), 2);
 });
 
-test('the tag selects nothing in a local directory: any tag is the directory as it is', async () => {
-  assert.equal(await digestOf(origin, 'greeting', 'v7'), await digestOf(origin, 'greeting', 'latest'));
+test('a local directory has one version, latest: any other tag is 404 MANIFEST_UNKNOWN, with no Nix work, and the tag list says latest', async () => {
+  await processes.clear();
+  const res = await fetch(`${origin.url}/v2/greeting/manifests/missing-7336nswwaxneuubcd4fs`);
+  assert.equal(res.status, 404);
+  const body = (await res.json()) as { errors: { code: string; message: string }[] };
+  assert.equal(body.errors[0]!.code, 'MANIFEST_UNKNOWN');
+  assert.match(body.errors[0]!.message, /one version is "latest"/);
+  assert.deepEqual(await processes.commands(), [], 'no process ran for a tag the source cannot have');
+
+  const tags = await fetch(`${origin.url}/v2/greeting/tags/list`);
+  assert.deepEqual(await tags.json(), { name: 'greeting', tags: ['latest'] });
 });

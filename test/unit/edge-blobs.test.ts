@@ -6,8 +6,7 @@ import assert from 'node:assert/strict';
 import { Storage } from '@google-cloud/storage';
 import { BlobSigner } from '../../edge/blobs.ts';
 import { ConfigError } from '../../edge/env.ts';
-import { keys as originKeys } from '../../origin/storage/storage.ts';
-import { blobObjectName } from '../../shared/storage-keys.ts';
+import { STORAGE_KEYS } from '../../shared/storage-keys.ts';
 import { serviceAccountKeys } from '../support/signing-key.ts';
 
 delete process.env.STORAGE_EMULATOR_HOST;
@@ -21,8 +20,9 @@ function signer(now: () => number, lifetime = 300, privateKeyPem = pair.privateK
   return new BlobSigner({ backend: 'gcs', bucket: BUCKET, account: ACCOUNT, privateKeyPem, urlLifetimeSeconds: lifetime, apiEndpoint: null }, now);
 }
 
-test('the edge signs the object the origin stores a blob under', () => {
-  assert.equal(blobObjectName(HEX), originKeys.blob(HEX));
+test('the edge signs the object the origin stores a blob under (the storage layout\'s blob key)', async () => {
+  const { url } = await signer(() => Date.UTC(2026, 0, 2, 3, 4, 5)).url(`sha256:${HEX}`);
+  assert.equal(new URL(url).pathname, `/${BUCKET}/${STORAGE_KEYS.blob(HEX)}`);
 });
 
 test('a signed blob URL equals @google-cloud/storage’s for the same key, object and time', async () => {

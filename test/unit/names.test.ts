@@ -77,3 +77,10 @@ test('a request is routed, or refused with the error both the edge and the origi
   assert.equal(codeOf(() => parseRegistryRequest('DELETE', `/v2/hello/blobs/sha256:${'0'.repeat(64)}`)), 'UNSUPPORTED');
   assert.equal(codeOf(() => parseRegistryRequest('GET', '/v2/hello/unknown/thing')), 'NAME_UNKNOWN');
 });
+
+test('the referrers route carries a validated name and digest; a malformed digest is DIGEST_INVALID', () => {
+  const digest = `sha256:${'b'.repeat(64)}`;
+  assert.deepEqual(parseRegistryPath(`/v2/shell/hello/referrers/${digest}`), { kind: 'referrers', name: 'shell/hello', digest });
+  assert.throws(() => parseRegistryPath('/v2/hello/referrers/sha256:zz'), (err: unknown) => err instanceof RegistryError && err.code === 'DIGEST_INVALID');
+  assert.throws(() => parseRegistryPath(`/v2/Hello/referrers/${digest}`), (err: unknown) => err instanceof RegistryError && err.code === 'NAME_INVALID');
+});

@@ -9,6 +9,7 @@ import { RegistryError } from '../../shared/errors.ts';
 import { ChannelSource, isChannelName, type TarballPrefetcher } from '../../origin/sources/channel.ts';
 import { GitSource, type GitRunner } from '../../origin/sources/git.ts';
 import { TtlCache } from '../../origin/sources/ttl-cache.ts';
+import { PathSource } from '../../origin/sources/path.ts';
 import { NixError, NixFetchError } from '../../origin/nix/nix.ts';
 import { redactCredentials } from '../../origin/sources/redact.ts';
 import { ConfigError, readConfig } from '../../origin/config.ts';
@@ -169,6 +170,33 @@ test('a git source resolves latest to the default branch and pins Nix to that co
   assert.deepEqual(resolved.nix, { type: 'git', url: repo, rev: commits.main, ref: 'refs/heads/main' });
   assert.equal(resolved.cacheKey, `git ${repo} ${commits.main}`);
   assert.deepEqual(calls, [['ls-remote', '--symref', '--', repo, 'HEAD']]);
+});
+
+test('a git source lists latest and every branch and tag that can be named as a registry tag, with one git call per TTL', async () => {
+  const { source, calls } = gitSource();
+  await git(repo, 'branch', 'team/not-a-registry-tag');
+  try {
+    const tags = await source.listTags();
+    assert.deepEqual([...tags].sort(), ['feature', 'latest', 'main', 'v1', 'v1-annotated']);
+    await source.listTags();
+    assert.deepEqual(calls, [['ls-remote', '--heads', '--tags', '--', repo]]);
+  } finally {
+    await git(repo, 'branch', '-D', 'team/not-a-registry-tag');
+  }
+});
+
+test('a path source has one version, latest: it lists only that, and any other tag is MANIFEST_UNKNOWN', async () => {
+  const source = new PathSource('/srv/pkgs');
+  assert.deepEqual(await source.listTags(), ['latest']);
+  assert.deepEqual((await source.resolve('latest')).nix, { type: 'path', path: '/srv/pkgs' });
+  const err = await refusal(source.resolve('missing-7336nswwaxneuubcd4fs'));
+  assert.equal(err.code, 'MANIFEST_UNKNOWN');
+  assert.match(err.message, /local package set, whose one version is "latest"/);
+});
+
+test('a channel source lists latest alone: which channels exist is the network\'s to say', async () => {
+  const source = new ChannelSource({ channel: 'nixos-unstable', archiveBaseUrl: 'http://127.0.0.1:1/archive', ttlSeconds: 60, timeoutSeconds: 5, prefetch: async () => assert.fail('no fetch for a tag list') });
+  assert.deepEqual(await source.listTags(), ['latest']);
 });
 
 test('a git source resolves branches and tags, peels annotated tags, and prefers a tag to a branch as git does', async () => {

@@ -195,8 +195,13 @@ test('the symlink tree merges packages with real directories and links, the firs
         ['bin/other', `${two}/bin/other`],
         ['bin/tool', `${one}/bin/tool`],
         ['etc/', 'directory'],
+        ['etc/group', 'file'],
+        ['etc/nsswitch.conf', 'file'],
+        ['etc/passwd', 'file'],
         ['etc/ssl/', 'directory'],
         ['etc/ssl/cert', `${one}/etc/ssl/cert`],
+        ['root/', 'directory'],
+        ['tmp/', 'directory'],
       ],
     );
   } finally {

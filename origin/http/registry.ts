@@ -1,0 +1,118 @@
+// The pull API's answers at the origin: each route answered as for a GET,
+// as a Reply (bytes, a stream opened only when sent, or a redirect) or a
+// thrown RegistryError. Writing them is reply.ts's and errors.ts's job.
+import type { Request } from 'express';
+import { errors } from '../../shared/errors.ts';
+import { digestHex, type Digest } from '../../shared/digest.ts';
+import { MEDIA, negotiateManifestFormat } from '../../shared/media-types.ts';
+import { parseImageName } from '../../shared/names.ts';
+import type { RegistryRoute } from '../../shared/routes.ts';
+import { CACHE_CONTROL } from '../../shared/responses.ts';
+import { STORAGE_KEYS } from '../../shared/storage-keys.ts';
+import type { Storage } from '../storage/storage.ts';
+import type { PackageSource } from '../sources/source.ts';
+import { nextPageLink, parseTagListQuery, tagListPage } from '../../shared/tag-list.ts';
+import { referrersAnswer } from '../../shared/referrers.ts';
+import type { ImageBuilder } from '../image/builder.ts';
+import type { ImageStore } from '../image/image-store.ts';
+import { redirect, type Reply } from './reply.ts';
+import { parseRange } from './range.ts';
+
+export interface RegistryDeps {
+  builder: ImageBuilder;
+  /** The read path of manifests by digest. */
+  images: ImageStore;
+  storage: Storage;
+  /** What the tag list names. */
+  source: PackageSource;
+}
+
+const encoder = new TextEncoder();
+
+export async function answerRegistry(req: Request, route: RegistryRoute, deps: RegistryDeps): Promise<Reply> {
+  switch (route.kind) {
+    case 'base':
+      return { status: 200, headers: { 'Content-Type': MEDIA.json }, body: encoder.encode('{}') };
+    case 'catalog':
+      throw errors.noCatalog();
+    case 'tags':
+      return tagList(req, route.name, deps.source);
+    case 'referrers': {
+      parseImageName(route.name);
+      const answer = referrersAnswer(queryOf(req).get('artifactType'));
+      return { status: 200, headers: answer.headers, body: answer.body };
+    }
+    case 'manifest':
+      return manifest(req, route, deps);
+    case 'blob':
+      return blob(req, route.digest, deps.storage);
+  }
+}
+
+/** The query string: the app turns Express's query parser off, so it is read here. */
+function queryOf(req: Request): URLSearchParams {
+  const at = req.originalUrl.indexOf('?');
+  return new URLSearchParams(at < 0 ? '' : req.originalUrl.slice(at + 1));
+}
+
+/** What the source can list (sources/*.ts listTags), a page at a time (shared/tag-list.ts). */
+async function tagList(req: Request, name: string, source: PackageSource): Promise<Reply> {
+  parseImageName(name);
+  const page = tagListPage(name, await source.listTags(), parseTagListQuery(queryOf(req)));
+  const headers: Record<string, string> = { 'Content-Type': MEDIA.json };
+  if (page.next !== null) headers.Link = nextPageLink(name, page.next);
+  return { status: 200, headers, body: encoder.encode(JSON.stringify(page.body)) };
+}
+
+async function manifest(req: Request, route: Extract<RegistryRoute, { kind: 'manifest' }>, { builder, images }: RegistryDeps): Promise<Reply> {
+  const spec = parseImageName(route.name);
+  let digest: Digest;
+  let cacheControl: string;
+  if (route.reference.kind === 'digest') {
+    digest = route.reference.digest;
+    cacheControl = CACHE_CONTROL.immutable;
+  } else {
+    const record = await builder.image(spec, route.reference.tag);
+    digest = record.manifests[negotiateManifestFormat(req.get('accept'))].digest;
+    cacheControl = 'public, max-age=60';
+  }
+  const found = await images.manifest(digest);
+  if (!found) throw errors.manifestUnknown(`manifest unknown: ${digest}`, { digest });
+  return {
+    status: 200,
+    headers: { 'Content-Type': found.mediaType, 'Docker-Content-Digest': digest, ETag: `"${digest}"`, 'Cache-Control': cacheControl },
+    body: found.bytes,
+  };
+}
+
+async function blob(req: Request, digest: Digest, storage: Storage): Promise<Reply> {
+  const key = STORAGE_KEYS.blob(digestHex(digest));
+  const info = await storage.stat(key);
+  if (!info) throw errors.blobUnknown(digest);
+  const url = await storage.publicUrl(key);
+  if (url !== null) {
+    // A HEAD asks what the blob is, which the stat above has answered: its
+    // real length and digest, not a redirect's empty body. Only a GET, which
+    // wants the bytes, is sent to storage.
+    if (req.method === 'HEAD') {
+      return { status: 200, headers: { 'Content-Type': MEDIA.octetStream, 'Docker-Content-Digest': digest, ETag: `"${digest}"`, 'Content-Length': String(info.size), 'Cache-Control': CACHE_CONTROL.immutable }, body: null };
+    }
+    return redirect(url, { 'Docker-Content-Digest': digest, 'Cache-Control': 'private, max-age=60' });
+  }
+  const range = parseRange(req.get('range'), info.size);
+  const headers: Record<string, string> = {
+    'Content-Type': MEDIA.octetStream,
+    'Docker-Content-Digest': digest,
+    ETag: `"${digest}"`,
+    'Accept-Ranges': 'bytes',
+    'Cache-Control': CACHE_CONTROL.immutable,
+    'Content-Length': String(range ? range.end - range.start + 1 : info.size),
+  };
+  if (range) headers['Content-Range'] = `bytes ${range.start}-${range.end}/${info.size}`;
+  const open = async () => {
+    const stream = await storage.read(key, range ?? undefined);
+    if (!stream) throw errors.blobUnknown(digest);
+    return stream;
+  };
+  return { status: range ? 206 : 200, headers, body: { open } };
+}

@@ -1,0 +1,157 @@
+// Turns an image spec into stored manifests, one step after the other:
+//
+//   resolve   Nix evaluates the names: derivations, or why a name is no package
+//   remember? an image already built from the same thing is answered as it is
+//   build     nix-build of the derivations
+//   closure   the runtime closure of the outputs, with sizes and references
+//   group     the closure into at most MAX_LAYERS - 1 groups, plus the symlink tree
+//   layers    each layer written once (by whichever replica gets there first)
+//   manifests the config and both manifest formats
+//   remember  the image record, written last
+//
+// Everything it touches comes in as `deps` (Nix, the layer store, the image
+// store), so the steps can be driven without real Nix.
+import { availableParallelism } from 'node:os';
+import type { Logger } from 'pino';
+import { NIX_SYSTEM, canonicalImage, type ImageSpec } from '../../shared/names.ts';
+import type { ResolvedSource } from '../sources/source.ts';
+import type { Nix } from '../nix/runner.ts';
+import type { Resolution } from '../nix/nix.ts';
+import { nixProgressLog } from '../nix/progress.ts';
+import { groupLayers, layerId } from '../layers/group.ts';
+import { storePathName, type Popularity, type StorePathInfo } from '../layers/graph.ts';
+import { storePathEntries } from '../layers/entries.ts';
+import { symlinkTreeEntries, symlinkTreeId } from '../layers/symlink-tree.ts';
+import type { TarEntry } from '../layers/entries.ts';
+import { buildManifests, type LayerDescriptor } from './manifest.ts';
+import { defaultCommand } from './default-command.ts';
+import type { LayerStore } from './layer-store.ts';
+import { evaluatedImageKey, sourceImageKey, type ImageRecord, type ImageStore } from './image-store.ts';
+import { describeProblems, nixStep } from './nix-errors.ts';
+import { mapLimit } from './map-limit.ts';
+import { currentBuildChannel } from './build-events.ts';
+
+/** Told what a build did, as it does it: the builder's report is made of this. */
+export interface BuildObserver {
+  /** The image was not known: Nix builds it now. */
+  nixStarted(): void;
+  /** This build wrote a layer of `bytes` compressed bytes (layers found already written are not counted). */
+  layerWritten(bytes: number): void;
+}
+
+export interface PipelineDeps {
+  nix: Nix;
+  layers: LayerStore;
+  store: ImageStore;
+  /** Layers per image, the symlink layer included. */
+  maxLayers: number;
+  popularity?: Popularity | undefined;
+  log: Logger;
+  /** Cancels the layer writes (Nix itself is cancelled by its own options). */
+  signal?: AbortSignal | undefined;
+  observer?: BuildObserver;
+}
+
+/** One layer to write: its identity, how to make its entries, and its size for scheduling. */
+interface LayerJob {
+  id: string;
+  entries: () => Promise<TarEntry[]>;
+  bytes: number;
+  description: string;
+}
+
+/** Layers written at once by one build: one per core is where gzip stops getting faster. */
+const LAYER_WRITERS = Math.max(1, Math.min(4, availableParallelism()));
+
+export async function buildImage(spec: ImageSpec, source: ResolvedSource, deps: PipelineDeps): Promise<ImageRecord> {
+  const started = performance.now();
+  const log = deps.log.child({ image: canonicalImage(spec) });
+  const channel = currentBuildChannel();
+  const nixLog = nixProgressLog(log, channel && ((line) => channel.nix(line)));
+
+  const resolution = await nixStep('evaluation', () => deps.nix.resolvePackages(source.nix, NIX_SYSTEM[spec.arch], spec.packages, nixLog));
+  if (resolution.problems.length > 0) throw describeProblems(resolution.problems);
+
+  const drvs = derivationsOf(resolution);
+  // A source that cannot name its version (a local path) is keyed by what it evaluated to.
+  const key = source.cacheKey !== null ? sourceImageKey(source.cacheKey, spec) : evaluatedImageKey(drvs, spec);
+  const known = await deps.store.lookup(key);
+  if (known) return known;
+
+  deps.observer?.nixStarted();
+  await nixStep('build', () => deps.nix.buildDerivations(drvs, nixLog));
+  const outputs = outputsOf(resolution);
+  const closure = await nixStep('closure query', () => deps.nix.readClosure(outputs, nixLog));
+
+  const jobs = layerJobs(outputs, closure, deps);
+  currentBuildChannel()?.layersPlanned(jobs.length);
+  let bytesWritten = 0;
+  const layers = await writeLayers(jobs, deps, (bytes) => {
+    bytesWritten += bytes;
+    deps.observer?.layerWritten(bytes);
+  });
+
+  const record = await deps.store.saveManifests(await buildManifests({ arch: spec.arch, layers, packages: spec.packages, cmd: defaultCommand(spec.packages, resolution.packages) }));
+  await deps.store.remember(key, record);
+  log.info(
+    {
+      packages: spec.packages,
+      closurePaths: closure.length,
+      closureBytes: closure.reduce((sum, p) => sum + p.narSize, 0),
+      layers: layers.length,
+      bytesWritten,
+      ms: Math.round(performance.now() - started),
+    },
+    'image built',
+  );
+  return record;
+}
+
+/** The derivations to build, each once, sorted (the evaluated image key depends on them). */
+function derivationsOf(resolution: Resolution): string[] {
+  return [...new Set(resolution.packages.flatMap((p) => p.outputs.map((o) => o.drv)))].sort();
+}
+
+/** Outputs in the image's package order: it decides which package wins a symlink collision. */
+function outputsOf(resolution: Resolution): string[] {
+  return [...new Set(resolution.packages.flatMap((p) => p.outputs.map((o) => o.out)))];
+}
+
+/** The closure grouped into layers (popular paths alone, the rest together), then the symlink tree. */
+function layerJobs(outputs: string[], closure: StorePathInfo[], deps: PipelineDeps): LayerJob[] {
+  const groups = groupLayers({ roots: outputs, paths: closure }, { budget: deps.maxLayers - 1, popularity: deps.popularity });
+  const sizes = new Map(closure.map((p) => [p.path, p.narSize]));
+  return [
+    ...groups.map((group) => ({
+      id: layerId(group),
+      entries: () => storePathEntries(group),
+      bytes: group.reduce((sum, path) => sum + (sizes.get(path) ?? 0), 0),
+      description: `store paths: ${group.map(storePathName).join(' ')}`,
+    })),
+    {
+      id: symlinkTreeId(outputs),
+      entries: () => symlinkTreeEntries(outputs),
+      bytes: 0,
+      description: `symlinks to: ${outputs.map(storePathName).join(' ')}`,
+    },
+  ];
+}
+
+/**
+ * Gzip is the slow part of a new image and runs on one core per layer:
+ * layers are written side by side, one per core, the largest first.
+ */
+function writeLayers(jobs: LayerJob[], deps: PipelineDeps, wrote: (bytes: number) => void): Promise<LayerDescriptor[]> {
+  return mapLimit(
+    jobs,
+    LAYER_WRITERS,
+    async (job) => {
+      let written = false;
+      const record = await deps.layers.ensure(job.id, () => ((written = true), job.entries()), deps.signal);
+      if (written) wrote(record.size);
+      currentBuildChannel()?.layerDone(record.size, written);
+      return { ...record, description: job.description.slice(0, 1024) };
+    },
+    (job) => job.bytes,
+  );
+}

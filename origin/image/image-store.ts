@@ -1,0 +1,105 @@
+// The images this origin knows: image records (which manifests an image
+// has) under a key that identifies exactly what was built, and the
+// manifests themselves by digest. Records live in memory (an LRU) in front
+// of storage, so a known image is served without running Nix again, by this
+// replica or any other sharing the storage.
+//
+// Records are written last, after the config and the manifests they point
+// at, so whatever a lookup returns exists.
+import { IMAGE_FORMAT } from './manifest.ts';
+import { createHash } from 'node:crypto';
+import { digestHex, type Digest } from '../../shared/digest.ts';
+import { MEDIA, type ManifestFormat } from '../../shared/media-types.ts';
+import type { ImageSpec } from '../../shared/names.ts';
+import { Lru } from '../../shared/lru.ts';
+import { STORAGE_KEYS } from '../../shared/storage-keys.ts';
+import type { Storage } from '../storage/storage.ts';
+import type { ImageManifests } from './manifest.ts';
+
+export interface ManifestRef {
+  digest: Digest;
+  size: number;
+}
+
+/** What the image cache remembers: enough to serve either manifest format. */
+export interface ImageRecord {
+  manifests: Record<ManifestFormat, ManifestRef>;
+}
+
+export interface ImageStoreStats {
+  hits: number;
+  misses: number;
+}
+
+/** A stable hash of JSON-able parts: the image cache's keys, and the builder's single-flight keys. */
+export function hashKey(parts: unknown): string {
+  return createHash('sha256').update(JSON.stringify(parts)).digest('hex');
+}
+
+/** The key of an image whose source names its version (a commit, a pinned channel). */
+export function sourceImageKey(sourceKey: string, spec: ImageSpec): string {
+  return hashKey(['source', IMAGE_FORMAT, sourceKey, spec.arch, spec.packages]);
+}
+
+/** The key of an image whose source cannot name its version (a local path): what it evaluated to. */
+export function evaluatedImageKey(drvs: readonly string[], spec: ImageSpec): string {
+  return hashKey(['drvs', IMAGE_FORMAT, drvs, spec.arch, spec.packages]);
+}
+
+export class ImageStore {
+  private readonly storage: Storage;
+  private readonly records: Lru<string, ImageRecord>;
+  readonly stats: ImageStoreStats = { hits: 0, misses: 0 };
+
+  constructor(storage: Storage, capacity = 1024) {
+    this.storage = storage;
+    this.records = new Lru(capacity);
+  }
+
+  /** The record of a built image, from memory or storage; null when no replica built it. */
+  async lookup(key: string): Promise<ImageRecord | null> {
+    const memory = this.records.get(key);
+    if (memory) {
+      this.stats.hits++;
+      return memory;
+    }
+    const stored = await this.storage.get(STORAGE_KEYS.image(key));
+    if (stored) {
+      const record = JSON.parse(new TextDecoder().decode(stored)) as ImageRecord;
+      this.records.set(key, record);
+      this.stats.hits++;
+      return record;
+    }
+    this.stats.misses++;
+    return null;
+  }
+
+  /** Writes an image's config and both manifests (content-addressed, create-only) and returns its record. */
+  async saveManifests(built: ImageManifests): Promise<ImageRecord> {
+    await this.storage.put(STORAGE_KEYS.blob(digestHex(built.config.digest)), built.config.bytes, built.config.mediaType, { createOnly: true });
+    for (const format of ['docker', 'oci'] as const) {
+      const m = built.manifests[format];
+      await this.storage.put(STORAGE_KEYS.manifest(digestHex(m.digest)), m.bytes, m.mediaType, { createOnly: true });
+    }
+    return {
+      manifests: {
+        docker: { digest: built.manifests.docker.digest, size: built.manifests.docker.bytes.length },
+        oci: { digest: built.manifests.oci.digest, size: built.manifests.oci.bytes.length },
+      },
+    };
+  }
+
+  /** Remembers a finished image under its key; call after `saveManifests`. */
+  async remember(key: string, record: ImageRecord): Promise<void> {
+    this.records.set(key, record);
+    await this.storage.put(STORAGE_KEYS.image(key), new TextEncoder().encode(JSON.stringify(record)), MEDIA.json);
+  }
+
+  /** A stored manifest by digest; null when no image ever had it. */
+  async manifest(digest: Digest): Promise<{ bytes: Uint8Array; mediaType: string } | null> {
+    const bytes = await this.storage.get(STORAGE_KEYS.manifest(digestHex(digest)));
+    if (!bytes) return null;
+    const mediaType = (JSON.parse(new TextDecoder().decode(bytes)) as { mediaType?: string }).mediaType ?? MEDIA.dockerManifest;
+    return { bytes, mediaType };
+  }
+}
