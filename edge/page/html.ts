@@ -128,7 +128,7 @@ progress { width: 100%; height: 1rem; }
 .failure { border-left: 3px solid var(--bad); padding: .25rem 0 .25rem .75rem; margin-bottom: .75rem; }
 .failure pre { font-size: .8rem; max-height: 12rem; margin-bottom: .5rem; }
 #result h3 { margin-top: 1.25rem; }
-#layers code { white-space: pre-wrap; word-break: break-all; }
+#layers code { white-space: pre-wrap; overflow-wrap: anywhere; }
 footer { color: var(--muted); font-size: .9rem; padding-bottom: 2rem; margin-top: 2rem; }
 [hidden] { display: none !important; }
 `;
