@@ -1,46 +1,58 @@
-// The page at `/`: what this registry is and how to pull from it. Short on
-// purpose; a richer site can come later.
+// The page at `/` and its script. The HTML is rendered here (page/html.ts);
+// with `?q=` it holds the search's results, read through the same cached
+// search as /api/search, so the search works as a plain GET form without
+// JavaScript.
+import { parseSearchQuery, type SearchQuery } from '../shared/api.ts';
+import { RegistryError } from '../shared/errors.ts';
 import { REQUEST_ID_HEADER } from '../shared/headers.ts';
+import { search, type ApiServices } from './api.ts';
+import type { WaitUntil } from './manifests.ts';
+import { parseErrorBody } from './origin.ts';
+import { CLIENT_SCRIPT, CLIENT_SCRIPT_VERSION } from './page/client.ts';
+import { renderPage, type SearchResults } from './page/html.ts';
 import { respond, type RequestInfo } from './responses.ts';
 
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+/** `services` is asked for only when there is a search: the page itself needs no configuration. */
+export async function landingPage(info: RequestInfo, services: () => ApiServices, ctx: WaitUntil): Promise<Response> {
+  let query: SearchQuery | null = null;
+  let results: SearchResults | null = null;
+  let error: string | null = null;
+  let status = 200;
+  if (info.url.searchParams.has('q')) {
+    try {
+      query = parseSearchQuery(info.url.searchParams);
+      const found = await search(query, info, services(), ctx);
+      if (found.answer === null) results = JSON.parse(new TextDecoder().decode(found.body)) as SearchResults;
+      else {
+        status = found.answer.status;
+        error = parseErrorBody(found.answer)?.errors[0]?.message ?? `the registry answered ${found.status}`;
+      }
+    } catch (err) {
+      // The page still says what this is and how to pull when the search cannot answer.
+      status = err instanceof RegistryError ? err.status : 500;
+      error = `Search failed: ${err instanceof RegistryError ? err.message : 'internal error'}`;
+    }
+  }
+  // The host the client used is the one its `docker pull` must name.
+  const html = renderPage({ host: info.url.host, insecure: info.url.protocol === 'http:', query, results, error });
+  const headers = new Headers({
+    'Content-Type': 'text/html; charset=utf-8',
+    'Cache-Control': status !== 200 ? 'no-store' : query === null ? 'public, max-age=300' : 'public, max-age=60',
+    'Content-Security-Policy': "default-src 'self'; style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    'X-Content-Type-Options': 'nosniff',
+    [REQUEST_ID_HEADER]: info.requestId,
+  });
+  return respond(status, headers, html);
 }
 
-export function landingPage(info: RequestInfo): Response {
-  // The host the client used is the one its `docker pull` must name.
-  const host = escapeHtml(info.url.host);
-  const html = `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>nixery-edge: container images built from their names</title>
-<style>
-body { font-family: system-ui, sans-serif; max-width: 42rem; margin: 3rem auto; padding: 0 1rem; line-height: 1.5; color: #222; }
-pre { background: #f4f4f4; padding: .75rem 1rem; overflow-x: auto; }
-code { font-family: ui-monospace, monospace; }
-</style>
-</head>
-<body>
-<h1>nixery-edge</h1>
-<p>A container registry that builds images on demand with <a href="https://nixos.org/">Nix</a>.
-The name of an image is the list of packages in it: ask for <code>${host}/curl/jq</code> and you get an
-image holding <code>curl</code> and <code>jq</code>, built the first time anyone asks and served from the cache after that.</p>
-<h2>Pull</h2>
-<pre><code>docker pull ${host}/shell/hello
-podman pull ${host}/shell/hello
-skopeo copy docker://${host}/hello:latest oci:hello:latest</code></pre>
-<ul>
-<li>Separate packages with <code>/</code>; their order does not matter.</li>
-<li><code>shell</code> adds an interactive base: bash, coreutils, nano and friends.</li>
-<li>Start the name with <code>arm64/</code> for an ARM image (the default is <code>amd64</code>).</li>
-<li>Images are read-only: there is nothing to push.</li>
-</ul>
-<p>The pull API lives under <a href="/v2/"><code>/v2/</code></a>.</p>
-</body>
-</html>
-`;
-  const headers = new Headers({ 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'public, max-age=3600', [REQUEST_ID_HEADER]: info.requestId });
-  return respond(200, headers, html);
+/** The page's script; immutable when asked for by its versioned URL. */
+export function pageScript(info: RequestInfo): Response {
+  const current = info.url.searchParams.get('v') === CLIENT_SCRIPT_VERSION;
+  const headers = new Headers({
+    'Content-Type': 'text/javascript; charset=utf-8',
+    'Cache-Control': current ? 'public, max-age=31536000, immutable' : 'public, max-age=300',
+    'X-Content-Type-Options': 'nosniff',
+    [REQUEST_ID_HEADER]: info.requestId,
+  });
+  return respond(200, headers, CLIENT_SCRIPT);
 }

@@ -42,8 +42,10 @@ export class OriginUnreachable extends Error {
 }
 
 export interface SendOptions {
-  method: 'GET' | 'HEAD';
+  method: 'GET' | 'HEAD' | 'POST';
   requestId: string;
+  /** A POST's body (the page's build requests: small JSON). */
+  body?: string;
   headers?: Record<string, string>;
   /** Also wait for the body within the time limit (false for streamed blobs: only the headers are timed). */
   readBody: boolean;
@@ -77,6 +79,7 @@ export class OriginClient {
       const response = await this.fetcher(`${this.config.originUrl}${path}`, {
         method: options.method,
         headers,
+        ...(options.body !== undefined ? { body: options.body } : {}),
         redirect: 'manual',
         signal: controller.signal,
       });

@@ -1,6 +1,7 @@
-// The Worker in front of the origin. Routing only: the landing page at `/`,
-// the pull API under /v2/, and a registry-style 404 for anything else (the
-// origin's own endpoints, /healthz and /metrics, are never forwarded).
+// The Worker in front of the origin. Routing only: the page at `/` and its
+// script, the page's JSON API under /api/, the pull API under /v2/, and a
+// registry-style 404 for anything else (the origin's own endpoints,
+// /healthz and /metrics, are never forwarded).
 //
 // A HEAD is routed as a GET and loses its body here, in this one place (as
 // Hono's dispatch does), so every handler answers GET and HEAD alike.
@@ -13,7 +14,8 @@ import { EdgeBlobDelivery } from './blob-delivery.ts';
 import { GlobalTier } from './global-tier.ts';
 import { configFor, type EdgeConfig, type Env } from './env.ts';
 import { errorResponse } from './errors.ts';
-import { landingPage } from './landing.ts';
+import { landingPage, pageScript } from './landing.ts';
+import { handleApi, type ApiServices } from './api.ts';
 import { ManifestCache, type ResponseCache } from './manifest-cache.ts';
 import { OriginClient, type ManifestFetch } from './origin.ts';
 import { handleRegistry, type RegistryServices } from './registry.ts';
@@ -23,15 +25,25 @@ import { SingleFlight } from '../shared/single-flight.ts';
 /** A cache of its own, so the edge's entries never mix with the zone's. */
 const CACHE_NAME = 'nixery-edge-manifests';
 const BLOB_CACHE_NAME = 'nixery-edge-blobs';
+/** The page's API answers (searches) are cached apart from manifests. */
+const API_CACHE_NAME = 'nixery-edge-api';
 
 // One set of services (and so one set of in-memory caches) per isolate and configuration.
-const servicesByConfig = new WeakMap<EdgeConfig, RegistryServices>();
+const servicesByConfig = new WeakMap<EdgeConfig, RegistryServices & ApiServices>();
 
-function servicesFor(config: EdgeConfig): RegistryServices {
+function openCache(name: string): Promise<ResponseCache | null> {
+  return caches.open(name).catch((err: unknown) => {
+    console.error('nixery-edge: the Cache API is unavailable; serving from memory only', String(err));
+    return null;
+  });
+}
+
+function servicesFor(config: EdgeConfig): RegistryServices & ApiServices {
   let services = servicesByConfig.get(config);
   if (services === undefined) {
     let opened: Promise<ResponseCache | null> | null = null;
     const signer = config.blobs.backend === 'gcs' ? new BlobSigner(config.blobs) : null;
+    let openedApi: Promise<ResponseCache | null> | null = null;
     services = {
       config,
       cache: new ManifestCache({
@@ -39,10 +51,7 @@ function servicesFor(config: EdgeConfig): RegistryServices {
         staleTtlSeconds: config.staleTtlSeconds,
         digestTtlSeconds: config.digestTtlSeconds,
         negativeTtlSeconds: config.negativeTtlSeconds,
-        cache: () => (opened ??= caches.open(CACHE_NAME).catch((err: unknown) => {
-          console.error('nixery-edge: the Cache API is unavailable; serving from memory only', String(err));
-          return null;
-        })),
+        cache: () => (opened ??= openCache(CACHE_NAME)),
         global: config.globalStore !== null ? new GlobalTier(config.globalStore) : null,
       }),
       origin: new OriginClient(config),
@@ -52,6 +61,7 @@ function servicesFor(config: EdgeConfig): RegistryServices {
         signer !== null && config.blobDelivery === 'edge'
           ? new EdgeBlobDelivery({ signer, maxCacheBytes: config.blobCacheMaxBytes, cache: () => caches.open(BLOB_CACHE_NAME) })
           : null,
+      apiCache: () => (openedApi ??= openCache(API_CACHE_NAME)),
     };
     servicesByConfig.set(config, services);
   }
@@ -61,7 +71,9 @@ function servicesFor(config: EdgeConfig): RegistryServices {
 type Args = [RequestInfo, Env, ExecutionContext];
 
 const router = Router<IRequest, Args>()
-  .get('/', (_request, info) => landingPage(info))
+  .get('/', (_request, info, env, ctx) => landingPage(info, () => servicesFor(configFor(env)), ctx))
+  .get('/static/page.js', (_request, info) => pageScript(info))
+  .all('/api/*', (request, info, env, ctx) => handleApi(request, info, servicesFor(configFor(env)), ctx))
   .all('/v2/*', (request, info, env, ctx) => handleRegistry(request, info, servicesFor(configFor(env)), ctx));
 
 async function answer(request: Request, info: RequestInfo, env: Env, ctx: ExecutionContext): Promise<Response> {

@@ -6,6 +6,9 @@ import { createLogger } from './log.ts';
 import { createStorage } from './storage/create.ts';
 import { createSource } from './sources/create.ts';
 import { ImageBuilder } from './image/builder.ts';
+import { BuildChannels } from './image/build-events.ts';
+import { PackageIndexes } from './search/indexes.ts';
+import { mountApi } from './http/api.ts';
 import { ImageStore } from './image/image-store.ts';
 import { LayerStore } from './image/layer-store.ts';
 import { nixCli } from './nix/runner.ts';
@@ -46,6 +49,7 @@ try {
   const learned = await LearnedPopularityStore.open(storage, config.replicaId);
   // One signal for every build: shutdown cancels whatever outlives the grace period.
   const cancelBuilds = new AbortController();
+  const events = new BuildChannels();
   const images = new ImageStore(storage);
   const builder = new ImageBuilder({
     source,
@@ -57,7 +61,9 @@ try {
     learned,
     log,
     signal: cancelBuilds.signal,
+    events,
   });
+  const indexes = new PackageIndexes({ source, storage, nix: { timeoutSeconds: config.nixTimeoutSeconds, signal: cancelBuilds.signal }, log });
   // Both take the builder: metrics subscribe to its reports, shutdown drains it.
   const metrics = createMetrics({ builder });
   const shutdown = new GracefulShutdown({ builder, cancel: cancelBuilds, graceSeconds: config.shutdownGraceSeconds, log });
@@ -68,6 +74,7 @@ try {
     source,
     log,
     originSecrets: config.originSecrets,
+    api: (app) => mountApi(app, { builder, storage, indexes, events }),
     extra: (app) => {
       metrics.mount(app);
       app.use(shutdown.middleware());

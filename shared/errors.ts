@@ -21,6 +21,8 @@ export const ERROR_STATUS = {
   DENIED: 403,
   UNSUPPORTED: 405,
   TOOMANYREQUESTS: 429,
+  /** Not the distribution spec's: a malformed request to the page's JSON API (docs/api.md). */
+  QUERY_INVALID: 400,
   UNKNOWN: 500,
   UNAVAILABLE: 503,
 } as const;
@@ -77,6 +79,7 @@ export const errors = {
   manifestUnknown: (message: string, detail?: unknown) => new RegistryError('MANIFEST_UNKNOWN', message, detail),
   blobUnknown: (digest: string) => new RegistryError('BLOB_UNKNOWN', `blob unknown to registry: ${digest}`, { digest }),
   digestInvalid: (digest: string, why: string) => new RegistryError('DIGEST_INVALID', `invalid digest ${JSON.stringify(digest)}: ${why}`, { digest }),
+  queryInvalid: (message: string, detail?: unknown) => new RegistryError('QUERY_INVALID', message, detail),
   notFound: (path: string) => new RegistryError('NAME_UNKNOWN', `no such endpoint: ${path.slice(0, 200)}`, { path: path.slice(0, 200) }),
   unsupported: (message: string) => new RegistryError('UNSUPPORTED', message),
   noCatalog: () => new RegistryError('UNSUPPORTED', 'this registry has no catalog: every name of packages is an image'),

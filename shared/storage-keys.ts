@@ -41,6 +41,8 @@ export const STORAGE_KEYS = {
   learnedPopularity: family('popularity/learned/<replica>.json'),
   /** The replicas that keep learned counts, so each finds the others' records. */
   learnedPopularityIndex: single('popularity/learned/replicas.json'),
+  /** The search index of one version of the package set, by the sha256 hex of the source's cache key and system (origin/search/indexes.ts). */
+  index: family('index/<hash of source cache key and system>.json'),
   /** The readiness check's round-trip object, one per replica. */
   health: family('health/<replica>'),
 } as const satisfies Record<string, KeyFamily>;

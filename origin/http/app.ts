@@ -19,6 +19,8 @@ export interface AppDeps extends RegistryDeps {
   originSecrets: readonly string[];
   /** Extra routes outside /v2/ (health, metrics), mounted before the registry. */
   extra?: (app: express.Express) => void;
+  /** Routes behind the edge's secret besides the pull API (the page's /api/, http/api.ts). */
+  api?: (app: express.Express) => void;
 }
 
 function secretMatches(expected: string, given: string | undefined): boolean {
@@ -66,7 +68,7 @@ export function createApp(deps: AppDeps): express.Express {
 
   deps.extra?.(app);
 
-  app.use('/v2', (req, res, next) => {
+  app.use(['/v2', '/api'], (req, res, next) => {
     const given = req.get(ORIGIN_SECRET_HEADER);
     if (deps.originSecrets.length > 0 && !deps.originSecrets.some((secret) => secretMatches(secret, given))) {
       next(errors.denied('this origin answers its edge only'));
@@ -74,6 +76,8 @@ export function createApp(deps: AppDeps): express.Express {
     }
     next();
   });
+
+  deps.api?.(app);
 
   // Every handler answers as for a GET and returns its reply (or throws a
   // RegistryError); sendReply writes it, without the body for a HEAD.

@@ -30,6 +30,7 @@ import type { LayerStore } from './layer-store.ts';
 import { evaluatedImageKey, sourceImageKey, type ImageRecord, type ImageStore } from './image-store.ts';
 import { describeProblems, nixStep } from './nix-errors.ts';
 import { mapLimit } from './map-limit.ts';
+import { currentBuildChannel } from './build-events.ts';
 
 /** Told what a build did, as it does it: the builder's report is made of this. */
 export interface BuildObserver {
@@ -71,7 +72,8 @@ const LAYER_WRITERS = Math.max(1, Math.min(4, availableParallelism()));
 export async function buildImage(spec: ImageSpec, source: ResolvedSource, deps: PipelineDeps): Promise<ImageRecord> {
   const started = performance.now();
   const log = deps.log.child({ image: canonicalImage(spec) });
-  const nixLog = nixProgressLog(log);
+  const channel = currentBuildChannel();
+  const nixLog = nixProgressLog(log, channel && ((line) => channel.nix(line)));
 
   const resolution = await nixStep('evaluation', () => deps.nix.resolvePackages(source.nix, NIX_SYSTEM[spec.arch], spec.packages, nixLog));
   if (resolution.problems.length > 0) throw describeProblems(resolution.problems);
@@ -88,6 +90,7 @@ export async function buildImage(spec: ImageSpec, source: ResolvedSource, deps: 
   const closure = await nixStep('closure query', () => deps.nix.readClosure(outputs, nixLog));
 
   const jobs = layerJobs(outputs, closure, deps);
+  currentBuildChannel()?.layersPlanned(jobs.length);
   let bytesWritten = 0;
   const layers = await writeLayers(jobs, deps, (bytes) => {
     bytesWritten += bytes;
@@ -154,6 +157,7 @@ function writeLayers(jobs: LayerJob[], deps: PipelineDeps, wrote: (bytes: number
       let written = false;
       const record = await deps.layers.ensure(job.id, () => ((written = true), job.entries()), deps.signal);
       if (written) wrote(record.size);
+      currentBuildChannel()?.layerDone(record.size, written);
       return { ...record, description: job.description.slice(0, 1024) };
     },
     (job) => job.bytes,

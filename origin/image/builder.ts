@@ -16,6 +16,7 @@ import type { PackageSource, ResolvedSource } from '../sources/source.ts';
 import { buildImage } from './build-pipeline.ts';
 import { hashKey, sourceImageKey, type ImageRecord, type ImageStore } from './image-store.ts';
 import type { LayerStore } from './layer-store.ts';
+import { trackBuild, type BuildChannels } from './build-events.ts';
 
 export interface BuilderOptions {
   source: PackageSource;
@@ -28,6 +29,8 @@ export interface BuilderOptions {
   log: Logger;
   /** Aborted to cancel every build (shutdown); the Nix commands carry the same signal. */
   signal?: AbortSignal;
+  /** Progress of every build, for the page's live view (build-events.ts). */
+  events?: BuildChannels;
 }
 
 /** One build, as reported to subscribers once it ended. */
@@ -84,13 +87,13 @@ export class ImageBuilder {
   async image(spec: ImageSpec, tag: string): Promise<ImageRecord> {
     const resolved = await this.opts.source.resolve(tag);
     const flightKey = hashKey([resolved.nix, resolved.cacheKey, canonicalImage(spec)]);
-    return this.flights.run(flightKey, async () => {
+    return this.flights.run(flightKey, () => trackBuild(this.opts.events, `${canonicalImage(spec)}:${tag}`, async () => {
       if (resolved.cacheKey !== null) {
         const known = await this.store.lookup(sourceImageKey(resolved.cacheKey, spec));
         if (known) return known;
       }
       return this.reportedBuild(spec, resolved);
-    }).result;
+    })).result;
   }
 
   /**

@@ -9,6 +9,7 @@
 // ever have that image).
 import { errors, type RegistryError } from '../../shared/errors.ts';
 import { NixError, NixFetchError, NixSystemError, type Resolution } from '../nix/nix.ts';
+import { currentBuildChannel } from './build-events.ts';
 
 /** The one error for every name of an image that Nix could not make a package of. */
 export function describeProblems(problems: Resolution['problems']): RegistryError {
@@ -38,6 +39,7 @@ export function nixStepError(step: string, err: unknown): unknown {
 
 /** Runs one step of Nix work, answering its failure as `nixStepError` says. */
 export async function nixStep<T>(step: string, work: () => Promise<T>): Promise<T> {
+  currentBuildChannel()?.step(step);
   try {
     return await work();
   } catch (err) {

@@ -10,6 +10,7 @@ import { originNixConfig } from './settings.ts';
 
 const IMAGE_NIX = fileURLToPath(new URL('./image.nix', import.meta.url));
 const FETCH_NIX = fileURLToPath(new URL('./fetch.nix', import.meta.url));
+const INDEX_NIX = fileURLToPath(new URL('./index.nix', import.meta.url));
 
 /** Where the package set comes from, as image.nix understands it. */
 export type NixSource =
@@ -222,4 +223,22 @@ export async function readClosure(paths: readonly string[], options: NixOptions)
     .split('\n')
     .filter((line) => line.length > 0);
   return parseDumpDb(await run('nix-store', ['--dump-db', ...requisites], options));
+}
+
+/** What index.nix prints: the searchable packages, and the names of every set it walked. */
+export interface RawPackageIndex {
+  packages: { attrPath: string; name: string; version: string; description: string }[];
+  /** `path` is "" for the top level. */
+  sets: { path: string; names: string[] }[];
+}
+
+/** Evaluates the search index of a package set (index.nix); no client value is involved but the source, passed as data. */
+export async function evaluatePackageIndex(source: NixSource, system: string, options: NixOptions): Promise<RawPackageIndex> {
+  if (source.type !== 'path') await fetchSource(source, options);
+  const stdout = await run(
+    'nix-instantiate',
+    ['--eval', '--strict', '--json', INDEX_NIX, '--argstr', 'source', JSON.stringify(source), '--argstr', 'system', system],
+    options,
+  );
+  return JSON.parse(stdout) as RawPackageIndex;
 }

@@ -12,10 +12,12 @@ export function isNixProgress(line: string): boolean {
   return NIX_PROGRESS.test(line);
 }
 
-/** A NixLog that writes to the build's logger, progress at info and the rest at debug. */
-export function nixProgressLog(buildLog: Logger): NixLog {
+/** A NixLog that writes to the build's logger, progress at info and the rest at debug; `progress` sees the progress lines too. */
+export function nixProgressLog(buildLog: Logger, progress?: (line: string) => void): NixLog {
   return (line) => {
-    if (isNixProgress(line)) buildLog.info({ nix: line.trim() }, 'nix progress');
-    else buildLog.debug({ nix: line }, 'nix output');
+    if (isNixProgress(line)) {
+      buildLog.info({ nix: line.trim() }, 'nix progress');
+      progress?.(line.trim());
+    } else buildLog.debug({ nix: line }, 'nix output');
   };
 }

@@ -1,0 +1,93 @@
+// The search index of each version of the package set: evaluated with Nix
+// once per source version, stored, and kept in memory. A search never runs
+// Nix; only the first search (or build from the page) of a new version does.
+//
+// A source that names its version (a git commit, a pinned channel) has its
+// index stored under `index/<hash>.json`, so every replica and every restart
+// shares one evaluation. A local path cannot name its version: its index is
+// kept in memory only and evaluated again after `pathTtlSeconds`, as the
+// directory may have changed.
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import { MEDIA } from '../../shared/media-types.ts';
+import { STORAGE_KEYS } from '../../shared/storage-keys.ts';
+import { NIX_SYSTEM } from '../../shared/names.ts';
+import { Lru } from '../../shared/lru.ts';
+import { SingleFlight } from '../../shared/single-flight.ts';
+import { evaluatePackageIndex, type NixOptions, type NixSource, type RawPackageIndex } from '../nix/nix.ts';
+import type { PackageSource } from '../sources/source.ts';
+import type { Storage } from '../storage/storage.ts';
+import { PackageIndex } from './package-index.ts';
+
+/** The index is of amd64's package set: what the page builds by default; arm64 names are nearly always the same. */
+const INDEX_SYSTEM = NIX_SYSTEM.amd64;
+
+/**
+ * The storage key of the index of one source version: `index/<sha256 of the
+ * source cache key and system>.json` (a cache key holds URLs, which are no
+ * storage key).
+ */
+export function indexStorageKey(sourceCacheKey: string, system: string = INDEX_SYSTEM): string {
+  return STORAGE_KEYS.index(createHash('sha256').update(JSON.stringify(['index', sourceCacheKey, system])).digest('hex'));
+}
+
+export interface IndexesOptions {
+  source: PackageSource;
+  storage: Storage;
+  nix: NixOptions;
+  log: Logger;
+  /** Seconds an index of a local path is kept before it is evaluated again. */
+  pathTtlSeconds?: number;
+  /** Injected for tests of the cache; Nix's evaluation by default. */
+  evaluate?: (source: NixSource, system: string, options: NixOptions) => Promise<RawPackageIndex>;
+}
+
+/** Nixpkgs' whole index takes a minute or more to evaluate: longer than one image's evaluation may. */
+const MIN_INDEX_TIMEOUT_SECONDS = 600;
+
+export class PackageIndexes {
+  private readonly opts: IndexesOptions;
+  // A real nixpkgs index is tens of MB in memory: a few versions at most.
+  private readonly memory = new Lru<string, { index: PackageIndex; until: number }>(4);
+  private readonly flights = new SingleFlight<PackageIndex>();
+  /** Nix evaluations of an index so far (for tests and logs). */
+  evaluations = 0;
+
+  constructor(opts: IndexesOptions) {
+    this.opts = opts;
+  }
+
+  /** The index of the package set a tag selects. */
+  async forTag(tag: string): Promise<PackageIndex> {
+    const resolved = await this.opts.source.resolve(tag);
+    const memoryKey = resolved.cacheKey ?? `uncacheable:${JSON.stringify(resolved.nix)}`;
+    const known = this.memory.get(memoryKey);
+    if (known && known.until > Date.now()) return known.index;
+    return this.flights.run(memoryKey, async () => {
+      const storageKey = resolved.cacheKey === null ? null : indexStorageKey(resolved.cacheKey);
+      const ttl = resolved.cacheKey === null ? (this.opts.pathTtlSeconds ?? 300) * 1000 : Number.POSITIVE_INFINITY;
+      let raw: RawPackageIndex | null = null;
+      if (storageKey !== null) {
+        const stored = await this.opts.storage.get(storageKey);
+        if (stored) raw = JSON.parse(new TextDecoder().decode(stored)) as RawPackageIndex;
+      }
+      if (raw === null) {
+        raw = await this.evaluate(resolved.nix);
+        if (storageKey !== null) await this.opts.storage.put(storageKey, new TextEncoder().encode(JSON.stringify(raw)), MEDIA.json);
+      }
+      const index = new PackageIndex(raw);
+      this.memory.set(memoryKey, { index, until: Date.now() + ttl });
+      return index;
+    }).result;
+  }
+
+  private async evaluate(source: NixSource): Promise<RawPackageIndex> {
+    const started = performance.now();
+    const evaluate = this.opts.evaluate ?? evaluatePackageIndex;
+    const nix = { ...this.opts.nix, timeoutSeconds: Math.max(this.opts.nix.timeoutSeconds, MIN_INDEX_TIMEOUT_SECONDS) };
+    this.evaluations++;
+    const raw = await evaluate(source, INDEX_SYSTEM, nix);
+    this.opts.log.info({ packages: raw.packages.length, sets: raw.sets.length, ms: Math.round(performance.now() - started) }, 'package index evaluated');
+    return raw;
+  }
+}
