@@ -52,6 +52,7 @@ try {
     popularity: () => popularity,
     log,
     signal: cancelBuilds.signal,
+    platforms: config.platforms,
   });
   // Both take the builder: metrics subscribe to its reports, shutdown drains it.
   const metrics = createMetrics({ builder });
@@ -71,7 +72,7 @@ try {
   const server = app.listen(config.port, config.host, () => {
     const address = server.address();
     const port = typeof address === 'object' && address ? address.port : config.port;
-    log.info({ port, source: source.description, storage: storage.name }, `origin listening on http://${config.host}:${port}`);
+    log.info({ port, source: source.description, storage: storage.name, platforms: config.platforms }, `origin listening on http://${config.host}:${port}`);
   });
   server.on('error', (err) => {
     log.fatal({ err }, 'cannot listen');
