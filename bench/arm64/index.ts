@@ -45,7 +45,7 @@ function record(step: string, config: Config, ms: number): void {
 
 async function round(config: Config): Promise<void> {
   const pkgs = await freshFixture();
-  const env = { NIX_CONFIG: ARM64_NIX_CONFIG, NIXERY_PKGS_PATH: pkgs.path, NIX_TIMEOUT: '300', NIXERY_PLATFORMS: CONFIGS[config], LOG_LEVEL: 'warn' };
+  const env = { NIX_CONFIG: ARM64_NIX_CONFIG, NIXERY_PKGS_PATH: pkgs.path, NIX_TIMEOUT: '300', NIXERY_PLATFORMS: CONFIGS[config] };
   const expected = config === 'two' ? MEDIA.dockerManifestList : MEDIA.dockerManifest;
   try {
     const first = await startOrigin({ env });
