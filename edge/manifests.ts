@@ -122,6 +122,8 @@ function manifestResponse(info: RequestInfo, entry: ManifestEntry, key: Manifest
     ETag: `"${entry.digest}"`,
     'Cache-Control': key.kind === 'digest' ? CACHE_CONTROL.immutable : source === 'stale' ? 'no-cache' : `public, max-age=${config.tagTtlSeconds}`,
     [EDGE_CACHE_HEADER]: source,
+    // A tag's answer depends on Accept (manifest format, index or not), so shared HTTP caches must key by it.
+    ...(key.kind === 'tag' ? { Vary: 'Accept' } : {}),
   });
   return respond(200, headers, entry.bytes);
 }

@@ -44,6 +44,8 @@ async function manifest(req: Request, route: Extract<RegistryRoute, { kind: 'man
   const spec = parseImageName(route.name);
   let digest: Digest;
   let cacheControl: string;
+  // A tag's answer depends on Accept (manifest format, index or not); a digest's never does.
+  const vary: Record<string, string> = route.reference.kind === 'tag' ? { Vary: 'Accept' } : {};
   if (route.reference.kind === 'digest') {
     digest = route.reference.digest;
     cacheControl = CACHE_CONTROL.immutable;
@@ -63,7 +65,7 @@ async function manifest(req: Request, route: Extract<RegistryRoute, { kind: 'man
   if (!found) throw errors.manifestUnknown(`manifest unknown: ${digest}`, { digest });
   return {
     status: 200,
-    headers: { 'Content-Type': found.mediaType, 'Docker-Content-Digest': digest, ETag: `"${digest}"`, 'Cache-Control': cacheControl },
+    headers: { 'Content-Type': found.mediaType, 'Docker-Content-Digest': digest, ETag: `"${digest}"`, 'Cache-Control': cacheControl, ...vary },
     body: found.bytes,
   };
 }

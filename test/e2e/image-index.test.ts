@@ -34,6 +34,7 @@ interface Fetched {
   mediaType: string | null;
   digest: string | null;
   cache: string | null;
+  vary: string | null;
   body: string;
 }
 
@@ -44,6 +45,7 @@ async function get(base: string, name: string, reference: string, accept?: strin
     mediaType: res.headers.get('content-type'),
     digest: res.headers.get('docker-content-digest'),
     cache: res.headers.get('x-nixery-edge-cache'),
+    vary: res.headers.get('vary'),
     body: await res.text(),
   };
 }
@@ -133,6 +135,10 @@ test('the edge keeps index and manifest answers of one tag apart, and serves bot
   assert.equal(ociIndex.mediaType, MEDIA.ociIndex);
   const byDigest = await get(edge.url, 'hello/shell', index.digest!);
   assert.equal(byDigest.body, index.body);
+  // Shared HTTP caches between client and edge must key a tag's answer by Accept too; a digest's never varies.
+  for (const answer of [index, plain, again]) assert.equal(answer.vary, 'Accept');
+  assert.equal(byDigest.vary, null);
+  assert.equal((await get(origin.url, 'hello/shell', 'latest', DOCKER_ACCEPT)).vary, 'Accept');
 });
 
 test('a second origin with empty storage builds the same index digest', { timeout: 240_000 }, async (t) => {
