@@ -9,9 +9,12 @@
 //
 // Keys: a digest names the same bytes whatever the client accepts (the
 // origin answers a digest without negotiating), so digest keys carry no
-// format; a tag key carries the negotiated format (Docker schema2 or OCI)
-// and the canonical image (`shell/hello` = `hello/shell`), because that is
-// what the origin's answer depends on.
+// format; a tag key carries the negotiated formats (Docker schema2 or OCI,
+// and the index format when the client reads one: an index answer is never
+// served to a client that asked for a plain manifest, nor the other way round)
+// and the requested image (`shell/hello` = `hello/shell`; `hello` apart from
+// `amd64/hello`, since it may be an index), because that is what the origin's
+// answer depends on.
 //
 // A tag's entry is kept past its freshness (MANIFEST_STALE_TTL) so that it can
 // stand in when the origin fails; freshness is judged when read, from the
@@ -36,7 +39,14 @@ export interface ManifestEntry {
 
 export type ManifestKey =
   | { readonly kind: 'digest'; readonly digest: Digest }
-  | { readonly kind: 'tag'; readonly format: ManifestFormat; readonly image: string; readonly tag: string };
+  | {
+      readonly kind: 'tag';
+      readonly format: ManifestFormat;
+      /** The index format the client reads (shared/media-types.ts negotiate); absent or null: none. */
+      readonly index?: ManifestFormat | null;
+      readonly image: string;
+      readonly tag: string;
+    };
 
 export interface CachedManifest {
   readonly entry: ManifestEntry;
@@ -76,7 +86,10 @@ export interface ManifestCacheOptions {
 export type Background = (promise: Promise<unknown>) => void;
 
 export function keyString(key: ManifestKey): string {
-  return key.kind === 'digest' ? `digest/${key.digest}` : `tag/${key.format}/${key.image}/${key.tag}`;
+  if (key.kind === 'digest') return `digest/${key.digest}`;
+  // Keys of clients that read no index are spelled as before indexes existed, so those entries stay valid.
+  const formats = key.index ? `${key.format}+${key.index}-index` : key.format;
+  return `tag/${formats}/${key.image}/${key.tag}`;
 }
 
 /**

@@ -1,8 +1,8 @@
 // Answering manifest requests: from isolate memory or the Cache API when
 // fresh, else from the origin (one request per key per isolate), else from a
 // stale copy when the origin fails, else 503.
-import { negotiateManifestFormat } from '../shared/media-types.ts';
-import { canonicalImage, parseImageName } from '../shared/names.ts';
+import { negotiate } from '../shared/media-types.ts';
+import { parseImageName, requestedImage } from '../shared/names.ts';
 import type { RegistryRoute } from '../shared/routes.ts';
 import type { EdgeConfig } from './env.ts';
 import { keyString, type CachedManifest, type ManifestCache, type ManifestEntry, type ManifestKey } from './manifest-cache.ts';
@@ -40,10 +40,18 @@ export async function serveManifest(
   const { config, cache } = services;
   // The origin refuses names that specify no image; so does the edge, before any cache or origin work.
   const spec = parseImageName(route.name);
+  const wanted = negotiate(accept);
   const key: ManifestKey =
     route.reference.kind === 'digest'
       ? { kind: 'digest', digest: route.reference.digest }
-      : { kind: 'tag', format: negotiateManifestFormat(accept), image: canonicalImage(spec), tag: route.reference.tag };
+      : {
+          kind: 'tag',
+          format: wanted.manifest,
+          // A name with a platform is never an index, so whether the client reads one does not split its entries.
+          index: spec.platformNamed ? null : wanted.index,
+          image: requestedImage(spec),
+          tag: route.reference.tag,
+        };
   const now = Date.now();
 
   const cached = await cache.lookup(key, info.url.origin, now, (promise) => ctx.waitUntil(promise));
@@ -77,9 +85,10 @@ export async function serveManifest(
 
 async function fetchAndStore(info: RequestInfo, route: ManifestRoute, key: ManifestKey, services: ManifestServices, ctx: WaitUntil): Promise<ManifestFetch> {
   const { cache, origin } = services;
-  const format = key.kind === 'tag' ? key.format : 'docker';
+  // A digest is answered without negotiating; a tag is asked for in exactly the key's formats.
+  const wanted = key.kind === 'tag' ? { manifest: key.format, index: key.index ?? null } : { manifest: 'docker' as const, index: null };
   const expected = key.kind === 'digest' ? key.digest : null;
-  const result = await origin.fetchManifest(info.url.pathname, format, expected, info.requestId);
+  const result = await origin.fetchManifest(info.url.pathname, wanted, expected, info.requestId);
   const now = Date.now();
   if (result.kind === 'manifest') {
     ctx.waitUntil(cache.store(key, result.entry, info.url.origin, now));
@@ -113,6 +122,8 @@ function manifestResponse(info: RequestInfo, entry: ManifestEntry, key: Manifest
     ETag: `"${entry.digest}"`,
     'Cache-Control': key.kind === 'digest' ? CACHE_CONTROL.immutable : source === 'stale' ? 'no-cache' : `public, max-age=${config.tagTtlSeconds}`,
     [EDGE_CACHE_HEADER]: source,
+    // A tag's answer depends on Accept (manifest format, index or not), so shared HTTP caches must key by it.
+    ...(key.kind === 'tag' ? { Vary: 'Accept' } : {}),
   });
   return respond(200, headers, entry.bytes);
 }

@@ -7,7 +7,7 @@
 // No Workers-only API here: the Node unit tests import it.
 import { errors, isErrorBody, type ErrorBody, type RegistryError } from '../shared/errors.ts';
 import { sha256Digest, type Digest } from '../shared/digest.ts';
-import { MANIFEST_MEDIA, type ManifestFormat } from '../shared/media-types.ts';
+import { acceptHeader, type Negotiated } from '../shared/media-types.ts';
 import { ORIGIN_SECRET_HEADER, REQUEST_ID_HEADER } from '../shared/headers.ts';
 import type { EdgeConfig } from './env.ts';
 import type { ManifestEntry } from './manifest-cache.ts';
@@ -96,14 +96,14 @@ export class OriginClient {
   }
 
   /**
-   * Fetches a manifest in one format. Always a GET, even for a client's HEAD,
-   * so the answer can be cached; the Accept header is the format's own, so
-   * the answer depends on the cache key only.
+   * Fetches a manifest (or an index) in the negotiated formats. Always a GET,
+   * even for a client's HEAD, so the answer can be cached; the Accept header
+   * names exactly those formats, so the answer depends on the cache key only.
    */
-  async fetchManifest(path: string, format: ManifestFormat, expected: Digest | null, requestId: string): Promise<ManifestFetch> {
+  async fetchManifest(path: string, wanted: Negotiated, expected: Digest | null, requestId: string): Promise<ManifestFetch> {
     let answer: OriginAnswer;
     try {
-      answer = await this.send(path, { method: 'GET', requestId, headers: { Accept: MANIFEST_MEDIA[format].manifest }, readBody: true });
+      answer = await this.send(path, { method: 'GET', requestId, headers: { Accept: acceptHeader(wanted) }, readBody: true });
     } catch (err) {
       if (err instanceof OriginUnreachable) return { kind: 'failed', reason: err.message, originError: null };
       throw err;

@@ -6,6 +6,7 @@ import { resolve } from 'node:path';
 import { hostname } from 'node:os';
 
 import { ConfigError, configInteger, configText, gcsEndpoint } from '../shared/config.ts';
+import type { Architecture } from '../shared/names.ts';
 
 export { ConfigError };
 
@@ -52,6 +53,11 @@ export interface OriginConfig {
   shutdownGraceSeconds: number;
   /** Names this replica's record of learned popularity; stable across restarts at best (a StatefulSet ordinal). */
   replicaId: string;
+  /**
+   * NIXERY_PLATFORMS: what a name without a platform is built for. The
+   * first is the default; with several, such a name is an image index.
+   */
+  platforms: readonly Architecture[];
 }
 
 type Env = Record<string, string | undefined>;
@@ -151,6 +157,23 @@ function replicaId(env: Env): string {
   return id;
 }
 
+const PLATFORMS: readonly Architecture[] = ['amd64', 'arm64'];
+
+function readPlatforms(env: Env): Architecture[] {
+  const raw = get(env, 'NIXERY_PLATFORMS');
+  if (raw === undefined) return ['amd64'];
+  const platforms: Architecture[] = [];
+  for (const part of raw.split(',').map((p) => p.trim())) {
+    const platform = PLATFORMS.find((p) => p === part);
+    if (platform === undefined) {
+      throw new ConfigError('NIXERY_PLATFORMS', `must be a comma-separated list of ${PLATFORMS.join(', ')} (the first is the default), got ${JSON.stringify(part)} in ${JSON.stringify(raw)}`);
+    }
+    if (platforms.includes(platform)) throw new ConfigError('NIXERY_PLATFORMS', `names ${platform} twice in ${JSON.stringify(raw)}`);
+    platforms.push(platform);
+  }
+  return platforms;
+}
+
 export function readConfig(env: Env = process.env): OriginConfig {
   return {
     port: integer(env, 'PORT', 8080, 0, 65535),
@@ -164,5 +187,6 @@ export function readConfig(env: Env = process.env): OriginConfig {
     logLevel: get(env, 'LOG_LEVEL') ?? 'info',
     shutdownGraceSeconds: integer(env, 'SHUTDOWN_GRACE_SECONDS', 25, 0, 24 * 3600),
     replicaId: replicaId(env),
+    platforms: readPlatforms(env),
   };
 }

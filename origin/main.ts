@@ -62,6 +62,7 @@ try {
     log,
     signal: cancelBuilds.signal,
     events,
+    platforms: config.platforms,
   });
   const indexes = new PackageIndexes({ source, storage, nix: { timeoutSeconds: config.nixTimeoutSeconds, signal: cancelBuilds.signal }, log });
   // Both take the builder: metrics subscribe to its reports, shutdown drains it.
@@ -84,7 +85,7 @@ try {
   const server = app.listen(config.port, config.host, () => {
     const address = server.address();
     const port = typeof address === 'object' && address ? address.port : config.port;
-    log.info({ port, source: source.description, storage: storage.name }, `origin listening on http://${config.host}:${port}`);
+    log.info({ port, source: source.description, storage: storage.name, platforms: config.platforms }, `origin listening on http://${config.host}:${port}`);
   });
   server.on('error', (err) => {
     log.fatal({ err }, 'cannot listen');

@@ -21,6 +21,12 @@ export interface ImageSpec {
   readonly name: string;
   readonly arch: Architecture;
   /**
+   * Whether the name chose the platform (`arm64/…`, `amd64/…`). A name that
+   * does not is answered for the origin's platforms (an image index when it
+   * has several); `arch` is then only the default.
+   */
+  readonly platformNamed: boolean;
+  /**
    * Package attribute paths, with `shell` expanded, de-duplicated and sorted,
    * so `hello/shell` and `shell/hello` are the same image.
    */
@@ -58,8 +64,10 @@ export function parseImageName(name: string): ImageSpec {
   validateName(name);
   let components = name.split('/');
   let arch: Architecture = 'amd64';
+  let platformNamed = false;
   if (components[0] === 'arm64' || components[0] === 'amd64') {
     arch = components[0];
+    platformNamed = true;
     components = components.slice(1);
   }
   if (components.length === 0) throw errors.nameInvalid(name, 'names at least one package after the architecture');
@@ -68,10 +76,19 @@ export function parseImageName(name: string): ImageSpec {
     if (component === 'shell') SHELL_PACKAGES.forEach((p) => packages.add(p));
     else packages.add(component);
   }
-  return { name, arch, packages: [...packages].sort() };
+  return { name, arch, platformNamed, packages: [...packages].sort() };
 }
 
 /** The canonical form of an image: equal for every name that specifies the same image. */
 export function canonicalImage(spec: ImageSpec): string {
   return [spec.arch, ...spec.packages].join('/');
+}
+
+/**
+ * The canonical form of what a name asks for: like canonicalImage, but a
+ * name without a platform stays apart from `amd64/…`, since the origin may
+ * answer it with an index (or with another default platform).
+ */
+export function requestedImage(spec: ImageSpec): string {
+  return spec.platformNamed ? canonicalImage(spec) : ['any', ...spec.packages].join('/');
 }

@@ -29,7 +29,7 @@ function single(key: string): KeyFamily {
 export const STORAGE_KEYS = {
   /** Layers and configs, content-addressed by their sha256 hex digest. */
   blob: family('blobs/sha256/<hex>'),
-  /** Manifests (both formats), content-addressed by their sha256 hex digest. */
+  /** Manifests and image indexes (both formats of each), content-addressed by their sha256 hex digest. */
   manifest: family('manifests/sha256/<hex>'),
   /** The layer cache: a group's identity → digest, diff_id, size. */
   layer: family('layers/<id>.json'),

@@ -4,7 +4,7 @@
 import type { Request } from 'express';
 import { errors } from '../../shared/errors.ts';
 import { digestHex, type Digest } from '../../shared/digest.ts';
-import { MEDIA, negotiateManifestFormat } from '../../shared/media-types.ts';
+import { MEDIA, negotiate } from '../../shared/media-types.ts';
 import { parseImageName } from '../../shared/names.ts';
 import type { RegistryRoute } from '../../shared/routes.ts';
 import { CACHE_CONTROL } from '../../shared/responses.ts';
@@ -68,19 +68,28 @@ async function manifest(req: Request, route: Extract<RegistryRoute, { kind: 'man
   const spec = parseImageName(route.name);
   let digest: Digest;
   let cacheControl: string;
+  // A tag's answer depends on Accept (manifest format, index or not); a digest's never does.
+  const vary: Record<string, string> = route.reference.kind === 'tag' ? { Vary: 'Accept' } : {};
   if (route.reference.kind === 'digest') {
     digest = route.reference.digest;
     cacheControl = CACHE_CONTROL.immutable;
   } else {
-    const record = await builder.image(spec, route.reference.tag);
-    digest = record.manifests[negotiateManifestFormat(req.get('accept'))].digest;
+    const wanted = negotiate(req.get('accept'));
+    const platforms = builder.platforms;
+    if (!spec.platformNamed && platforms.length > 1 && wanted.index !== null) {
+      digest = (await builder.index(spec, route.reference.tag)).manifests[wanted.index].digest;
+    } else {
+      // A name without a platform, to a client that reads no index: the default platform's image.
+      const image = spec.platformNamed ? spec : { ...spec, arch: platforms[0]! };
+      digest = (await builder.image(image, route.reference.tag)).manifests[wanted.manifest].digest;
+    }
     cacheControl = 'public, max-age=60';
   }
   const found = await images.manifest(digest);
   if (!found) throw errors.manifestUnknown(`manifest unknown: ${digest}`, { digest });
   return {
     status: 200,
-    headers: { 'Content-Type': found.mediaType, 'Docker-Content-Digest': digest, ETag: `"${digest}"`, 'Cache-Control': cacheControl },
+    headers: { 'Content-Type': found.mediaType, 'Docker-Content-Digest': digest, ETag: `"${digest}"`, 'Cache-Control': cacheControl, ...vary },
     body: found.bytes,
   };
 }

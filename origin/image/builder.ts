@@ -4,17 +4,21 @@
 // builds:
 // - one build per image at a time: concurrent requests share it (single flight);
 // - the drain gate: once shutdown begins, work that would run Nix is refused;
-// - the report: every build that ran Nix is told to the subscribers (metrics).
+// - the report: every build that ran Nix is told to the subscribers (metrics);
+// - the index: a name without a platform, on an origin with several, is
+//   every platform's image at once (image-index.ts), each built through the
+//   same single flight as its `arm64/…` name.
 import type { LearnedPopularityStore } from '../popularity/learned-store.ts';
 import type { Logger } from 'pino';
-import { errors } from '../../shared/errors.ts';
-import { canonicalImage, type ImageSpec } from '../../shared/names.ts';
+import { errors, RegistryError } from '../../shared/errors.ts';
+import { canonicalImage, type Architecture, type ImageSpec } from '../../shared/names.ts';
 import { SingleFlight } from '../../shared/single-flight.ts';
 import type { Popularity } from '../layers/graph.ts';
 import type { Nix } from '../nix/runner.ts';
 import type { PackageSource, ResolvedSource } from '../sources/source.ts';
 import { buildImage } from './build-pipeline.ts';
-import { hashKey, sourceImageKey, type ImageRecord, type ImageStore } from './image-store.ts';
+import { buildIndexes } from './image-index.ts';
+import { hashKey, sourceImageKey, sourceIndexKey, type ImageRecord, type ImageStore } from './image-store.ts';
 import type { LayerStore } from './layer-store.ts';
 import { trackBuild, type BuildChannels } from './build-events.ts';
 
@@ -31,6 +35,8 @@ export interface BuilderOptions {
   signal?: AbortSignal;
   /** Progress of every build, for the page's live view (build-events.ts). */
   events?: BuildChannels;
+  /** NIXERY_PLATFORMS: what a name without a platform is built for; the first is the default. `['amd64']` if unset. */
+  platforms?: readonly Architecture[];
 }
 
 /** One build, as reported to subscribers once it ended. */
@@ -51,6 +57,7 @@ export interface BuildStats {
 export class ImageBuilder {
   private readonly opts: BuilderOptions;
   private readonly flights = new SingleFlight<ImageRecord>();
+  private readonly indexFlights = new SingleFlight<ImageRecord>();
   private readonly listeners = new Set<(report: BuildReport) => void>();
   private accepting = true;
   private builds = 0;
@@ -63,9 +70,9 @@ export class ImageBuilder {
     this.layers = opts.layers;
   }
 
-  /** Distinct images being resolved or built now. */
+  /** Distinct images (and indexes over them) being resolved or built now. */
   get inflight(): number {
-    return this.flights.size;
+    return this.flights.size + this.indexFlights.size;
   }
 
   get stats(): BuildStats {
@@ -83,9 +90,50 @@ export class ImageBuilder {
     this.accepting = false;
   }
 
+  /** The platforms a name without one is answered for; the first is the default. */
+  get platforms(): readonly Architecture[] {
+    return this.opts.platforms ?? ['amd64'];
+  }
+
   /** The image for a name and tag, built if needed; concurrent requests share one build. */
   async image(spec: ImageSpec, tag: string): Promise<ImageRecord> {
+    return this.imageOf(spec, await this.opts.source.resolve(tag), tag);
+  }
+
+  /**
+   * The index over every platform of this origin for a name and tag: each
+   * platform's image built if needed, all at once. It carries every platform
+   * or fails: an index that silently lacks one would send an ARM machine an
+   * amd64 image, or "no matching manifest", for as long as caches keep it
+   * (docs/sources.md, Platforms).
+   */
+  async index(spec: ImageSpec, tag: string): Promise<ImageRecord> {
+    const platforms = this.platforms;
     const resolved = await this.opts.source.resolve(tag);
+    const flightKey = hashKey(['index', resolved.nix, resolved.cacheKey, platforms, spec.packages]);
+    return this.indexFlights.run(flightKey, async () => {
+      const key = resolved.cacheKey !== null ? sourceIndexKey(resolved.cacheKey, platforms, spec.packages) : null;
+      if (key !== null) {
+        const known = await this.store.lookup(key);
+        if (known) return known;
+      }
+      const members = await Promise.all(
+        platforms.map(async (arch) => {
+          try {
+            return { arch, manifests: (await this.imageOf({ ...spec, arch, platformNamed: true }, resolved, tag)).manifests };
+          } catch (err) {
+            throw forPlatform(arch, err);
+          }
+        }),
+      );
+      const record = await this.store.saveIndexes(await buildIndexes(members));
+      if (key !== null) await this.store.remember(key, record);
+      return record;
+    }).result;
+  }
+
+  /** `tag` names the build's progress channel for the page (build-events.ts). */
+  private imageOf(spec: ImageSpec, resolved: ResolvedSource, tag: string): Promise<ImageRecord> {
     const flightKey = hashKey([resolved.nix, resolved.cacheKey, canonicalImage(spec)]);
     return this.flights.run(flightKey, () => trackBuild(this.opts.events, `${canonicalImage(spec)}:${tag}`, async () => {
       if (resolved.cacheKey !== null) {
@@ -142,4 +190,10 @@ export class ImageBuilder {
       throw err;
     }
   }
+}
+
+/** A platform's failure as the index's: same code, status and detail (an unknown package stays one), saying which platform. */
+function forPlatform(arch: Architecture, err: unknown): unknown {
+  if (!(err instanceof RegistryError)) return err;
+  return new RegistryError(err.code, `linux/${arch}: ${err.message}`, err.detail, { status: err.status, headers: err.headers });
 }

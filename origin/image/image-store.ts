@@ -10,18 +10,22 @@ import { IMAGE_FORMAT } from './manifest.ts';
 import { createHash } from 'node:crypto';
 import { digestHex, type Digest } from '../../shared/digest.ts';
 import { MEDIA, type ManifestFormat } from '../../shared/media-types.ts';
-import type { ImageSpec } from '../../shared/names.ts';
+import type { Architecture, ImageSpec } from '../../shared/names.ts';
 import { Lru } from '../../shared/lru.ts';
 import { STORAGE_KEYS } from '../../shared/storage-keys.ts';
 import type { Storage } from '../storage/storage.ts';
-import type { ImageManifests } from './manifest.ts';
+import type { ImageManifests, SerializedBlob } from './manifest.ts';
 
 export interface ManifestRef {
   digest: Digest;
   size: number;
 }
 
-/** What the image cache remembers: enough to serve either manifest format. */
+/**
+ * What the image cache remembers: enough to serve either format. For an
+ * image, its manifests; for an index (a name over several platforms, see
+ * image-index.ts), the Docker manifest list and the OCI index.
+ */
 export interface ImageRecord {
   manifests: Record<ManifestFormat, ManifestRef>;
 }
@@ -39,6 +43,15 @@ export function hashKey(parts: unknown): string {
 /** The key of an image whose source names its version (a commit, a pinned channel). */
 export function sourceImageKey(sourceKey: string, spec: ImageSpec): string {
   return hashKey(['source', IMAGE_FORMAT, sourceKey, spec.arch, spec.packages]);
+}
+
+/**
+ * The key of the index over `platforms` of an image whose source names its
+ * version. A source that cannot (a local path) has no such key: its index is
+ * made again from its platforms' images, which it evaluates on every pull anyway.
+ */
+export function sourceIndexKey(sourceKey: string, platforms: readonly Architecture[], packages: readonly string[]): string {
+  return hashKey(['index', IMAGE_FORMAT, sourceKey, platforms, packages]);
 }
 
 /** The key of an image whose source cannot name its version (a local path): what it evaluated to. */
@@ -89,13 +102,26 @@ export class ImageStore {
     };
   }
 
+  /** Writes both formats of an index (content-addressed, create-only, beside manifests) and returns its record. */
+  async saveIndexes(indexes: Record<ManifestFormat, SerializedBlob>): Promise<ImageRecord> {
+    for (const format of ['docker', 'oci'] as const) {
+      await this.storage.put(STORAGE_KEYS.manifest(digestHex(indexes[format].digest)), indexes[format].bytes, indexes[format].mediaType, { createOnly: true });
+    }
+    return {
+      manifests: {
+        docker: { digest: indexes.docker.digest, size: indexes.docker.bytes.length },
+        oci: { digest: indexes.oci.digest, size: indexes.oci.bytes.length },
+      },
+    };
+  }
+
   /** Remembers a finished image under its key; call after `saveManifests`. */
   async remember(key: string, record: ImageRecord): Promise<void> {
     this.records.set(key, record);
     await this.storage.put(STORAGE_KEYS.image(key), new TextEncoder().encode(JSON.stringify(record)), MEDIA.json);
   }
 
-  /** A stored manifest by digest; null when no image ever had it. */
+  /** A stored manifest or index by digest; null when no image ever had it. */
   async manifest(digest: Digest): Promise<{ bytes: Uint8Array; mediaType: string } | null> {
     const bytes = await this.storage.get(STORAGE_KEYS.manifest(digestHex(digest)));
     if (!bytes) return null;

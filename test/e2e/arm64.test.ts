@@ -4,11 +4,9 @@
 // A machine that cannot do this fails these tests saying why.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readlink } from 'node:fs/promises';
-import { isAbsolute, join } from 'node:path';
 import { startOrigin, type RunningOrigin } from '../support/origin.ts';
 import { pullAndUnpack, runInRootfs } from '../support/clients.ts';
-import { ARM64_NIX_CONFIG, elfMachine, requireArm64 } from '../support/arm64.ts';
+import { ARM64_NIX_CONFIG, machineInImage, requireArm64 } from '../support/arm64.ts';
 import { freshFixture, type FreshFixture } from '../support/fresh-fixture.ts';
 import { MEDIA } from '../../shared/media-types.ts';
 
@@ -45,20 +43,6 @@ async function image(name: string): Promise<Image> {
     layers: manifest.layers.map((l) => l.digest),
     config: (await config.json()) as Image['config'],
   };
-}
-
-/** The ELF machine of a program in an unpacked image, following its links inside the image. */
-async function machineInImage(rootfs: string, path: string): Promise<string> {
-  for (let hops = 0; hops < 10; hops++) {
-    let target: string;
-    try {
-      target = await readlink(join(rootfs, path));
-    } catch {
-      return elfMachine(join(rootfs, path));
-    }
-    path = isAbsolute(target) ? target : join(path, '..', target);
-  }
-  throw new Error(`${path}: too many links`);
 }
 
 test('skopeo pulls arm64/hello as arm64, and its aarch64 hello greets in a chroot under qemu', { timeout: 180_000 }, async () => {

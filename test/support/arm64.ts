@@ -5,8 +5,8 @@
 // aarch64-linux derivations here. scripts/setup-arm64.sh sets up the first
 // two; the third is the origin's Nix setting, passed in NIX_CONFIG.
 import { execa } from 'execa';
-import { open, readFile, access } from 'node:fs/promises';
-import { join } from 'node:path';
+import { open, readFile, readlink, access } from 'node:fs/promises';
+import { isAbsolute, join } from 'node:path';
 import { FIXTURE_PKGS, OFFLINE_NIX_CONFIG } from './origin.ts';
 
 /**
@@ -70,4 +70,18 @@ export async function elfMachine(path: string): Promise<string> {
   } finally {
     await file.close();
   }
+}
+
+/** The ELF machine of a program in an unpacked image, following its links inside the image (not the host's). */
+export async function machineInImage(rootfs: string, path: string): Promise<string> {
+  for (let hops = 0; hops < 10; hops++) {
+    let target: string;
+    try {
+      target = await readlink(join(rootfs, path));
+    } catch {
+      return elfMachine(join(rootfs, path));
+    }
+    path = isAbsolute(target) ? target : join(path, '..', target);
+  }
+  throw new Error(`${path}: too many links`);
 }
