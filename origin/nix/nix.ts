@@ -7,6 +7,7 @@ import type { StorePathInfo } from '../layers/graph.ts';
 import { parseDumpDb } from './closure.ts';
 import { redactCredentials } from '../sources/redact.ts';
 import { originNixConfig } from './settings.ts';
+import { killTree } from './process-tree.ts';
 
 const IMAGE_NIX = fileURLToPath(new URL('./image.nix', import.meta.url));
 const FETCH_NIX = fileURLToPath(new URL('./fetch.nix', import.meta.url));
@@ -105,17 +106,29 @@ function tail(text: string, max = 4000): string {
   return trimmed.length > max ? '…' + trimmed.slice(trimmed.length - max) : trimmed;
 }
 
+/**
+ * Runs one Nix command in a process group of its own. At the timeout (or on
+ * cancel) the whole group is killed with SIGKILL, builders and anything they
+ * left running included, and the answer comes at once: a grandchild that
+ * keeps stdout or stderr open (a detached `sleep`, a daemon a builder forked)
+ * must not make the origin wait for the end of the streams, which would
+ * never come.
+ */
 async function run(command: string, args: string[], options: NixOptions): Promise<string> {
   const child = execa(command, args, {
-    timeout: options.timeoutSeconds * 1000,
     // The origin's own settings first, whatever the machine's nix.conf says (settings.ts).
     env: { ...options.env, NIX_CONFIG: originNixConfig(options.env?.NIX_CONFIG ?? process.env.NIX_CONFIG) },
-    cancelSignal: options.signal,
-    forceKillAfterDelay: 2000,
+    // Its own process group, so one kill reaches everything it started.
+    detached: true,
     stripFinalNewline: false,
     maxBuffer: 256 * 1024 * 1024,
     // Build logs can be long; keep the tail for errors, stream lines to the logger.
     lines: false,
+  });
+  let stderrText = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    // Kept here too: on a timeout the answer is given before execa has the streams' ends.
+    stderrText = (stderrText + chunk.toString('utf8')).slice(-64 * 1024);
   });
   if (options.onLog && child.stderr) {
     let partial = '';
@@ -127,16 +140,55 @@ async function run(command: string, args: string[], options: NixOptions): Promis
       for (const line of lines) if (line.trim()) options.onLog!(redactCredentials(line));
     });
   }
+  const killGroup = () => {
+    if (child.pid === undefined) return;
+    try {
+      process.kill(-child.pid, 'SIGKILL');
+    } catch {
+      // The group is gone already.
+    }
+  };
+  // Builders run in sessions of their own (Nix calls setsid): the tree, not only the group (process-tree.ts).
+  const killAll = () => {
+    if (child.pid !== undefined) killTree(child.pid);
+  };
+  // A child that exited leaves nothing behind: a grandchild holding the pipes would keep the streams (and so the answer) open.
+  child.once('exit', killGroup);
+  let stopped: 'timeout' | 'cancel' | null = null;
+  let timer: NodeJS.Timeout | undefined;
+  let onAbort: (() => void) | undefined;
+  const stop = new Promise<never>((_resolve, reject) => {
+    const fail = (why: 'timeout' | 'cancel') => {
+      if (stopped !== null) return;
+      stopped = why;
+      killAll();
+      reject(why);
+    };
+    timer = setTimeout(() => fail('timeout'), options.timeoutSeconds * 1000);
+    onAbort = () => fail('cancel');
+    if (options.signal?.aborted) onAbort();
+    else options.signal?.addEventListener('abort', onAbort, { once: true });
+  });
+  // Whichever ends first; the loser's rejection is handled.
+  stop.catch(() => undefined);
   try {
-    const result = await child;
+    const result = await Promise.race([child, stop]);
     return result.stdout;
   } catch (err) {
+    const stderr = redactCredentials(stderrText);
+    if (stopped === 'timeout') throw new NixError(`${command} timed out after ${options.timeoutSeconds} s`, tail(stderr), true);
+    if (stopped === 'cancel') throw new NixError(`${command} was cancelled`, tail(stderr), false);
     const e = err as ExecaError;
-    const stderr = typeof e.stderr === 'string' ? redactCredentials(e.stderr) : '';
-    if (e.timedOut) throw new NixError(`${command} timed out after ${options.timeoutSeconds} s`, tail(stderr), true);
-    if (e.isCanceled) throw new NixError(`${command} was cancelled`, tail(stderr), false);
     if (e.code === 'ENOENT') throw new NixError(`${command} is not installed or not on PATH`, '', false);
-    throw new NixError(`${command} failed with exit code ${e.exitCode ?? 'unknown'}`, tail(stderr), false, e.exitCode ?? null);
+    const full = typeof e.stderr === 'string' ? redactCredentials(e.stderr) : stderr;
+    throw new NixError(`${command} failed with exit code ${e.exitCode ?? 'unknown'}`, tail(full), false, e.exitCode ?? null);
+  } finally {
+    clearTimeout(timer);
+    if (onAbort) options.signal?.removeEventListener('abort', onAbort);
+    // Whatever Nix left behind in its group (a builder's daemon) goes with it, success or not.
+    killGroup();
+    // The child's promise may still settle (or fail) later, after its streams close.
+    child.catch(() => undefined);
   }
 }
 
