@@ -22,7 +22,7 @@ export function asRegistryError(err: unknown): RegistryError {
 
 export function errorResponse(err: unknown, info: RequestInfo): Response {
   const registryError = asRegistryError(err);
-  const headers = apiHeaders(info, { 'Content-Type': 'application/json' });
+  const headers = apiHeaders(info, { ...registryError.headers, 'Content-Type': 'application/json' });
   if (registryError.status === 416) headers.set('Content-Range', `bytes */${(registryError.detail as { size: number }).size}`);
   return respond(info, registryError.status, headers, JSON.stringify(errorBody(registryError)));
 }

@@ -12,6 +12,8 @@ import { createMetrics, type OriginMetrics } from './ops/metrics.ts';
 import { GracefulShutdown } from './ops/shutdown.ts';
 import { loadPopularity } from './popularity/load.ts';
 import { checkNixCanBuild } from './nix/preflight.ts';
+import { NixAdmission } from './nix/admission.ts';
+import { FailureMemory } from './image/failure-memory.ts';
 
 let config: OriginConfig;
 try {
@@ -41,6 +43,7 @@ try {
   const cancelBuilds = new AbortController();
   // The builder reports to the metrics, which read the builder: one of them has to be created first.
   let metrics: OriginMetrics | undefined;
+  const admission = new NixAdmission(config.admission);
   const builder: ImageBuilder = new ImageBuilder({
     storage,
     source,
@@ -50,8 +53,11 @@ try {
     log,
     onBuild: (report) => metrics?.observeBuild(report),
     accepting: (): boolean => !shutdown.draining,
+    admission,
+    failures: new FailureMemory({ ttlSeconds: config.failureTtlSeconds }),
+    limits: config.limits,
   });
-  metrics = createMetrics({ builder });
+  metrics = createMetrics({ builder, admission });
   const shutdown: GracefulShutdown = new GracefulShutdown({ builder, cancel: cancelBuilds, graceSeconds: config.shutdownGraceSeconds, log });
   const app = createApp({
     builder,

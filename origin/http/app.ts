@@ -15,6 +15,7 @@ import { keys, type Storage } from '../storage/storage.ts';
 import type { ImageBuilder } from '../image/builder.ts';
 import { sendError } from './errors.ts';
 import { parseRange } from './range.ts';
+import { asClient } from './client.ts';
 
 export interface AppDeps {
   builder: ImageBuilder;
@@ -86,7 +87,7 @@ export function createApp(deps: AppDeps): express.Express {
       next(errors.denied('this origin answers its edge only'));
       return;
     }
-    next();
+    asClient(req, deps.originSecrets.length > 0, next);
   });
 
   app.all(/^\/v2(\/.*)?$/, async (req, res, next) => {

@@ -14,6 +14,7 @@ export function sendError(res: Response, err: unknown, log: Logger): void {
   const body = JSON.stringify(errorBody(registryError));
   res.status(registryError.status);
   res.set({ 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(body)), 'Docker-Distribution-API-Version': 'registry/2.0' });
+  res.set(registryError.headers);
   if (registryError.status === 416) res.set('Content-Range', `bytes */${(registryError.detail as { size: number }).size}`);
   res.end(res.req.method === 'HEAD' ? undefined : body);
 }

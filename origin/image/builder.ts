@@ -22,6 +22,10 @@ import { SingleFlight } from '../../shared/single-flight.ts';
 import { buildManifests, type LayerDescriptor } from './manifest.ts';
 import { LayerStore } from './layer-store.ts';
 import { mapLimit } from './map-limit.ts';
+import type { NixAdmission } from '../nix/admission.ts';
+import type { FailureMemory } from './failure-memory.ts';
+import { checkPackages, checkSizes, type ImageLimits } from './limits.ts';
+import { currentClient } from '../http/client.ts';
 
 export interface ManifestRef {
   digest: Digest;
@@ -44,6 +48,12 @@ export interface BuilderOptions {
   onBuild?: (report: BuildReport) => void;
   /** False while the origin drains for shutdown: work that would run Nix is refused. */
   accepting?: () => boolean;
+  /** Caps and queues for Nix evaluations and builds (admission.ts); unbounded without. */
+  admission?: NixAdmission;
+  /** Remembers failed images for a while (failure-memory.ts). */
+  failures?: FailureMemory;
+  /** What one image may cost (limits.ts). */
+  limits?: ImageLimits;
 }
 
 /** One build, as reported to `onBuild` once it ended. */
@@ -110,9 +120,10 @@ export class ImageBuilder {
 
   /** The image for a name and tag, built if needed; concurrent requests share one build. */
   async image(spec: ImageSpec, tag: string): Promise<ImageRecord> {
+    if (this.opts.limits) checkPackages(this.opts.limits, spec.packages);
     const resolved = await this.opts.source.resolve(tag);
     const flightKey = hashKey([resolved.nix, resolved.cacheKey, canonicalImage(spec)]);
-    return this.flights.run(flightKey, async () => {
+    const flight = () => this.flights.run(flightKey, async () => {
       if (resolved.cacheKey !== null) {
         const key = hashKey(['source', resolved.cacheKey, spec.arch, spec.packages]);
         const cached = await this.lookup(key);
@@ -121,6 +132,7 @@ export class ImageBuilder {
       }
       return this.reportedBuild(spec, resolved.nix, null);
     }).result;
+    return this.opts.failures ? this.opts.failures.run(flightKey, flight) : flight();
   }
 
   private async lookup(key: string): Promise<ImageRecord | null> {
@@ -198,6 +210,7 @@ export class ImageBuilder {
     const closure = await this.nixStep('closure query', () => readClosure(outputs, nix));
 
     const groups = groupLayers({ roots: outputs, paths: closure }, { budget: this.opts.maxLayers - 1, popularity: this.opts.popularity?.() });
+    if (this.opts.limits) checkSizes(this.opts.limits, closure, groups);
     // Gzip is the slow part of a new image and runs on one core per layer:
     // layers are written side by side, one per core, the largest first.
     const sizes = new Map(closure.map((p) => [p.path, p.narSize]));
@@ -281,7 +294,7 @@ export class ImageBuilder {
    */
   private async nixStep<T>(step: string, work: () => Promise<T>): Promise<T> {
     try {
-      return await work();
+      return await (this.opts.admission ? this.opts.admission.run(step, currentClient(), work, this.opts.nix.signal) : work());
     } catch (err) {
       if (err instanceof NixFetchError) throw errors.manifestUnknown(err.message, { nix: err.stderr });
       if (err instanceof NixSystemError) {

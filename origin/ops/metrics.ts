@@ -9,6 +9,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type express from 'express';
 import type { ImageBuilder, BuildReport } from '../image/builder.ts';
 import { routeKind } from '../http/app.ts';
+import type { NixAdmission } from '../nix/admission.ts';
+import { registerAdmissionMetrics } from './admission-metrics.ts';
 
 export interface OriginMetrics {
   registry: Registry;
@@ -25,7 +27,7 @@ function methodLabel(method: string): string {
   return method === 'GET' || method === 'HEAD' ? method : 'other';
 }
 
-export function createMetrics(options: { builder: ImageBuilder; defaultMetrics?: boolean }): OriginMetrics {
+export function createMetrics(options: { builder: ImageBuilder; admission?: NixAdmission; defaultMetrics?: boolean }): OriginMetrics {
   const { builder } = options;
   const registry = new Registry();
   // Process metrics (memory, CPU, event loop lag) size the pods' requests.
@@ -81,6 +83,8 @@ export function createMetrics(options: { builder: ImageBuilder; defaultMetrics?:
     'Compressed bytes of layers written to storage (uploaded to the bucket with GCS storage).',
     () => builder.layers.stats.bytesWritten,
   );
+
+  if (options.admission) registerAdmissionMetrics(registry, PREFIX, options.admission);
 
   return {
     registry,
