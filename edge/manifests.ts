@@ -11,12 +11,16 @@ import { passThrough } from './errors.ts';
 import { apiHeaders, EDGE_CACHE_HEADER, respond, type RequestInfo } from './responses.ts';
 import type { SingleFlight } from '../shared/single-flight.ts';
 import { withDeadline } from '../shared/deadline.ts';
+import { limitOriginRequest, type RateLimitPolicy } from './rate-limit.ts';
+import { rememberFor } from './remembered-errors.ts';
 
 export interface ManifestServices {
   config: EdgeConfig;
   cache: ManifestCache;
   origin: OriginClient;
   flights: SingleFlight<ManifestFetch>;
+  /** Per-client limits on requests that reach the origin; none without. */
+  rateLimit?: RateLimitPolicy;
 }
 
 /** The part of the Workers ExecutionContext used here. */
@@ -55,6 +59,12 @@ export async function serveManifest(
     return passThrough(info, answer, 'negative');
   }
 
+  const limited = services.rateLimit ? await limitOriginRequest(services.rateLimit, info.client ?? null) : null;
+  if (limited !== null) {
+    if (cached !== null) return manifestResponse(info, cached.entry, key, config, 'stale');
+    throw limited;
+  }
+
   const flight = services.flights.run(keyString(key), () => fetchAndStore(info, route, key, services, ctx));
   // The origin request outlives this client if need be: the next request gets its answer from the cache.
   if (flight.leader) ctx.waitUntil(flight.result);
@@ -65,6 +75,8 @@ export async function serveManifest(
     case 'manifest':
       return manifestResponse(info, result.entry, key, config, 'miss');
     case 'refused':
+      // An origin too busy to answer (429) is covered by a stale copy like one that failed.
+      if (result.answer.status === 429 && cached !== null) return manifestResponse(info, cached.entry, key, config, 'stale');
       return passThrough(info, result.answer);
     case 'failed':
       if (cached !== null) {
@@ -79,15 +91,16 @@ async function fetchAndStore(info: RequestInfo, route: ManifestRoute, key: Manif
   const { cache, origin } = services;
   const format = key.kind === 'tag' ? key.format : 'docker';
   const expected = key.kind === 'digest' ? key.digest : null;
-  const result = await origin.fetchManifest(info.url.pathname, format, expected, info.requestId);
+  const result = await origin.fetchManifest(info.url.pathname, format, expected, info.requestId, info.client ?? null);
   const now = Date.now();
   if (result.kind === 'manifest') {
     ctx.waitUntil(cache.store(key, result.entry, info.url.origin, now));
-  } else if (result.kind === 'refused' && isUnknownPackage(key, result.answer)) {
+  } else if (result.kind === 'refused' && (rememberFor(result.answer) !== null || isUnknownPackage(key, result.answer))) {
     cache.rememberFailure(
       key,
       { status: result.answer.status, contentType: result.answer.headers.get('Content-Type') ?? 'application/json', body: result.answer.body },
       now,
+      rememberFor(result.answer) ?? undefined,
     );
   } else if (result.kind === 'failed') {
     console.error(`nixery-edge: origin failed for ${route.name}:${route.rawReference} (request ${info.requestId}): ${result.reason}`);

@@ -12,6 +12,7 @@ import { OriginClient, type ManifestFetch } from './origin.ts';
 import { handleRegistry, type RegistryServices } from './registry.ts';
 import { requestIdFor, type RequestInfo } from './responses.ts';
 import { SingleFlight } from '../shared/single-flight.ts';
+import { edgeClient } from './rate-limit.ts';
 
 /** A cache of its own, so the edge's entries never mix with the zone's. */
 const CACHE_NAME = 'nixery-edge-manifests';
@@ -19,7 +20,7 @@ const CACHE_NAME = 'nixery-edge-manifests';
 // One set of services (and so one set of in-memory caches) per isolate and configuration.
 const servicesByConfig = new WeakMap<EdgeConfig, RegistryServices>();
 
-function servicesFor(config: EdgeConfig): RegistryServices {
+function servicesFor(config: EdgeConfig, env: Env): RegistryServices {
   let services = servicesByConfig.get(config);
   if (services === undefined) {
     let opened: Promise<ResponseCache | null> | null = null;
@@ -38,6 +39,7 @@ function servicesFor(config: EdgeConfig): RegistryServices {
       origin: new OriginClient(config),
       flights: new SingleFlight<ManifestFetch>(),
       signer: config.blobs.backend === 'gcs' ? new BlobSigner(config.blobs) : null,
+      rateLimit: { limiter: env.ORIGIN_RATE_LIMITER ?? null, periodSeconds: config.rateLimitPeriodSeconds },
     };
     servicesByConfig.set(config, services);
   }
@@ -49,11 +51,11 @@ type Args = [RequestInfo, Env, ExecutionContext];
 const router = Router<IRequest, Args>()
   .get('/', (_request, info) => landingPage(info))
   .head('/', (_request, info) => landingPage(info))
-  .all('/v2/*', (request, info, env, ctx) => handleRegistry(request, info, servicesFor(configFor(env)), ctx));
+  .all('/v2/*', (request, info, env, ctx) => handleRegistry(request, info, servicesFor(configFor(env), env), ctx));
 
 export default {
   async fetch(request, env, ctx): Promise<Response> {
-    const info: RequestInfo = { method: request.method, url: new URL(request.url), requestId: requestIdFor(request) };
+    const info: RequestInfo = { method: request.method, url: new URL(request.url), requestId: requestIdFor(request), client: edgeClient(request) };
     try {
       const response: Response | undefined = await router.fetch(request, info, env, ctx);
       return response ?? errorResponse(errors.notFound(info.url.pathname), info);

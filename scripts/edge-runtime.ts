@@ -25,6 +25,12 @@ export interface WorkerBundle {
   compatibilityDate: string;
   /** [vars] of wrangler.toml: the defaults a deployed Worker starts with. */
   vars: Record<string, string>;
+  /** [[ratelimits]] of wrangler.toml: binding name → its simple limit, as miniflare takes them. */
+  ratelimits: Record<string, RateLimitSpec>;
+}
+
+export interface RateLimitSpec {
+  simple: { limit: number; period: 10 | 60 };
 }
 
 /**
@@ -33,10 +39,12 @@ export interface WorkerBundle {
  * numbers or booleans); anything else under [vars] is an error rather than a
  * silently different local run. (wrangler's own reader takes 5 s to load.)
  */
-export function readWranglerToml(text: string): { compatibilityDate: string; vars: Record<string, string> } {
+export function readWranglerToml(text: string): { compatibilityDate: string; vars: Record<string, string>; ratelimits: Record<string, RateLimitSpec> } {
   let section = '';
   let compatibilityDate: string | undefined;
   const vars: Record<string, string> = {};
+  const ratelimits: Record<string, RateLimitSpec> = {};
+  let rateLimitName: string | undefined;
   for (const [index, raw] of text.split('\n').entries()) {
     const line = raw.replace(/^\s+|\s+$/g, '');
     if (line === '' || line.startsWith('#')) continue;
@@ -47,12 +55,20 @@ export function readWranglerToml(text: string): { compatibilityDate: string; var
     }
     const pair = /^([A-Za-z0-9_-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|(-?\d+(?:\.\d+)?|true|false))\s*(?:#.*)?$/.exec(line);
     if (section === '' && pair?.[1] === 'compatibility_date') compatibilityDate = pair[2];
+    if (section === 'ratelimits') {
+      // `name = "…"` then `simple = { limit = N, period = 10|60 }`, the one shape this file uses.
+      if (pair?.[1] === 'name') rateLimitName = pair[2];
+      const simple = /^simple\s*=\s*\{\s*limit\s*=\s*(\d+)\s*,\s*period\s*=\s*(10|60)\s*\}\s*(?:#.*)?$/.exec(line);
+      if (simple && rateLimitName !== undefined) ratelimits[rateLimitName] = { simple: { limit: Number(simple[1]), period: Number(simple[2]) as 10 | 60 } };
+      else if (!pair) throw new Error(`wrangler.toml:${index + 1}: cannot read this [[ratelimits]] line locally: ${line}`);
+      continue;
+    }
     if (section !== 'vars') continue;
     if (!pair) throw new Error(`wrangler.toml:${index + 1}: cannot read this [vars] line locally: ${line}`);
     vars[pair[1]!] = pair[2] !== undefined ? (JSON.parse(`"${pair[2]}"`) as string) : pair[3]!;
   }
   if (compatibilityDate === undefined) throw new Error('wrangler.toml has no compatibility_date');
-  return { compatibilityDate, vars };
+  return { compatibilityDate, vars, ratelimits };
 }
 
 /** Bundles the Worker as `wrangler deploy` would, without deploying it. */
@@ -94,6 +110,8 @@ export interface StartEdgeOptions {
    * to measure workerd alone.
    */
   refuseTls?: boolean;
+  /** Replaces wrangler.toml's [[ratelimits]] (tests and the benchmark set their own limits). */
+  ratelimits?: Record<string, RateLimitSpec>;
 }
 
 export interface RunningEdge {
@@ -117,6 +135,7 @@ export async function startEdge(options: StartEdgeOptions): Promise<RunningEdge>
     script: bundle.script,
     compatibilityDate: bundle.compatibilityDate,
     bindings: { ...bundle.vars, ...options.bindings },
+    ratelimits: options.ratelimits ?? bundle.ratelimits,
     // The real Request.cf comes from workers.cloudflare.com; offline, miniflare's placeholder without trying.
     cf: false,
     ...(options.cachePersist !== undefined ? { cachePersist: options.cachePersist } : {}),

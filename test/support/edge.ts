@@ -1,7 +1,7 @@
 // Starts the real Worker for tests: bundled by wrangler exactly as it is
 // deployed (once per test process), run in workerd through miniflare,
 // pointed at a given origin URL.
-import { bundleWorker, startEdge as startWorker, type WorkerBundle } from '../../scripts/edge-runtime.ts';
+import { bundleWorker, startEdge as startWorker, type RateLimitSpec, type WorkerBundle } from '../../scripts/edge-runtime.ts';
 import type { Miniflare } from 'miniflare';
 
 export interface RunningTestEdge {
@@ -20,6 +20,8 @@ export interface StartTestEdgeOptions {
   cachePersist?: string;
   /** A fixed port (a restart keeps its host, and so its Cache API keys); any free port by default. */
   port?: number;
+  /** Replaces wrangler.toml's [[ratelimits]]. */
+  ratelimits?: Record<string, RateLimitSpec>;
 }
 
 let bundle: Promise<WorkerBundle> | undefined;
@@ -35,6 +37,7 @@ export async function startEdge(originUrl: string, options: StartTestEdgeOptions
     bindings: { ORIGIN_URL: originUrl, ...options.bindings },
     ...(options.cachePersist !== undefined ? { cachePersist: options.cachePersist } : {}),
     ...(options.port !== undefined ? { port: options.port } : {}),
+    ...(options.ratelimits !== undefined ? { ratelimits: options.ratelimits } : {}),
   });
   return { url: edge.url, port: edge.port, host: new URL(edge.url).host, miniflare: edge.miniflare, stop: edge.stop };
 }
