@@ -147,7 +147,10 @@ function readOriginSecrets(env: Env): string[] {
 }
 
 function readAdmission(env: Env): AdmissionConfig {
-  const defaults = defaultAdmission(availableParallelism(), totalmem());
+  // In a container, the cgroup's memory limit, not the node's memory (process.constrainedMemory: 0 when unlimited).
+  const constrained = process.constrainedMemory();
+  const memory = constrained > 0 && constrained < totalmem() ? constrained : totalmem();
+  const defaults = defaultAdmission(availableParallelism(), memory);
   const queueLength = integer(env, 'NIX_QUEUE_LENGTH', defaults.queueLength, 0, 100_000);
   const share = get(env, 'NIX_CLIENT_SHARE');
   return {

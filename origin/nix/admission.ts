@@ -26,13 +26,14 @@ const GIB = 1024 ** 3;
  * peaks at about 1 GiB of resident memory (more for large closures), so half
  * the memory at 1.5 GiB each, at most one per core. A build runs builders
  * (compilers, unpacking, copying substitutes): one per core, with at least
- * 1 GiB each out of a quarter of the memory. Queues hold four entries per
- * evaluation slot (at least 8).
+ * 1 GiB each out of a quarter of the memory. Queues hold eight entries per
+ * evaluation slot (at least 16): a waiting entry costs nothing but its
+ * place, and NIX_QUEUE_WAIT bounds how long it waits.
  */
 export function defaultAdmission(cores: number, totalMemoryBytes: number): Omit<AdmissionConfig, 'queueWaitSeconds' | 'clientShare'> {
   const maxEvaluations = Math.max(1, Math.min(cores, Math.floor((totalMemoryBytes * 0.5) / (1.5 * GIB))));
   const maxBuilds = Math.max(1, Math.min(cores, Math.floor((totalMemoryBytes * 0.25) / GIB)));
-  return { maxEvaluations, maxBuilds, queueLength: Math.max(8, 4 * maxEvaluations) };
+  return { maxEvaluations, maxBuilds, queueLength: Math.max(16, 8 * maxEvaluations) };
 }
 
 export class NixAdmission {

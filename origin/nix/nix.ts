@@ -2,6 +2,7 @@
 // runtime closure. Every value a client influenced is passed as a separate
 // argv entry (--argstr), never through a shell or into Nix source.
 import { execa, type ExecaError } from 'execa';
+import { setPriority } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { StorePathInfo } from '../layers/graph.ts';
 import { parseDumpDb } from './closure.ts';
@@ -100,6 +101,9 @@ export interface NixOptions {
   signal?: AbortSignal;
 }
 
+/** Niceness of Nix and its builders (0 is the origin's, 19 the lowest). */
+const NIX_NICENESS = 10;
+
 /** Keeps error details readable: the end of Nix's output is where the reason is. */
 function tail(text: string, max = 4000): string {
   const trimmed = text.trim();
@@ -125,6 +129,14 @@ async function run(command: string, args: string[], options: NixOptions): Promis
     // Build logs can be long; keep the tail for errors, stream lines to the logger.
     lines: false,
   });
+  if (child.pid !== undefined) {
+    try {
+      // Below the origin's own priority: answering cached pulls comes before Nix work. Builders inherit it.
+      setPriority(child.pid, NIX_NICENESS);
+    } catch {
+      // Exited already, or not allowed: Nix runs at the origin's priority.
+    }
+  }
   let stderrText = '';
   child.stderr?.on('data', (chunk: Buffer) => {
     // Kept here too: on a timeout the answer is given before execa has the streams' ends.

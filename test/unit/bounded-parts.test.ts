@@ -97,9 +97,9 @@ test('client keys: IPv4 as is, IPv6 by its /64, anything else null', () => {
 
 test('default caps follow cores and memory, at least one of each', () => {
   const GIB = 1024 ** 3;
-  assert.deepEqual(defaultAdmission(2, 23.5 * GIB), { maxEvaluations: 2, maxBuilds: 2, queueLength: 8 });
-  assert.deepEqual(defaultAdmission(32, 16 * GIB), { maxEvaluations: 5, maxBuilds: 4, queueLength: 20 });
-  assert.deepEqual(defaultAdmission(4, 1 * GIB), { maxEvaluations: 1, maxBuilds: 1, queueLength: 8 });
+  assert.deepEqual(defaultAdmission(2, 23.5 * GIB), { maxEvaluations: 2, maxBuilds: 2, queueLength: 16 });
+  assert.deepEqual(defaultAdmission(32, 16 * GIB), { maxEvaluations: 5, maxBuilds: 4, queueLength: 40 });
+  assert.deepEqual(defaultAdmission(4, 1 * GIB), { maxEvaluations: 1, maxBuilds: 1, queueLength: 16 });
 });
 
 test('admission refuses with 429 TOOMANYREQUESTS and Retry-After; other Nix steps are not queued', async () => {

@@ -1,0 +1,217 @@
+// Load on a bounded origin, on loopback only: strangers asking for many
+// distinct images and many distinct unknown names at once, one of them
+// flooding, while one client keeps pulling an image that is already cached
+// (through the edge: edge hits; straight at the origin, by digest: the
+// origin's storage, no Nix). Nix processes under the origin are sampled from /proc.
+//
+// Goals: Nix processes never exceed the caps; every request ends with an
+// image, a 404 for an unknown name, or a clear 429/503 (nothing hangs);
+// the cached client's p99 stays within 2x its p99 on an idle origin.
+//
+// Run: npm run bench:load   (LOAD_CLIENTS=N, default 30; prints markdown tables)
+import { readFileSync } from 'node:fs';
+import { execa } from 'execa';
+import { nixEnvironment } from '../../origin/nix/settings.ts';
+import { descendants, parentTable } from '../../origin/nix/process-tree.ts';
+import { startOrigin } from '../../test/support/origin.ts';
+import { startEdge } from '../../test/support/edge.ts';
+
+const N = Number(process.env.LOAD_CLIENTS ?? 30);
+const NAMES_PER_CLIENT = 5;
+const FLOOD = 100;
+const REQUEST_LIMIT_MS = 120_000;
+const SECRET = 'bench-load-secret';
+const CACHED = 'hello';
+const OFFLINE = { NIX_CONFIG: 'substituters =' };
+
+// Distinct images from the bundled set: pairs of packages.
+const PACKAGES = ['hello', 'jq', 'git', 'htop', 'nano', 'curl', 'busybox', 'coreutils', 'zlib', 'openssl', 'cacert', 'ncurses', 'pcre2', 'bashinteractive', 'moreutils'];
+const pairs: string[] = [];
+for (let i = 0; i < PACKAGES.length; i++) for (let j = i + 1; j < PACKAGES.length; j++) pairs.push(`${PACKAGES[i]}/${PACKAGES[j]}`);
+
+interface Outcome {
+  status: number | 'timeout' | 'error';
+  ms: number;
+}
+
+async function get(url: string, client: string): Promise<Outcome> {
+  const started = performance.now();
+  try {
+    const res = await fetch(url, { headers: { 'CF-Connecting-IP': client, Accept: 'application/vnd.oci.image.manifest.v1+json' }, signal: AbortSignal.timeout(REQUEST_LIMIT_MS) });
+    await res.arrayBuffer();
+    return { status: res.status, ms: performance.now() - started };
+  } catch (err) {
+    return { status: (err as Error).name === 'TimeoutError' ? 'timeout' : 'error', ms: performance.now() - started };
+  }
+}
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+}
+
+function statuses(outcomes: Outcome[]): string {
+  const counts = new Map<string, number>();
+  for (const o of outcomes) counts.set(String(o.status), (counts.get(String(o.status)) ?? 0) + 1);
+  return [...counts].sort().map(([s, n]) => `${s}×${n}`).join(' ');
+}
+
+/** Samples the origin's Nix processes (by program) and RSS every 50 ms. */
+function sampler(originPid: number) {
+  const peak = { evaluations: 0, builds: 0, nixStore: 0, nixTotal: 0, originRssMiB: 0, nixRssMiB: 0 };
+  const rssMiB = (pid: number) => {
+    try {
+      const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+      return match ? Number(match[1]) / 1024 : 0;
+    } catch {
+      return 0;
+    }
+  };
+  const comm = (pid: number) => {
+    try {
+      return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+    } catch {
+      return '';
+    }
+  };
+  const timer = setInterval(() => {
+    const tree = descendants(originPid, parentTable()).filter((pid) => pid !== originPid);
+    let evaluations = 0;
+    let builds = 0;
+    let nixStore = 0;
+    let nixRss = 0;
+    for (const pid of tree) {
+      const name = comm(pid);
+      if (!name.startsWith('nix-')) continue;
+      if (name === 'nix-instantiate') evaluations++;
+      else if (name === 'nix-build') builds++;
+      else nixStore++;
+      nixRss += rssMiB(pid);
+    }
+    peak.evaluations = Math.max(peak.evaluations, evaluations);
+    peak.builds = Math.max(peak.builds, builds);
+    peak.nixStore = Math.max(peak.nixStore, nixStore);
+    peak.nixTotal = Math.max(peak.nixTotal, evaluations + builds + nixStore);
+    peak.nixRssMiB = Math.max(peak.nixRssMiB, nixRss);
+    peak.originRssMiB = Math.max(peak.originRssMiB, rssMiB(originPid));
+  }, 50);
+  return { peak, stop: () => clearInterval(timer) };
+}
+
+/** Pulls the cached image one request after another until `stop` resolves. */
+async function cachedClient(url: string, stop: Promise<unknown>, minimum = 0): Promise<Outcome[]> {
+  const outcomes: Outcome[] = [];
+  let done = false;
+  void stop.then(() => (done = true));
+  while (!done || outcomes.length < minimum) outcomes.push(await get(url, '192.0.2.200'));
+  return outcomes;
+}
+
+// The bundled set's store paths first, so builds measure the registry, not the fixture's builders.
+await execa('nix-build', ['--no-out-link', 'test/fixtures/pkgs/buildable.nix'], { env: nixEnvironment(OFFLINE) });
+
+const origin = await startOrigin({ env: { ORIGIN_SECRET: SECRET } });
+const edge = await startEdge(origin.url, { bindings: { ORIGIN_SECRET: SECRET } });
+try {
+  const direct = `${origin.url}/v2/${CACHED}/manifests/latest`;
+  const viaEdge = `${edge.url}/v2/${CACHED}/manifests/latest`;
+  const secretHeaders = { 'X-Nixery-Edge-Secret': SECRET };
+  const warm = await fetch(direct, { headers: { ...secretHeaders, Accept: 'application/vnd.oci.image.manifest.v1+json' } });
+  if (warm.status !== 200) throw new Error(`cannot build ${CACHED}: ${await warm.text()}`);
+  // By digest: a path source (the bundled set) evaluates on every request by tag, so only a digest is a cache hit at the origin.
+  const byDigest = `${origin.url}/v2/${CACHED}/manifests/${warm.headers.get('docker-content-digest')}`;
+  await get(viaEdge, '192.0.2.200');
+  const directGet = async (): Promise<Outcome> => {
+    const started = performance.now();
+    const res = await fetch(byDigest, { headers: { ...secretHeaders, Accept: 'application/vnd.oci.image.manifest.v1+json' }, signal: AbortSignal.timeout(REQUEST_LIMIT_MS) });
+    await res.arrayBuffer();
+    return { status: res.status, ms: performance.now() - started };
+  };
+
+  // Idle: the cached client alone.
+  const idleEdge: Outcome[] = [];
+  const idleOrigin: Outcome[] = [];
+  for (let i = 0; i < 300; i++) idleEdge.push(await get(viaEdge, '192.0.2.200'));
+  for (let i = 0; i < 300; i++) idleOrigin.push(await directGet());
+
+  const sample = sampler(origin.process.pid!);
+  const started = performance.now();
+  const images = Promise.all(pairs.slice(0, N).map((image, i) => get(`${edge.url}/v2/${image}/manifests/latest`, `198.51.100.${i + 1}`)));
+  const unknown = Promise.all(
+    Array.from({ length: N }, async (_, i) => {
+      const outcomes: Outcome[] = [];
+      for (let k = 0; k < NAMES_PER_CLIENT; k++) outcomes.push(await get(`${edge.url}/v2/nosuch${i}x${k}/manifests/latest`, `203.0.113.${i + 1}`));
+      return outcomes;
+    }),
+  ).then((lists) => lists.flat());
+  const flood = (async () => {
+    const outcomes: Outcome[] = [];
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 10 }, async () => {
+        while (next < FLOOD) {
+          const k = next++;
+          outcomes.push(await get(`${edge.url}/v2/flood${k}/manifests/latest`, '192.0.2.66'));
+        }
+      }),
+    );
+    return outcomes;
+  })();
+  const load = Promise.all([images, unknown, flood]);
+  const [loadedEdge, loadedOrigin] = await Promise.all([
+    cachedClient(viaEdge, load, 300),
+    (async () => {
+      const outcomes: Outcome[] = [];
+      let done = false;
+      void load.then(() => (done = true));
+      while (!done || outcomes.length < 300) outcomes.push(await directGet());
+      return outcomes;
+    })(),
+  ]);
+  const [imageOutcomes, unknownOutcomes, floodOutcomes] = await load;
+  const seconds = (performance.now() - started) / 1000;
+  sample.stop();
+  const metrics = await (await fetch(`${origin.url}/metrics`)).text();
+  const metric = (prefix: string) =>
+    metrics
+      .split('\n')
+      .filter((l) => l.startsWith(prefix))
+      .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+
+  const caps = metrics.split('\n').filter((l) => l.startsWith('nixery_origin_nix_queue_capacity'));
+  console.log(`\nLoad on a bounded origin (bundled package set, ${N} image clients, ${N}×${NAMES_PER_CLIENT} unknown names, 1 flood client of ${FLOOD}; ${seconds.toFixed(1)} s under load)\n`);
+  console.log('| client class | requests | statuses | p50 ms | p99 ms | max ms |');
+  console.log('| --- | --- | --- | --- | --- | --- |');
+  const row = (what: string, outcomes: Outcome[]) => {
+    const ms = outcomes.map((o) => o.ms);
+    console.log(`| ${what} | ${outcomes.length} | ${statuses(outcomes)} | ${percentile(ms, 50).toFixed(1)} | ${percentile(ms, 99).toFixed(1)} | ${Math.max(...ms).toFixed(1)} |`);
+  };
+  row(`distinct images (${N} clients, 1 each)`, imageOutcomes);
+  row(`distinct unknown names (${N} clients, ${NAMES_PER_CLIENT} each)`, unknownOutcomes);
+  row(`flood: one client, ${FLOOD} unknown names, 10 at a time`, floodOutcomes);
+  row('cached image via the edge, idle', idleEdge);
+  row('cached image via the edge, under load', loadedEdge);
+  row('cached image at the origin (by digest), idle', idleOrigin);
+  row('cached image at the origin (by digest), under load', loadedOrigin);
+
+  const ratio = (loaded: Outcome[], idle: Outcome[]) => percentile(loaded.map((o) => o.ms), 99) / percentile(idle.map((o) => o.ms), 99);
+  const hung = [...imageOutcomes, ...unknownOutcomes, ...floodOutcomes].filter((o) => o.status === 'timeout' || o.status === 'error').length;
+  const unclear = [...imageOutcomes, ...unknownOutcomes, ...floodOutcomes].filter((o) => typeof o.status === 'number' && ![200, 404, 429, 503].includes(o.status)).length;
+  const capOf = (queue: string) => Number(caps.find((l) => l.includes(`queue="${queue}"`) && l.includes('kind="slots"'))?.split(' ').pop());
+  console.log('\n| measure | value | goal |');
+  console.log('| --- | --- | --- |');
+  console.log(`| peak nix-instantiate processes | ${sample.peak.evaluations} | ≤ NIX_MAX_EVALUATIONS = ${capOf('evaluation')} |`);
+  console.log(`| peak nix-build processes | ${sample.peak.builds} | ≤ NIX_MAX_BUILDS = ${capOf('build')} |`);
+  console.log(`| peak nix-store processes (closure queries, not queued) | ${sample.peak.nixStore} | ≤ NIX_MAX_BUILDS (one per build) |`);
+  console.log(`| peak Nix processes in all | ${sample.peak.nixTotal} | |`);
+  console.log(`| peak RSS of the Nix processes | ${sample.peak.nixRssMiB.toFixed(0)} MiB | |`);
+  console.log(`| peak RSS of the origin | ${sample.peak.originRssMiB.toFixed(0)} MiB | |`);
+  console.log(`| requests that hung (no answer in ${REQUEST_LIMIT_MS / 1000} s) or failed | ${hung} | 0 |`);
+  console.log(`| answers other than 200, 404, 429, 503 | ${unclear} | 0 |`);
+  console.log(`| origin 429s: queue full / client share / wait | ${metric('nixery_origin_nix_queue_refused_total{queue="evaluation",reason="queue-full"}') + metric('nixery_origin_nix_queue_refused_total{queue="build",reason="queue-full"}')} / ${metric('nixery_origin_nix_queue_refused_total{queue="evaluation",reason="client-share"}') + metric('nixery_origin_nix_queue_refused_total{queue="build",reason="client-share"}')} / ${metric('nixery_origin_nix_queue_refused_total{queue="evaluation",reason="wait-timeout"}') + metric('nixery_origin_nix_queue_refused_total{queue="build",reason="wait-timeout"}')} | |`);
+  console.log(`| cached p99 under load / idle, via the edge | ${ratio(loadedEdge, idleEdge).toFixed(2)}× | ≤ 2× |`);
+  console.log(`| cached p99 under load / idle, at the origin | ${ratio(loadedOrigin, idleOrigin).toFixed(2)}× | ≤ 2× |`);
+} finally {
+  await edge.stop();
+  await origin.stop();
+}
