@@ -8,7 +8,7 @@ import type { StorePathInfo } from '../layers/graph.ts';
 import { parseDumpDb } from './closure.ts';
 import { redactCredentials } from '../sources/redact.ts';
 import { originNixConfig } from './settings.ts';
-import { killTree } from './process-tree.ts';
+import { terminateTree } from './process-tree.ts';
 
 const IMAGE_NIX = fileURLToPath(new URL('./image.nix', import.meta.url));
 const FETCH_NIX = fileURLToPath(new URL('./fetch.nix', import.meta.url));
@@ -104,6 +104,9 @@ export interface NixOptions {
 /** Niceness of Nix and its builders (0 is the origin's, 19 the lowest). */
 const NIX_NICENESS = 10;
 
+/** After SIGTERM, how long Nix has to stop its builders and remove their directories before everything is killed. */
+const STOP_GRACE_MS = 2_000;
+
 /** Keeps error details readable: the end of Nix's output is where the reason is. */
 function tail(text: string, max = 4000): string {
   const trimmed = text.trim();
@@ -160,12 +163,13 @@ async function run(command: string, args: string[], options: NixOptions): Promis
       // The group is gone already.
     }
   };
-  // Builders run in sessions of their own (Nix calls setsid): the tree, not only the group (process-tree.ts).
-  const killAll = () => {
-    if (child.pid !== undefined) killTree(child.pid);
-  };
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   // A child that exited leaves nothing behind: a grandchild holding the pipes would keep the streams (and so the answer) open.
-  child.once('exit', killGroup);
+  void exited.then(killGroup);
+  // Builders run in sessions of their own (Nix calls setsid): the tree, not only the group (process-tree.ts).
+  const stopAll = () => {
+    if (child.pid !== undefined) terminateTree(child.pid, STOP_GRACE_MS, exited);
+  };
   let stopped: 'timeout' | 'cancel' | null = null;
   let timer: NodeJS.Timeout | undefined;
   let onAbort: (() => void) | undefined;
@@ -173,8 +177,11 @@ async function run(command: string, args: string[], options: NixOptions): Promis
     const fail = (why: 'timeout' | 'cancel') => {
       if (stopped !== null) return;
       stopped = why;
-      killAll();
-      reject(why);
+      stopAll();
+      // A timeout answers at once, whatever holds the output open. A cancel (shutdown) waits for
+      // Nix to be gone, at most past the grace, so the origin does not exit before it cleaned up.
+      if (why === 'timeout') reject(why);
+      else void Promise.race([exited, new Promise((resolve) => setTimeout(resolve, STOP_GRACE_MS + 500))]).then(() => reject(why));
     };
     timer = setTimeout(() => fail('timeout'), options.timeoutSeconds * 1000);
     onAbort = () => fail('cancel');
@@ -197,8 +204,6 @@ async function run(command: string, args: string[], options: NixOptions): Promis
   } finally {
     clearTimeout(timer);
     if (onAbort) options.signal?.removeEventListener('abort', onAbort);
-    // Whatever Nix left behind in its group (a builder's daemon) goes with it, success or not.
-    killGroup();
     // The child's promise may still settle (or fail) later, after its streams close.
     child.catch(() => undefined);
   }

@@ -4,6 +4,10 @@
 // command is alive, its descendants are found by their parent links in
 // /proc, stopped (so none can fork a new one meanwhile), then killed.
 // Where there is no /proc (not Linux), only the group is killed.
+//
+// Nix is asked first (SIGTERM): it stops its builders and removes their
+// build directories itself. Whatever is left after a short grace, or once
+// Nix exited, is killed.
 import { readdirSync, readFileSync } from 'node:fs';
 
 /** Every process's parent, from /proc/<pid>/stat; empty without /proc. */
@@ -27,6 +31,21 @@ export function parentTable(): Map<number, number> {
     if (ppid !== null) table.set(Number(entry), ppid);
   }
   return table;
+}
+
+/** The start time (clock ticks since boot) in a /proc/<pid>/stat line: with the pid, it names one process, never a later one with a reused pid. */
+export function parseStatStart(stat: string): string | null {
+  const end = stat.lastIndexOf(')');
+  if (end < 0) return null;
+  return stat.slice(end + 2).split(' ')[19] ?? null;
+}
+
+function startOf(pid: number): string | null {
+  try {
+    return parseStatStart(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return null;
+  }
 }
 
 /** The parent pid in a /proc/<pid>/stat line; the command name may hold spaces and parentheses, so fields count from the last ')'. */
@@ -85,4 +104,40 @@ export function killTree(root: number, table: () => ReadonlyMap<number, number> 
   }
   signal(-root, 'SIGKILL');
   for (const pid of stopped) signal(pid, 'SIGKILL');
+}
+
+/**
+ * Ends `root`'s tree without waiting: SIGTERM to its group now (Nix cleans
+ * up after itself), SIGKILL to whatever is left `graceMs` later or as soon
+ * as `root` exited, including descendants that were already detached when
+ * this was called (checked by start time, so a reused pid is never hit).
+ */
+export function terminateTree(root: number, graceMs: number, exited: Promise<unknown>): void {
+  const before = descendants(root, parentTable())
+    .filter((pid) => pid !== root)
+    .map((pid) => ({ pid, start: startOf(pid) }))
+    .filter((p): p is { pid: number; start: string } => p.start !== null);
+  let rootExited = false;
+  let done = false;
+  const force = () => {
+    if (done) return;
+    done = true;
+    clearTimeout(timer);
+    // A root that exited may have had its pid reused: only its group, and the processes known by start time.
+    if (!rootExited) killTree(root);
+    else signal(-root, 'SIGKILL');
+    for (const p of before) if (startOf(p.pid) === p.start) signal(p.pid, 'SIGKILL');
+  };
+  const timer = setTimeout(force, graceMs);
+  void exited.then(
+    () => {
+      rootExited = true;
+      force();
+    },
+    () => {
+      rootExited = true;
+      force();
+    },
+  );
+  signal(-root, 'SIGTERM');
 }

@@ -8,7 +8,10 @@ import { clientKey } from '../../shared/client-address.ts';
 import { FailureMemory, isImageFailure } from '../../origin/image/failure-memory.ts';
 import { checkPackages, checkSizes, MIB } from '../../origin/image/limits.ts';
 import { defaultAdmission, NixAdmission } from '../../origin/nix/admission.ts';
-import { descendants, killTree, parseStatParent } from '../../origin/nix/process-tree.ts';
+import { descendants, killTree, parseStatParent, terminateTree } from '../../origin/nix/process-tree.ts';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { deferrer } from '../support/cleanup.ts';
 import { eventually } from '../support/eventually.ts';
 
@@ -156,4 +159,38 @@ test('killTree ends a child and a grandchild that left for a session of its own'
   assert.ok(alive(grandchild));
   killTree(child.pid!);
   await eventually(() => !alive(grandchild) && child.exitCode === null && child.signalCode === 'SIGKILL', 'the child and its grandchild to be gone', 5_000);
+});
+
+test('terminateTree asks first (SIGTERM, so Nix can clean up), then kills what was left detached once the root exited', { timeout: 20_000 }, async (t) => {
+  const defer = deferrer(t);
+  const dir = await mkdtemp(join(tmpdir(), 'terminate-tree-'));
+  defer(() => rm(dir, { recursive: true, force: true }));
+  const cleaned = join(dir, 'cleaned');
+  // Like Nix: on SIGTERM it cleans up and exits; unlike Nix's builders, its grandchild escaped to a session of its own.
+  const child = spawn('sh', ['-c', `trap 'echo yes > ${cleaned}; exit 0' TERM; setsid sleep 300 & echo $!; while :; do sleep 0.1; done`], { stdio: ['ignore', 'pipe', 'ignore'], detached: true });
+  const grandchild = await new Promise<number>((resolve) => child.stdout!.once('data', (chunk: Buffer) => resolve(Number(chunk.toString().trim()))));
+  defer(() => {
+    for (const pid of [grandchild, -child.pid!]) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // Gone.
+      }
+    }
+  });
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const started = performance.now();
+  terminateTree(child.pid!, 10_000, exited);
+  await exited;
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  await eventually(() => !alive(grandchild), 'the detached grandchild to be killed', 5_000);
+  assert.ok(performance.now() - started < 9_000, 'killed when the root exited, not at the end of the grace');
+  assert.equal((await readFile(cleaned, 'utf8')).trim(), 'yes');
 });
