@@ -44,6 +44,7 @@ try {
   // The builder reports to the metrics, which read the builder: one of them has to be created first.
   let metrics: OriginMetrics | undefined;
   const admission = new NixAdmission(config.admission);
+  const failures = new FailureMemory({ ttlSeconds: config.failureTtlSeconds });
   const builder: ImageBuilder = new ImageBuilder({
     storage,
     source,
@@ -54,10 +55,10 @@ try {
     onBuild: (report) => metrics?.observeBuild(report),
     accepting: (): boolean => !shutdown.draining,
     admission,
-    failures: new FailureMemory({ ttlSeconds: config.failureTtlSeconds }),
+    failures,
     limits: config.limits,
   });
-  metrics = createMetrics({ builder, admission });
+  metrics = createMetrics({ builder, admission, failures });
   const shutdown: GracefulShutdown = new GracefulShutdown({ builder, cancel: cancelBuilds, graceSeconds: config.shutdownGraceSeconds, log });
   const app = createApp({
     builder,

@@ -3,8 +3,9 @@
 // the queue (evaluation, build) and the reason: bounded.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { NixAdmission } from '../nix/admission.ts';
+import type { FailureMemory } from '../image/failure-memory.ts';
 
-export function registerAdmissionMetrics(registry: Registry, prefix: string, admission: NixAdmission): void {
+export function registerAdmissionMetrics(registry: Registry, prefix: string, admission: NixAdmission, failures?: FailureMemory): void {
   const queues = { evaluation: admission.evaluations, build: admission.builds };
   new Gauge({
     name: `${prefix}nix_queue_waiting`,
@@ -50,6 +51,22 @@ export function registerAdmissionMetrics(registry: Registry, prefix: string, adm
     registers: [registry],
   });
   for (const queue of Object.keys(queues)) for (const reason of ['queue-full', 'client-share', 'wait-timeout']) refused.inc({ queue, reason }, 0);
+  if (failures) {
+    for (const [name, help, read] of [
+      ['failures_remembered_total', 'Image failures remembered for FAILURE_TTL (each cost one Nix run).', () => failures.stats.remembered],
+      ['failures_recalled_total', 'Requests answered with a remembered failure, without Nix.', () => failures.stats.recalled],
+    ] as const) {
+      new Counter({
+        name: `${prefix}${name}`,
+        help,
+        registers: [registry],
+        collect() {
+          this.reset();
+          this.inc(read());
+        },
+      });
+    }
+  }
   admission.onAdmit = (queue, seconds) => wait.observe({ queue }, seconds);
   admission.onRefuse = (queue, reason) => refused.inc({ queue, reason });
 }

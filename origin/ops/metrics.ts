@@ -10,6 +10,7 @@ import type express from 'express';
 import type { ImageBuilder, BuildReport } from '../image/builder.ts';
 import { routeKind } from '../http/app.ts';
 import type { NixAdmission } from '../nix/admission.ts';
+import type { FailureMemory } from '../image/failure-memory.ts';
 import { registerAdmissionMetrics } from './admission-metrics.ts';
 
 export interface OriginMetrics {
@@ -27,7 +28,7 @@ function methodLabel(method: string): string {
   return method === 'GET' || method === 'HEAD' ? method : 'other';
 }
 
-export function createMetrics(options: { builder: ImageBuilder; admission?: NixAdmission; defaultMetrics?: boolean }): OriginMetrics {
+export function createMetrics(options: { builder: ImageBuilder; admission?: NixAdmission; failures?: FailureMemory; defaultMetrics?: boolean }): OriginMetrics {
   const { builder } = options;
   const registry = new Registry();
   // Process metrics (memory, CPU, event loop lag) size the pods' requests.
@@ -84,7 +85,7 @@ export function createMetrics(options: { builder: ImageBuilder; admission?: NixA
     () => builder.layers.stats.bytesWritten,
   );
 
-  if (options.admission) registerAdmissionMetrics(registry, PREFIX, options.admission);
+  if (options.admission) registerAdmissionMetrics(registry, PREFIX, options.admission, options.failures);
 
   return {
     registry,

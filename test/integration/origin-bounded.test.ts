@@ -134,6 +134,7 @@ test('a broken build and an unknown package are remembered: asked again, under a
   const commands = await recorder.commands();
   assert.equal(commands.filter((c) => c.startsWith('nix-build')).length, 1, commands.join('\n'));
   assert.equal(commands.filter((c) => c.startsWith('nix-instantiate')).length, 2, 'one evaluation per name');
+  assert.equal(await metric(origin.url, /^nixery_origin_failures_recalled_total /), 4);
 });
 
 test('images past MAX_IMAGE_PACKAGES, MAX_CLOSURE_MIB or MAX_LAYER_MIB are refused naming the limit, with nothing stored', { timeout: 120_000 }, async (t) => {
