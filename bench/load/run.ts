@@ -9,7 +9,10 @@
 // the cached client's p99 stays within 2x its p99 on an idle origin.
 //
 // Run: npm run bench:load   (LOAD_CLIENTS=N, default 30; prints markdown tables)
+// LOAD_UNBOUNDED=1 lifts every limit (caps, queue, shares, failure memory,
+// the edge's rate limit) to show what the same load does without them.
 import { readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { execa } from 'execa';
 import { nixEnvironment } from '../../origin/nix/settings.ts';
 import { descendants, parentTable } from '../../origin/nix/process-tree.ts';
@@ -110,8 +113,13 @@ async function cachedClient(url: string, stop: Promise<unknown>, minimum = 0): P
 // The bundled set's store paths first, so builds measure the registry, not the fixture's builders.
 await execa('nix-build', ['--no-out-link', 'test/fixtures/pkgs/buildable.nix'], { env: nixEnvironment(OFFLINE) });
 
-const origin = await startOrigin({ env: { ORIGIN_SECRET: SECRET } });
-const edge = await startEdge(origin.url, { bindings: { ORIGIN_SECRET: SECRET } });
+const UNBOUNDED = process.env.LOAD_UNBOUNDED === '1';
+const unbounded = { NIX_MAX_EVALUATIONS: '1024', NIX_MAX_BUILDS: '1024', NIX_QUEUE_LENGTH: '100000', NIX_CLIENT_SHARE: '100000', FAILURE_TTL: '0' };
+const origin = await startOrigin({ env: { ORIGIN_SECRET: SECRET, ...(UNBOUNDED ? unbounded : {}) } });
+const edge = await startEdge(origin.url, {
+  bindings: { ORIGIN_SECRET: SECRET },
+  ...(UNBOUNDED ? { ratelimits: { ORIGIN_RATE_LIMITER: { simple: { limit: 1_000_000, period: 60 as const } } } } : {}),
+});
 try {
   const direct = `${origin.url}/v2/${CACHED}/manifests/latest`;
   const viaEdge = `${edge.url}/v2/${CACHED}/manifests/latest`;
@@ -134,6 +142,7 @@ try {
   for (let i = 0; i < 300; i++) idleEdge.push(await get(viaEdge, '192.0.2.200'));
   for (let i = 0; i < 300; i++) idleOrigin.push(await directGet());
 
+  const loadBefore = loadavg()[0]!;
   const sample = sampler(origin.process.pid!);
   const started = performance.now();
   const images = Promise.all(pairs.slice(0, N).map((image, i) => get(`${edge.url}/v2/${image}/manifests/latest`, `198.51.100.${i + 1}`)));
@@ -179,7 +188,7 @@ try {
       .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
 
   const caps = metrics.split('\n').filter((l) => l.startsWith('nixery_origin_nix_queue_capacity'));
-  console.log(`\nLoad on a bounded origin (bundled package set, ${N} image clients, ${N}×${NAMES_PER_CLIENT} unknown names, 1 flood client of ${FLOOD}; ${seconds.toFixed(1)} s under load)\n`);
+  console.log(`\nLoad on ${UNBOUNDED ? 'an UNBOUNDED' : 'a bounded'} origin (machine's 1-min load average before the load: ${loadBefore.toFixed(1)}; bundled package set, ${N} image clients, ${N}×${NAMES_PER_CLIENT} unknown names, 1 flood client of ${FLOOD}; ${seconds.toFixed(1)} s under load)\n`);
   console.log('| client class | requests | statuses | p50 ms | p99 ms | max ms |');
   console.log('| --- | --- | --- | --- | --- | --- |');
   const row = (what: string, outcomes: Outcome[]) => {
