@@ -11,11 +11,11 @@
 // Run: npm run bench:load   (LOAD_CLIENTS=N, default 30; prints markdown tables)
 // LOAD_UNBOUNDED=1 lifts every limit (caps, queue, shares, failure memory,
 // the edge's rate limit) to show what the same load does without them.
-import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { execa } from 'execa';
 import { nixEnvironment } from '../../origin/nix/settings.ts';
-import { descendants, parentTable } from '../../origin/nix/process-tree.ts';
+import { Worker } from 'node:worker_threads';
+import type { Peaks } from './sampler.ts';
 import { startOrigin } from '../../test/support/origin.ts';
 import { startEdge } from '../../test/support/edge.ts';
 
@@ -59,46 +59,19 @@ function statuses(outcomes: Outcome[]): string {
   return [...counts].sort().map(([s, n]) => `${s}×${n}`).join(' ');
 }
 
-/** Samples the origin's Nix processes (by program) and RSS every 50 ms. */
+/** Samples the origin's Nix processes and RSS in a worker thread (sampler.ts). */
 function sampler(originPid: number) {
-  const peak = { evaluations: 0, builds: 0, nixStore: 0, nixTotal: 0, originRssMiB: 0, nixRssMiB: 0 };
-  const rssMiB = (pid: number) => {
-    try {
-      const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-      return match ? Number(match[1]) / 1024 : 0;
-    } catch {
-      return 0;
-    }
+  const worker = new Worker(new URL('./sampler.ts', import.meta.url), { workerData: { originPid } });
+  return {
+    stop: () =>
+      new Promise<Peaks>((resolve) => {
+        worker.once('message', (peaks: Peaks) => {
+          void worker.terminate();
+          resolve(peaks);
+        });
+        worker.postMessage('stop');
+      }),
   };
-  const comm = (pid: number) => {
-    try {
-      return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
-    } catch {
-      return '';
-    }
-  };
-  const timer = setInterval(() => {
-    const tree = descendants(originPid, parentTable()).filter((pid) => pid !== originPid);
-    let evaluations = 0;
-    let builds = 0;
-    let nixStore = 0;
-    let nixRss = 0;
-    for (const pid of tree) {
-      const name = comm(pid);
-      if (!name.startsWith('nix-')) continue;
-      if (name === 'nix-instantiate') evaluations++;
-      else if (name === 'nix-build') builds++;
-      else nixStore++;
-      nixRss += rssMiB(pid);
-    }
-    peak.evaluations = Math.max(peak.evaluations, evaluations);
-    peak.builds = Math.max(peak.builds, builds);
-    peak.nixStore = Math.max(peak.nixStore, nixStore);
-    peak.nixTotal = Math.max(peak.nixTotal, evaluations + builds + nixStore);
-    peak.nixRssMiB = Math.max(peak.nixRssMiB, nixRss);
-    peak.originRssMiB = Math.max(peak.originRssMiB, rssMiB(originPid));
-  }, 50);
-  return { peak, stop: () => clearInterval(timer) };
 }
 
 /** Pulls the cached image one request after another until `stop` resolves. */
@@ -179,7 +152,7 @@ try {
   ]);
   const [imageOutcomes, unknownOutcomes, floodOutcomes] = await load;
   const seconds = (performance.now() - started) / 1000;
-  sample.stop();
+  const peak = await sample.stop();
   const metrics = await (await fetch(`${origin.url}/metrics`)).text();
   const metric = (prefix: string) =>
     metrics
@@ -209,12 +182,12 @@ try {
   const capOf = (queue: string) => Number(caps.find((l) => l.includes(`queue="${queue}"`) && l.includes('kind="slots"'))?.split(' ').pop());
   console.log('\n| measure | value | goal |');
   console.log('| --- | --- | --- |');
-  console.log(`| peak nix-instantiate processes | ${sample.peak.evaluations} | ≤ NIX_MAX_EVALUATIONS = ${capOf('evaluation')} |`);
-  console.log(`| peak nix-build processes | ${sample.peak.builds} | ≤ NIX_MAX_BUILDS = ${capOf('build')} |`);
-  console.log(`| peak nix-store processes (closure queries, not queued) | ${sample.peak.nixStore} | ≤ NIX_MAX_BUILDS (one per build) |`);
-  console.log(`| peak Nix processes in all | ${sample.peak.nixTotal} | |`);
-  console.log(`| peak RSS of the Nix processes | ${sample.peak.nixRssMiB.toFixed(0)} MiB | |`);
-  console.log(`| peak RSS of the origin | ${sample.peak.originRssMiB.toFixed(0)} MiB | |`);
+  console.log(`| peak nix-instantiate processes | ${peak.evaluations} | ≤ NIX_MAX_EVALUATIONS = ${capOf('evaluation')} |`);
+  console.log(`| peak nix-build processes | ${peak.builds} | ≤ NIX_MAX_BUILDS = ${capOf('build')} |`);
+  console.log(`| peak nix-store processes (closure queries, not queued) | ${peak.nixStore} | ≤ NIX_MAX_BUILDS (one per build) |`);
+  console.log(`| peak Nix processes in all | ${peak.nixTotal} | |`);
+  console.log(`| peak RSS of the Nix processes | ${peak.nixRssMiB.toFixed(0)} MiB | |`);
+  console.log(`| peak RSS of the origin | ${peak.originRssMiB.toFixed(0)} MiB | |`);
   console.log(`| requests that hung (no answer in ${REQUEST_LIMIT_MS / 1000} s) or failed | ${hung} | 0 |`);
   console.log(`| answers other than 200, 404, 429, 503 | ${unclear} | 0 |`);
   console.log(`| origin 429s: queue full / client share / wait | ${metric('nixery_origin_nix_queue_refused_total{queue="evaluation",reason="queue-full"}') + metric('nixery_origin_nix_queue_refused_total{queue="build",reason="queue-full"}')} / ${metric('nixery_origin_nix_queue_refused_total{queue="evaluation",reason="client-share"}') + metric('nixery_origin_nix_queue_refused_total{queue="build",reason="client-share"}')} / ${metric('nixery_origin_nix_queue_refused_total{queue="evaluation",reason="wait-timeout"}') + metric('nixery_origin_nix_queue_refused_total{queue="build",reason="wait-timeout"}')} | |`);

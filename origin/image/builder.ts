@@ -229,7 +229,7 @@ export class ImageBuilder {
         description: `symlinks to: ${outputs.map(storePathName).join(' ')}`,
       },
     ];
-    const layers: LayerDescriptor[] = await mapLimit(
+    const layers: LayerDescriptor[] = await this.admitted('layers', () => mapLimit(
       jobs,
       LAYER_WRITERS,
       async (job) => {
@@ -239,7 +239,7 @@ export class ImageBuilder {
         return { ...record, description: job.description.slice(0, 1024) };
       },
       (job) => job.bytes,
-    );
+    ));
 
     const built = await buildManifests({ arch: spec.arch, layers, packages: spec.packages });
     const { storage } = this.opts;
@@ -294,7 +294,7 @@ export class ImageBuilder {
    */
   private async nixStep<T>(step: string, work: () => Promise<T>): Promise<T> {
     try {
-      return await (this.opts.admission ? this.opts.admission.run(step, currentClient(), work, this.opts.nix.signal) : work());
+      return await this.admitted(step, work);
     } catch (err) {
       if (err instanceof NixFetchError) throw errors.manifestUnknown(err.message, { nix: err.stderr });
       if (err instanceof NixSystemError) {
@@ -306,6 +306,11 @@ export class ImageBuilder {
       }
       throw err;
     }
+  }
+
+  /** Runs `work` when admission.ts lets it (queued, capped), or at once without admission. */
+  private admitted<T>(step: string, work: () => Promise<T>): Promise<T> {
+    return this.opts.admission ? this.opts.admission.run(step, currentClient(), work, this.opts.nix.signal) : work();
   }
 
   /** Reads a stored manifest by digest; null when no image ever had it. */

@@ -6,7 +6,7 @@
 import { errors } from '../../shared/errors.ts';
 import { QueueRefusal, WorkQueue, type RefusalReason } from './work-queue.ts';
 
-export type QueuedStep = 'evaluation' | 'build';
+export type QueuedStep = 'evaluation' | 'build' | 'layers';
 
 export interface AdmissionConfig {
   maxEvaluations: number;
@@ -39,6 +39,7 @@ export function defaultAdmission(cores: number, totalMemoryBytes: number): Omit<
 export class NixAdmission {
   readonly evaluations: WorkQueue;
   readonly builds: WorkQueue;
+  readonly layers: WorkQueue;
   /** Set by the metrics: told each admission's wait and each refusal. */
   onAdmit?: (step: QueuedStep, waitSeconds: number) => void;
   onRefuse?: (step: QueuedStep, reason: RefusalReason) => void;
@@ -56,11 +57,21 @@ export class NixAdmission {
       });
     this.evaluations = queue('evaluation', config.maxEvaluations);
     this.builds = queue('build', config.maxBuilds);
+    // Writing an image's layers (tar, gzip, hashing: the origin's own CPU) after its Nix build: as
+    // many images at once as builds, never refused (the Nix work is done), waiting as long as it takes.
+    this.layers = new WorkQueue({
+      name: 'layers',
+      concurrency: config.maxBuilds,
+      maxQueue: Number.POSITIVE_INFINITY,
+      maxWaitMs: Number.POSITIVE_INFINITY,
+      clientShare: Number.POSITIVE_INFINITY,
+      onAdmit: (seconds) => this.onAdmit?.('layers', seconds),
+    });
   }
 
   /** Runs one Nix step of a build for `client`, queued if it is an evaluation or a build. */
   async run<T>(step: string, client: string, work: () => Promise<T>, signal?: AbortSignal): Promise<T> {
-    const queue = step === 'evaluation' ? this.evaluations : step === 'build' ? this.builds : null;
+    const queue = step === 'evaluation' ? this.evaluations : step === 'build' ? this.builds : step === 'layers' ? this.layers : null;
     if (queue === null) return work();
     try {
       return await queue.run(client, work, signal);

@@ -27,9 +27,9 @@ export interface WorkQueueOptions {
   name: string;
   /** Runs at once. */
   concurrency: number;
-  /** Waiting places; 0: refuse whatever cannot run now. */
+  /** Waiting places; 0: refuse whatever cannot run now; Infinity: never refuse. */
   maxQueue: number;
-  /** Longest wait for a slot (ms). */
+  /** Longest wait for a slot (ms); Infinity: as long as it takes. */
   maxWaitMs: number;
   /** Waiting places one client may hold; max(1, floor(maxQueue / 4)) by default. */
   clientShare?: number;
@@ -157,11 +157,14 @@ export class WorkQueue {
           resolve();
         },
       };
-      waiter.timer = setTimer(() => {
-        if (!this.remove(waiter)) return;
-        signal?.removeEventListener('abort', onAbort);
-        reject(this.refuse('wait-timeout', `this origin is busy: waited ${Math.round(this.maxWaitMs / 1000)} s for a Nix ${this.name} slot; retry later`));
-      }, this.maxWaitMs);
+      // An infinite wait has no timer (setTimeout would take Infinity for 1 ms).
+      if (Number.isFinite(this.maxWaitMs)) {
+        waiter.timer = setTimer(() => {
+          if (!this.remove(waiter)) return;
+          signal?.removeEventListener('abort', onAbort);
+          reject(this.refuse('wait-timeout', `this origin is busy: waited ${Math.round(this.maxWaitMs / 1000)} s for a Nix ${this.name} slot; retry later`));
+        }, this.maxWaitMs);
+      }
       signal?.addEventListener('abort', onAbort, { once: true });
       this.waiters.push(waiter);
       this.waitingByClient.set(client, mine + 1);

@@ -6,7 +6,7 @@ import type { NixAdmission } from '../nix/admission.ts';
 import type { FailureMemory } from '../image/failure-memory.ts';
 
 export function registerAdmissionMetrics(registry: Registry, prefix: string, admission: NixAdmission, failures?: FailureMemory): void {
-  const queues = { evaluation: admission.evaluations, build: admission.builds };
+  const queues = { evaluation: admission.evaluations, build: admission.builds, layers: admission.layers };
   new Gauge({
     name: `${prefix}nix_queue_waiting`,
     help: 'Nix evaluations or builds waiting for a slot, by queue.',
