@@ -110,3 +110,23 @@ test('the edge passes the client’s address to the origin, whose shares hold pe
   await writeFile(origin.gate, '');
   for (const answer of await Promise.all([first, second, other])) assert.equal(answer.status, 200);
 });
+
+test('an image over a limit reaches the client as the origin’s refusal naming the limit, not as a 503', { timeout: 120_000 }, async (t) => {
+  const defer = deferrer(t);
+  const origin = await startOrigin({ env: { ORIGIN_SECRET: SECRET, MAX_IMAGE_PACKAGES: '2', MAX_CLOSURE_MIB: '30' } });
+  defer(() => origin.stop());
+  const edge = await startEdge(origin.url, { bindings: { ORIGIN_SECRET: SECRET } });
+  defer(() => edge.stop());
+  const many = await pull(edge.url, 'hello/jq/git', '203.0.113.40');
+  assert.equal(many.status, 400);
+  assert.equal(many.error?.code, 'NAME_INVALID');
+  assert.deepEqual(many.error?.detail, { limit: 'packages', max: 2, actual: 3 });
+  // A 403 from the origin is otherwise "the origin refused the edge's secret" (a 503); a limit is the image's.
+  const big = await pull(edge.url, 'bigpackage', '203.0.113.40');
+  assert.equal(big.status, 403);
+  assert.equal(big.error?.code, 'DENIED');
+  assert.equal(big.error?.detail?.limit, 'closureBytes');
+  const again = await pull(edge.url, 'bigpackage', '203.0.113.40');
+  assert.equal(again.status, 403);
+  assert.equal(again.headers.get('x-nixery-edge-cache'), 'negative');
+});
