@@ -5,6 +5,7 @@
 // This module uses no Workers-only API, so the Node unit tests import it.
 import { ConfigError, configInteger, configText, gcsEndpoint } from '../shared/config.ts';
 import type { GlobalStore } from './global-tier.ts';
+import type { OriginRateLimiter } from './rate-limit.ts';
 
 /** The bindings as wrangler and miniflare hand them over: strings, or JSON values for [vars] written unquoted. */
 export interface Env {
@@ -22,8 +23,12 @@ export interface Env {
   MANIFEST_STALE_TTL?: string | number;
   /** Seconds a manifest fetched by digest is kept (it never changes). */
   MANIFEST_DIGEST_TTL?: string | number;
-  /** Seconds an "unknown package" answer is remembered; 0 turns the negative cache off. */
+  /** Seconds an "unknown package" answer is remembered when the origin says nothing (no max-age); 0 turns the negative cache off. */
   NEGATIVE_TTL?: string | number;
+  /** The Rate Limiting binding ([[ratelimits]] in wrangler.toml) counting requests that reach the origin, per client. */
+  ORIGIN_RATE_LIMITER?: OriginRateLimiter;
+  /** The binding's period (10 or 60), for Retry-After: it cannot be read from the binding. */
+  ORIGIN_RATE_LIMIT_PERIOD?: string | number;
   /** "filesystem": blobs are forwarded to the origin. "gcs": the edge signs GCS URLs itself. */
   STORAGE_BACKEND?: string;
   BUCKET?: string;
@@ -57,6 +62,7 @@ export interface EdgeConfig {
   staleTtlSeconds: number;
   digestTtlSeconds: number;
   negativeTtlSeconds: number;
+  rateLimitPeriodSeconds: number;
   blobs: BlobConfig;
   /** How blobs reach clients with GCS storage: redirected to a signed URL, or served by the edge from its cache. */
   blobDelivery: 'redirect' | 'edge';
@@ -145,6 +151,7 @@ export function readConfig(env: Env): EdgeConfig {
     staleTtlSeconds: integer(env, 'MANIFEST_STALE_TTL', 7 * DAY, 0, 365 * DAY),
     digestTtlSeconds: integer(env, 'MANIFEST_DIGEST_TTL', 365 * DAY, 60, 365 * DAY),
     negativeTtlSeconds: integer(env, 'NEGATIVE_TTL', 10, 0, DAY),
+    rateLimitPeriodSeconds: integer(env, 'ORIGIN_RATE_LIMIT_PERIOD', 60, 1, 3600),
     blobs,
     blobDelivery: blobDelivery(env, blobs),
     blobCacheMaxBytes: integer(env, 'BLOB_CACHE_MAX_BYTES', 512 * MIB, 0, 5 * 1024 * MIB),

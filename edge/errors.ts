@@ -34,8 +34,10 @@ export function errorResponse(err: unknown, info: RequestInfo): Response {
 export function passThrough(info: RequestInfo, answer: OriginAnswer, cache?: 'negative'): Response {
   const headers = apiHeaders(info, { 'Content-Type': answer.headers.get('Content-Type') ?? 'application/json' });
   if (cache !== undefined) headers.set(EDGE_CACHE_HEADER, cache);
-  const range = answer.headers.get('Content-Range');
-  if (range !== null) headers.set('Content-Range', range);
+  for (const name of ['Content-Range', 'Retry-After']) {
+    const value = answer.headers.get(name);
+    if (value !== null) headers.set(name, value);
+  }
   const length = answer.headers.get('Content-Length');
   if (answer.body.byteLength === 0 && length !== null) {
     // The origin answered a forwarded HEAD: its Content-Length is that of the body it did not send.

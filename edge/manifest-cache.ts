@@ -182,9 +182,15 @@ export class ManifestCache {
     return this.options.tagTtlSeconds + this.options.staleTtlSeconds;
   }
 
-  rememberFailure(key: ManifestKey, failure: Omit<RememberedFailure, 'until'>, now: number): void {
-    if (this.options.negativeTtlSeconds === 0) return;
-    this.failures.set(keyString(key), { ...failure, until: now + this.options.negativeTtlSeconds * 1000 });
+  /**
+   * Remembers an error answer for `seconds` (what the origin said with
+   * max-age), or NEGATIVE_TTL when the origin said nothing; NEGATIVE_TTL=0
+   * turns all of it off.
+   */
+  rememberFailure(key: ManifestKey, failure: Omit<RememberedFailure, 'until'>, now: number, seconds?: number): void {
+    const ttl = seconds ?? this.options.negativeTtlSeconds;
+    if (this.options.negativeTtlSeconds === 0 || ttl <= 0) return;
+    this.failures.set(keyString(key), { ...failure, until: now + ttl * 1000 });
   }
 
   failure(key: ManifestKey, now: number): RememberedFailure | null {

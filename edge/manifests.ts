@@ -12,12 +12,16 @@ import { apiHeaders, EDGE_CACHE_HEADER, respond, type RequestInfo } from './resp
 import type { SingleFlight } from '../shared/single-flight.ts';
 import { withDeadline } from '../shared/deadline.ts';
 import { CACHE_CONTROL } from '../shared/responses.ts';
+import { limitOriginRequest, type RateLimitPolicy } from './rate-limit.ts';
+import { rememberFor } from './remembered-errors.ts';
 
 export interface ManifestServices {
   config: EdgeConfig;
   cache: ManifestCache;
   origin: OriginClient;
   flights: SingleFlight<ManifestFetch>;
+  /** Per-client limits on requests that reach the origin; none without. */
+  rateLimit?: RateLimitPolicy;
 }
 
 /** The part of the Workers ExecutionContext used here. */
@@ -63,6 +67,12 @@ export async function serveManifest(
     return passThrough(info, answer, 'negative');
   }
 
+  const limited = services.rateLimit ? await limitOriginRequest(services.rateLimit, info.client ?? null) : null;
+  if (limited !== null) {
+    if (cached !== null) return manifestResponse(info, cached.entry, key, config, 'stale');
+    throw limited;
+  }
+
   const flight = services.flights.run(keyString(key), () => fetchAndStore(info, route, key, services, ctx));
   // The origin request outlives this client if need be: the next request gets its answer from the cache.
   if (flight.leader) ctx.waitUntil(flight.result);
@@ -73,6 +83,8 @@ export async function serveManifest(
     case 'manifest':
       return manifestResponse(info, result.entry, key, config, 'miss');
     case 'refused':
+      // An origin too busy to answer (429) is covered by a stale copy like one that failed.
+      if (result.answer.status === 429 && cached !== null) return manifestResponse(info, cached.entry, key, config, 'stale');
       return passThrough(info, result.answer);
     case 'failed':
       if (cached !== null) {
@@ -88,15 +100,16 @@ async function fetchAndStore(info: RequestInfo, route: ManifestRoute, key: Manif
   // A digest is answered without negotiating; a tag is asked for in exactly the key's formats.
   const wanted = key.kind === 'tag' ? { manifest: key.format, index: key.index ?? null } : { manifest: 'docker' as const, index: null };
   const expected = key.kind === 'digest' ? key.digest : null;
-  const result = await origin.fetchManifest(info.url.pathname, wanted, expected, info.requestId);
+  const result = await origin.fetchManifest(info.url.pathname, wanted, expected, info.requestId, info.client ?? null);
   const now = Date.now();
   if (result.kind === 'manifest') {
     ctx.waitUntil(cache.store(key, result.entry, info.url.origin, now));
-  } else if (result.kind === 'refused' && isUnknownPackage(key, result.answer)) {
+  } else if (result.kind === 'refused' && (rememberFor(result.answer) !== null || isUnknownPackage(key, result.answer))) {
     cache.rememberFailure(
       key,
       { status: result.answer.status, contentType: result.answer.headers.get('Content-Type') ?? 'application/json', body: result.answer.body },
       now,
+      rememberFor(result.answer) ?? undefined,
     );
   } else if (result.kind === 'failed') {
     console.error(`nixery-edge: origin failed for ${route.name}:${route.rawReference} (request ${info.requestId}): ${result.reason}`);

@@ -8,7 +8,8 @@
 import { errors, isErrorBody, type ErrorBody, type RegistryError } from '../shared/errors.ts';
 import { sha256Digest, type Digest } from '../shared/digest.ts';
 import { acceptHeader, type Negotiated } from '../shared/media-types.ts';
-import { ORIGIN_SECRET_HEADER, REQUEST_ID_HEADER } from '../shared/headers.ts';
+import { CLIENT_ADDRESS_HEADER, ORIGIN_SECRET_HEADER, REQUEST_ID_HEADER } from '../shared/headers.ts';
+import { isImageFailure } from './remembered-errors.ts';
 import type { EdgeConfig } from './env.ts';
 import type { ManifestEntry } from './manifest-cache.ts';
 
@@ -100,10 +101,12 @@ export class OriginClient {
    * even for a client's HEAD, so the answer can be cached; the Accept header
    * names exactly those formats, so the answer depends on the cache key only.
    */
-  async fetchManifest(path: string, wanted: Negotiated, expected: Digest | null, requestId: string): Promise<ManifestFetch> {
+  async fetchManifest(path: string, wanted: Negotiated, expected: Digest | null, requestId: string, client: string | null = null): Promise<ManifestFetch> {
     let answer: OriginAnswer;
+    // The client's address, for the origin's fair shares of its Nix queue (believed only beside the secret).
+    const headers: Record<string, string> = { Accept: acceptHeader(wanted), ...(client !== null ? { [CLIENT_ADDRESS_HEADER]: client } : {}) };
     try {
-      answer = await this.send(path, { method: 'GET', requestId, headers: { Accept: acceptHeader(wanted) }, readBody: true });
+      answer = await this.send(path, { method: 'GET', requestId, headers, readBody: true });
     } catch (err) {
       if (err instanceof OriginUnreachable) return { kind: 'failed', reason: err.message, originError: null };
       throw err;
@@ -130,6 +133,8 @@ export class OriginClient {
  * reported as the origin failing (the operator's to fix), not passed on as DENIED.
  */
 export function classify(answer: OriginAnswer): ManifestFetch | null {
+  // The image's own failure (a broken package, a limit), as the origin marks it: the client's answer.
+  if (isImageFailure(answer)) return { kind: 'refused', answer };
   if (answer.status >= 500) return failed(`the origin failed with ${answer.status}`, answer);
   if (answer.status === 401 || answer.status === 403) return failed(`the origin refused the edge (${answer.status}): check ORIGIN_SECRET on both sides`, answer);
   if (answer.status >= 400) return { kind: 'refused', answer };

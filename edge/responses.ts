@@ -14,6 +14,8 @@ export interface RequestInfo {
   readonly method: string;
   readonly url: URL;
   readonly requestId: string;
+  /** The client's address as Cloudflare saw it (rate-limit.ts); null when unknown. */
+  readonly client?: string | null;
 }
 
 const CLIENT_ID = /^[A-Za-z0-9._:-]{1,128}$/;

@@ -21,6 +21,7 @@ import { OriginClient, type ManifestFetch } from './origin.ts';
 import { handleRegistry, type RegistryServices } from './registry.ts';
 import { requestIdFor, withoutBody, type RequestInfo } from './responses.ts';
 import { SingleFlight } from '../shared/single-flight.ts';
+import { edgeClient } from './rate-limit.ts';
 
 /** A cache of its own, so the edge's entries never mix with the zone's. */
 const CACHE_NAME = 'nixery-edge-manifests';
@@ -38,7 +39,8 @@ function openCache(name: string): Promise<ResponseCache | null> {
   });
 }
 
-function servicesFor(config: EdgeConfig): RegistryServices & ApiServices {
+// The rate limiter is a binding, not configuration: it comes with env.
+function servicesFor(config: EdgeConfig, env: Env): RegistryServices & ApiServices {
   let services = servicesByConfig.get(config);
   if (services === undefined) {
     let opened: Promise<ResponseCache | null> | null = null;
@@ -62,6 +64,7 @@ function servicesFor(config: EdgeConfig): RegistryServices & ApiServices {
           ? new EdgeBlobDelivery({ signer, maxCacheBytes: config.blobCacheMaxBytes, cache: () => caches.open(BLOB_CACHE_NAME) })
           : null,
       apiCache: () => (openedApi ??= openCache(API_CACHE_NAME)),
+      rateLimit: { limiter: env.ORIGIN_RATE_LIMITER ?? null, periodSeconds: config.rateLimitPeriodSeconds },
     };
     servicesByConfig.set(config, services);
   }
@@ -71,10 +74,10 @@ function servicesFor(config: EdgeConfig): RegistryServices & ApiServices {
 type Args = [RequestInfo, Env, ExecutionContext];
 
 const router = Router<IRequest, Args>()
-  .get('/', (_request, info, env, ctx) => landingPage(info, () => servicesFor(configFor(env)), ctx))
+  .get('/', (_request, info, env, ctx) => landingPage(info, () => servicesFor(configFor(env), env), ctx))
   .get('/static/page.js', (_request, info) => pageScript(info))
-  .all('/api/*', (request, info, env, ctx) => handleApi(request, info, servicesFor(configFor(env)), ctx))
-  .all('/v2/*', (request, info, env, ctx) => handleRegistry(request, info, servicesFor(configFor(env)), ctx));
+  .all('/api/*', (request, info, env, ctx) => handleApi(request, info, servicesFor(configFor(env), env), ctx))
+  .all('/v2/*', (request, info, env, ctx) => handleRegistry(request, info, servicesFor(configFor(env), env), ctx));
 
 async function answer(request: Request, info: RequestInfo, env: Env, ctx: ExecutionContext): Promise<Response> {
   try {
@@ -87,7 +90,7 @@ async function answer(request: Request, info: RequestInfo, env: Env, ctx: Execut
 
 export default {
   async fetch(request, env, ctx): Promise<Response> {
-    const info: RequestInfo = { method: request.method, url: new URL(request.url), requestId: requestIdFor(request) };
+    const info: RequestInfo = { method: request.method, url: new URL(request.url), requestId: requestIdFor(request), client: edgeClient(request) };
     const head = request.method === 'HEAD';
     const response = await answer(head ? new Request(request, { method: 'GET' }) : request, info, env, ctx);
     return head ? withoutBody(response) : response;

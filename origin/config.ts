@@ -3,7 +3,9 @@
 // same. Anything invalid stops start-up with one line naming the variable.
 import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { hostname } from 'node:os';
+import { availableParallelism, hostname, totalmem } from 'node:os';
+import { defaultAdmission, type AdmissionConfig } from './nix/admission.ts';
+import { MIB, type ImageLimits } from './image/limits.ts';
 
 import { ConfigError, configInteger, configText, gcsEndpoint } from '../shared/config.ts';
 import type { Architecture } from '../shared/names.ts';
@@ -58,6 +60,11 @@ export interface OriginConfig {
    * first is the default; with several, such a name is an image index.
    */
   platforms: readonly Architecture[];
+  /** Caps and queues of Nix evaluations and builds. */
+  admission: AdmissionConfig;
+  /** Seconds a failed image (build, evaluation, unknown package, limit) is remembered. */
+  failureTtlSeconds: number;
+  limits: ImageLimits;
 }
 
 type Env = Record<string, string | undefined>;
@@ -174,6 +181,22 @@ function readPlatforms(env: Env): Architecture[] {
   return platforms;
 }
 
+function readAdmission(env: Env): AdmissionConfig {
+  // In a container, the cgroup's memory limit, not the node's memory (process.constrainedMemory: 0 when unlimited).
+  const constrained = process.constrainedMemory();
+  const memory = constrained > 0 && constrained < totalmem() ? constrained : totalmem();
+  const defaults = defaultAdmission(availableParallelism(), memory);
+  const queueLength = integer(env, 'NIX_QUEUE_LENGTH', defaults.queueLength, 0, 100_000);
+  const share = get(env, 'NIX_CLIENT_SHARE');
+  return {
+    maxEvaluations: integer(env, 'NIX_MAX_EVALUATIONS', defaults.maxEvaluations, 1, 1024),
+    maxBuilds: integer(env, 'NIX_MAX_BUILDS', defaults.maxBuilds, 1, 1024),
+    queueLength,
+    queueWaitSeconds: integer(env, 'NIX_QUEUE_WAIT', 30, 0, 3600),
+    clientShare: share === undefined ? null : integer(env, 'NIX_CLIENT_SHARE', 1, 1, 100_000),
+  };
+}
+
 export function readConfig(env: Env = process.env): OriginConfig {
   return {
     port: integer(env, 'PORT', 8080, 0, 65535),
@@ -188,5 +211,12 @@ export function readConfig(env: Env = process.env): OriginConfig {
     shutdownGraceSeconds: integer(env, 'SHUTDOWN_GRACE_SECONDS', 25, 0, 24 * 3600),
     replicaId: replicaId(env),
     platforms: readPlatforms(env),
+    admission: readAdmission(env),
+    failureTtlSeconds: integer(env, 'FAILURE_TTL', 30, 0, 24 * 3600),
+    limits: {
+      maxPackages: integer(env, 'MAX_IMAGE_PACKAGES', 64, 1, 10_000),
+      maxClosureBytes: integer(env, 'MAX_CLOSURE_MIB', 8192, 1, 1024 * 1024) * MIB,
+      maxLayerBytes: integer(env, 'MAX_LAYER_MIB', 4096, 1, 1024 * 1024) * MIB,
+    },
   };
 }

@@ -20,6 +20,8 @@ import { loadPopularity } from './popularity/load.ts';
 import { LearnedPopularityStore } from './popularity/learned-store.ts';
 import { checkNixCanBuild } from './nix/preflight.ts';
 import { closeSharedDeflatePool, sharedDeflatePool } from './layers/deflate-pool.ts';
+import { NixAdmission } from './nix/admission.ts';
+import { FailureMemory } from './image/failure-memory.ts';
 
 let config: OriginConfig;
 try {
@@ -51,6 +53,8 @@ try {
   const cancelBuilds = new AbortController();
   const events = new BuildChannels();
   const images = new ImageStore(storage);
+  const admission = new NixAdmission(config.admission);
+  const failures = new FailureMemory({ ttlSeconds: config.failureTtlSeconds });
   const builder = new ImageBuilder({
     source,
     nix: nixCli({ timeoutSeconds: config.nixTimeoutSeconds, signal: cancelBuilds.signal }),
@@ -63,10 +67,13 @@ try {
     signal: cancelBuilds.signal,
     events,
     platforms: config.platforms,
+    admission,
+    failures,
+    limits: config.limits,
   });
   const indexes = new PackageIndexes({ source, storage, nix: { timeoutSeconds: config.nixTimeoutSeconds, signal: cancelBuilds.signal }, log });
   // Both take the builder: metrics subscribe to its reports, shutdown drains it.
-  const metrics = createMetrics({ builder });
+  const metrics = createMetrics({ builder, admission, failures });
   const shutdown = new GracefulShutdown({ builder, cancel: cancelBuilds, graceSeconds: config.shutdownGraceSeconds, log });
   const app = createApp({
     builder,

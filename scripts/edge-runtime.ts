@@ -27,6 +27,12 @@ export interface WorkerBundle {
   vars: Record<string, string>;
   /** Bindings of wrangler.toml's [[kv_namespaces]] (GLOBAL_MANIFESTS). */
   kvNamespaces: string[];
+  /** [[ratelimits]] of wrangler.toml: binding name → its simple limit, as miniflare takes them. */
+  ratelimits: Record<string, RateLimitSpec>;
+}
+
+export interface RateLimitSpec {
+  simple: { limit: number; period: 10 | 60 };
 }
 
 /**
@@ -35,11 +41,13 @@ export interface WorkerBundle {
  * numbers or booleans); anything else under [vars] is an error rather than a
  * silently different local run. (wrangler's own reader takes 5 s to load.)
  */
-export function readWranglerToml(text: string): { compatibilityDate: string; vars: Record<string, string>; kvNamespaces: string[] } {
+export function readWranglerToml(text: string): { compatibilityDate: string; vars: Record<string, string>; kvNamespaces: string[]; ratelimits: Record<string, RateLimitSpec> } {
   let section = '';
   let compatibilityDate: string | undefined;
   const vars: Record<string, string> = {};
   const kvNamespaces: string[] = [];
+  const ratelimits: Record<string, RateLimitSpec> = {};
+  let rateLimitName: string | undefined;
   for (const [index, raw] of text.split('\n').entries()) {
     const line = raw.replace(/^\s+|\s+$/g, '');
     if (line === '' || line.startsWith('#')) continue;
@@ -51,12 +59,20 @@ export function readWranglerToml(text: string): { compatibilityDate: string; var
     const pair = /^([A-Za-z0-9_-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|(-?\d+(?:\.\d+)?|true|false))\s*(?:#.*)?$/.exec(line);
     if (section === '' && pair?.[1] === 'compatibility_date') compatibilityDate = pair[2];
     if (section === 'kv_namespaces' && pair?.[1] === 'binding' && pair[2] !== undefined) kvNamespaces.push(pair[2]);
+    if (section === 'ratelimits') {
+      // `name = "…"` then `simple = { limit = N, period = 10|60 }`, the one shape this file uses.
+      if (pair?.[1] === 'name') rateLimitName = pair[2];
+      const simple = /^simple\s*=\s*\{\s*limit\s*=\s*(\d+)\s*,\s*period\s*=\s*(10|60)\s*\}\s*(?:#.*)?$/.exec(line);
+      if (simple && rateLimitName !== undefined) ratelimits[rateLimitName] = { simple: { limit: Number(simple[1]), period: Number(simple[2]) as 10 | 60 } };
+      else if (!pair) throw new Error(`wrangler.toml:${index + 1}: cannot read this [[ratelimits]] line locally: ${line}`);
+      continue;
+    }
     if (section !== 'vars') continue;
     if (!pair) throw new Error(`wrangler.toml:${index + 1}: cannot read this [vars] line locally: ${line}`);
     vars[pair[1]!] = pair[2] !== undefined ? (JSON.parse(`"${pair[2]}"`) as string) : pair[3]!;
   }
   if (compatibilityDate === undefined) throw new Error('wrangler.toml has no compatibility_date');
-  return { compatibilityDate, vars, kvNamespaces };
+  return { compatibilityDate, vars, kvNamespaces, ratelimits };
 }
 
 /** Bundles the Worker as `wrangler deploy` would, without deploying it. */
@@ -106,6 +122,8 @@ export interface StartEdgeOptions {
    * to measure workerd alone.
    */
   refuseTls?: boolean;
+  /** Replaces wrangler.toml's [[ratelimits]] (tests and the benchmark set their own limits). */
+  ratelimits?: Record<string, RateLimitSpec>;
 }
 
 export interface RunningEdge {
@@ -129,6 +147,7 @@ export async function startEdge(options: StartEdgeOptions): Promise<RunningEdge>
     script: bundle.script,
     compatibilityDate: bundle.compatibilityDate,
     bindings: { ...bundle.vars, ...options.bindings },
+    ratelimits: options.ratelimits ?? bundle.ratelimits,
     // The real Request.cf comes from workers.cloudflare.com; offline, miniflare's placeholder without trying.
     cf: false,
     ...(options.cachePersist !== undefined ? { cachePersist: options.cachePersist } : {}),

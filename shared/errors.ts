@@ -40,6 +40,10 @@ export class RegistryError extends Error {
   readonly code: ErrorCode;
   readonly detail: unknown;
   readonly status: number;
+  /**
+   * Response headers that belong to this error: Content-Range on a 416, Retry-After on a
+   * refusal, Cache-Control on a failure the origin remembers (and so may the edge).
+   */
   readonly headers: Readonly<Record<string, string>>;
 
   constructor(code: ErrorCode, message: string, detail?: unknown, options: RegistryErrorOptions = {}) {
@@ -49,6 +53,11 @@ export class RegistryError extends Error {
     this.detail = detail ?? null;
     this.status = options.status ?? ERROR_STATUS[code];
     this.headers = options.headers ?? {};
+  }
+
+  /** The same error with more headers (e.g. a remembered failure's Cache-Control). */
+  withHeaders(headers: Record<string, string>): RegistryError {
+    return new RegistryError(this.code, this.message, this.detail, { status: this.status, headers: { ...this.headers, ...headers } });
   }
 }
 
@@ -86,6 +95,11 @@ export const errors = {
   denied: (message: string) => new RegistryError('DENIED', message),
   unavailable: (message: string, detail?: unknown) => new RegistryError('UNAVAILABLE', message, detail),
   internal: (message: string, detail?: unknown) => new RegistryError('UNKNOWN', message, detail),
+  /** 429, the distribution spec's TOOMANYREQUESTS, with when to come back. */
+  tooManyRequests: (message: string, retryAfterSeconds: number, detail?: unknown) =>
+    new RegistryError('TOOMANYREQUESTS', message, detail, { headers: { 'Retry-After': String(Math.max(1, Math.ceil(retryAfterSeconds))) } }),
+  /** An image over one of the origin's limits (limits.ts): the limit is named in the detail. */
+  limitExceeded: (message: string, detail: { limit: string; max: number; actual: number }) => new RegistryError('DENIED', message, detail),
   rangeNotSatisfiable: (size: number) =>
     new RegistryError('UNKNOWN', 'requested range not satisfiable', { size }, { status: 416, headers: { 'Content-Range': `bytes */${size}` } }),
 };

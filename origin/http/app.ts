@@ -12,6 +12,7 @@ import { ORIGIN_SECRET_HEADER, REQUEST_ID_HEADER } from '../../shared/headers.ts
 import { sendError } from './errors.ts';
 import { sendReply } from './reply.ts';
 import { answerRegistry, type RegistryDeps } from './registry.ts';
+import { asClient } from './client.ts';
 
 export interface AppDeps extends RegistryDeps {
   log: Logger;
@@ -74,7 +75,7 @@ export function createApp(deps: AppDeps): express.Express {
       next(errors.denied('this origin answers its edge only'));
       return;
     }
-    next();
+    asClient(req, deps.originSecrets.length > 0, next);
   });
 
   deps.api?.(app);

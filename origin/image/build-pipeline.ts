@@ -11,6 +11,7 @@
 //
 // Everything it touches comes in as `deps` (Nix, the layer store, the image
 // store), so the steps can be driven without real Nix.
+import { checkSizes, type ImageLimits } from './limits.ts';
 import type { LearnedPopularityStore } from '../popularity/learned-store.ts';
 import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
@@ -47,6 +48,13 @@ export interface PipelineDeps {
   /** Layers per image, the symlink layer included. */
   maxLayers: number;
   popularity?: Popularity | undefined;
+  /**
+   * Runs a step when the admission queues let it (nix/admission.ts: capped,
+   * queued, fair per client); at once without.
+   */
+  admit?: <T>(step: 'evaluation' | 'build' | 'layers', work: () => Promise<T>) => Promise<T>;
+  /** What one image may cost (limits.ts), checked before anything of it is written. */
+  limits?: ImageLimits | undefined;
   /** What this instance learns from its own builds (popularity/learned-store.ts). */
   learned?: LearnedPopularityStore | undefined;
   log: Logger;
@@ -75,7 +83,8 @@ export async function buildImage(spec: ImageSpec, source: ResolvedSource, deps: 
   const channel = currentBuildChannel();
   const nixLog = nixProgressLog(log, channel && ((line) => channel.nix(line)));
 
-  const resolution = await nixStep('evaluation', () => deps.nix.resolvePackages(source.nix, NIX_SYSTEM[spec.arch], spec.packages, nixLog));
+  const admit = deps.admit ?? (<T>(_step: string, work: () => Promise<T>) => work());
+  const resolution = await nixStep('evaluation', () => admit('evaluation', () => deps.nix.resolvePackages(source.nix, NIX_SYSTEM[spec.arch], spec.packages, nixLog)));
   if (resolution.problems.length > 0) throw describeProblems(resolution.problems);
 
   const drvs = derivationsOf(resolution);
@@ -85,17 +94,17 @@ export async function buildImage(spec: ImageSpec, source: ResolvedSource, deps: 
   if (known) return known;
 
   deps.observer?.nixStarted();
-  await nixStep('build', () => deps.nix.buildDerivations(drvs, nixLog));
+  await nixStep('build', () => admit('build', () => deps.nix.buildDerivations(drvs, nixLog)));
   const outputs = outputsOf(resolution);
   const closure = await nixStep('closure query', () => deps.nix.readClosure(outputs, nixLog));
 
   const jobs = layerJobs(outputs, closure, deps);
   currentBuildChannel()?.layersPlanned(jobs.length);
   let bytesWritten = 0;
-  const layers = await writeLayers(jobs, deps, (bytes) => {
+  const layers = await admit('layers', () => writeLayers(jobs, deps, (bytes) => {
     bytesWritten += bytes;
     deps.observer?.layerWritten(bytes);
-  });
+  }));
 
   const record = await deps.store.saveManifests(await buildManifests({ arch: spec.arch, layers, packages: spec.packages, cmd: defaultCommand(spec.packages, resolution.packages) }));
   await deps.store.remember(key, record);
@@ -128,6 +137,8 @@ function outputsOf(resolution: Resolution): string[] {
 /** The closure grouped into layers (popular paths alone, the rest together), then the symlink tree. */
 function layerJobs(outputs: string[], closure: StorePathInfo[], deps: PipelineDeps): LayerJob[] {
   const groups = groupLayers({ roots: outputs, paths: closure }, { budget: deps.maxLayers - 1, popularity: deps.popularity, learned: deps.learned?.current() });
+  // Known once the closure is: an image over a limit is refused before any of it is written.
+  if (deps.limits) checkSizes(deps.limits, closure, groups);
   const sizes = new Map(closure.map((p) => [p.path, p.narSize]));
   return [
     ...groups.map((group) => ({

@@ -8,6 +8,10 @@
 // - the index: a name without a platform, on an origin with several, is
 //   every platform's image at once (image-index.ts), each built through the
 //   same single flight as its `arm64/…` name.
+import type { NixAdmission } from '../nix/admission.ts';
+import type { FailureMemory } from './failure-memory.ts';
+import { checkPackages, type ImageLimits } from './limits.ts';
+import { currentClient } from '../http/client.ts';
 import type { LearnedPopularityStore } from '../popularity/learned-store.ts';
 import type { Logger } from 'pino';
 import { errors, RegistryError } from '../../shared/errors.ts';
@@ -23,6 +27,12 @@ import type { LayerStore } from './layer-store.ts';
 import { trackBuild, type BuildChannels } from './build-events.ts';
 
 export interface BuilderOptions {
+  /** Caps and queues for Nix evaluations and builds (nix/admission.ts); unbounded without. */
+  admission?: NixAdmission;
+  /** Remembers failed images for a while (failure-memory.ts). */
+  failures?: FailureMemory;
+  /** What one image may cost (limits.ts). */
+  limits?: ImageLimits;
   source: PackageSource;
   nix: Nix;
   store: ImageStore;
@@ -97,7 +107,13 @@ export class ImageBuilder {
 
   /** The image for a name and tag, built if needed; concurrent requests share one build. */
   async image(spec: ImageSpec, tag: string): Promise<ImageRecord> {
-    return this.imageOf(spec, await this.opts.source.resolve(tag), tag);
+    // Known from the name alone: refused before any Nix work.
+    if (this.opts.limits) checkPackages(this.opts.limits, spec.packages);
+    const resolved = await this.opts.source.resolve(tag);
+    const build = () => this.imageOf(spec, resolved, tag);
+    // Keyed by what is built, not by the tag: every tag naming the same source shares one memory.
+    const failureKey = hashKey([resolved.nix, resolved.cacheKey, canonicalImage(spec)]);
+    return this.opts.failures ? this.opts.failures.run(failureKey, build) : build();
   }
 
   /**
@@ -161,7 +177,10 @@ export class ImageBuilder {
     };
     const { nix, store, layers, maxLayers, log, signal } = this.opts;
     try {
+      const { admission, limits } = this.opts;
       const record = await buildImage(spec, source, {
+        ...(admission ? { admit: (step, work) => admission.run(step, currentClient(), work, signal) } : {}),
+        limits,
         nix,
         store,
         layers,

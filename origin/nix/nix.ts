@@ -2,11 +2,13 @@
 // runtime closure. Every value a client influenced is passed as a separate
 // argv entry (--argstr), never through a shell or into Nix source.
 import { execa, type ExecaError } from 'execa';
+import { setPriority } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { StorePathInfo } from '../layers/graph.ts';
 import { parseDumpDb } from './closure.ts';
 import { redactCredentials } from '../sources/redact.ts';
 import { originNixConfig } from './settings.ts';
+import { terminateTree } from './process-tree.ts';
 
 const IMAGE_NIX = fileURLToPath(new URL('./image.nix', import.meta.url));
 const FETCH_NIX = fileURLToPath(new URL('./fetch.nix', import.meta.url));
@@ -104,23 +106,49 @@ export interface NixOptions {
   signal?: AbortSignal;
 }
 
+/** Niceness of Nix and its builders (0 is the origin's, 19 the lowest). */
+const NIX_NICENESS = 10;
+
+/** After SIGTERM, how long Nix has to stop its builders and remove their directories before everything is killed. */
+const STOP_GRACE_MS = 2_000;
+
 /** Keeps error details readable: the end of Nix's output is where the reason is. */
 function tail(text: string, max = 4000): string {
   const trimmed = text.trim();
   return trimmed.length > max ? '…' + trimmed.slice(trimmed.length - max) : trimmed;
 }
 
+/**
+ * Runs one Nix command in a process group of its own. At the timeout (or on
+ * cancel) the whole group is killed with SIGKILL, builders and anything they
+ * left running included, and the answer comes at once: a grandchild that
+ * keeps stdout or stderr open (a detached `sleep`, a daemon a builder forked)
+ * must not make the origin wait for the end of the streams, which would
+ * never come.
+ */
 async function run(command: string, args: string[], options: NixOptions): Promise<string> {
   const child = execa(command, args, {
-    timeout: options.timeoutSeconds * 1000,
     // The origin's own settings first, whatever the machine's nix.conf says (settings.ts).
     env: { ...options.env, NIX_CONFIG: originNixConfig(options.env?.NIX_CONFIG ?? process.env.NIX_CONFIG) },
-    cancelSignal: options.signal,
-    forceKillAfterDelay: 2000,
+    // Its own process group, so one kill reaches everything it started.
+    detached: true,
     stripFinalNewline: false,
     maxBuffer: 256 * 1024 * 1024,
     // Build logs can be long; keep the tail for errors, stream lines to the logger.
     lines: false,
+  });
+  if (child.pid !== undefined) {
+    try {
+      // Below the origin's own priority: answering cached pulls comes before Nix work. Builders inherit it.
+      setPriority(child.pid, NIX_NICENESS);
+    } catch {
+      // Exited already, or not allowed: Nix runs at the origin's priority.
+    }
+  }
+  let stderrText = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    // Kept here too: on a timeout the answer is given before execa has the streams' ends.
+    stderrText = (stderrText + chunk.toString('utf8')).slice(-64 * 1024);
   });
   if (options.onLog && child.stderr) {
     let partial = '';
@@ -132,16 +160,57 @@ async function run(command: string, args: string[], options: NixOptions): Promis
       for (const line of lines) if (line.trim()) options.onLog!(redactCredentials(line));
     });
   }
+  const killGroup = () => {
+    if (child.pid === undefined) return;
+    try {
+      process.kill(-child.pid, 'SIGKILL');
+    } catch {
+      // The group is gone already.
+    }
+  };
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  // A child that exited leaves nothing behind: a grandchild holding the pipes would keep the streams (and so the answer) open.
+  void exited.then(killGroup);
+  // Builders run in sessions of their own (Nix calls setsid): the tree, not only the group (process-tree.ts).
+  const stopAll = () => {
+    if (child.pid !== undefined) terminateTree(child.pid, STOP_GRACE_MS, exited);
+  };
+  let stopped: 'timeout' | 'cancel' | null = null;
+  let timer: NodeJS.Timeout | undefined;
+  let onAbort: (() => void) | undefined;
+  const stop = new Promise<never>((_resolve, reject) => {
+    const fail = (why: 'timeout' | 'cancel') => {
+      if (stopped !== null) return;
+      stopped = why;
+      stopAll();
+      // A timeout answers at once, whatever holds the output open. A cancel (shutdown) waits for
+      // Nix to be gone, at most past the grace, so the origin does not exit before it cleaned up.
+      if (why === 'timeout') reject(why);
+      else void Promise.race([exited, new Promise((resolve) => setTimeout(resolve, STOP_GRACE_MS + 500))]).then(() => reject(why));
+    };
+    timer = setTimeout(() => fail('timeout'), options.timeoutSeconds * 1000);
+    onAbort = () => fail('cancel');
+    if (options.signal?.aborted) onAbort();
+    else options.signal?.addEventListener('abort', onAbort, { once: true });
+  });
+  // Whichever ends first; the loser's rejection is handled.
+  stop.catch(() => undefined);
   try {
-    const result = await child;
+    const result = await Promise.race([child, stop]);
     return result.stdout;
   } catch (err) {
+    const stderr = redactCredentials(stderrText);
+    if (stopped === 'timeout') throw new NixError(`${command} timed out after ${options.timeoutSeconds} s`, tail(stderr), true);
+    if (stopped === 'cancel') throw new NixError(`${command} was cancelled`, tail(stderr), false);
     const e = err as ExecaError;
-    const stderr = typeof e.stderr === 'string' ? redactCredentials(e.stderr) : '';
-    if (e.timedOut) throw new NixError(`${command} timed out after ${options.timeoutSeconds} s`, tail(stderr), true);
-    if (e.isCanceled) throw new NixError(`${command} was cancelled`, tail(stderr), false);
     if (e.code === 'ENOENT') throw new NixError(`${command} is not installed or not on PATH`, '', false);
-    throw new NixError(`${command} failed with exit code ${e.exitCode ?? 'unknown'}`, tail(stderr), false, e.exitCode ?? null);
+    const full = typeof e.stderr === 'string' ? redactCredentials(e.stderr) : stderr;
+    throw new NixError(`${command} failed with exit code ${e.exitCode ?? 'unknown'}`, tail(full), false, e.exitCode ?? null);
+  } finally {
+    clearTimeout(timer);
+    if (onAbort) options.signal?.removeEventListener('abort', onAbort);
+    // The child's promise may still settle (or fail) later, after its streams close.
+    child.catch(() => undefined);
   }
 }
 

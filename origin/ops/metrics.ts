@@ -10,6 +10,9 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type express from 'express';
 import type { ImageBuilder } from '../image/builder.ts';
 import { routeKind } from '../http/app.ts';
+import type { NixAdmission } from '../nix/admission.ts';
+import type { FailureMemory } from '../image/failure-memory.ts';
+import { registerAdmissionMetrics } from './admission-metrics.ts';
 
 export interface OriginMetrics {
   registry: Registry;
@@ -24,7 +27,7 @@ function methodLabel(method: string): string {
   return method === 'GET' || method === 'HEAD' ? method : 'other';
 }
 
-export function createMetrics(options: { builder: ImageBuilder; defaultMetrics?: boolean }): OriginMetrics {
+export function createMetrics(options: { builder: ImageBuilder; admission?: NixAdmission; failures?: FailureMemory; defaultMetrics?: boolean }): OriginMetrics {
   const { builder } = options;
   const registry = new Registry();
   // Process metrics (memory, CPU, event loop lag) size the pods' requests.
@@ -82,6 +85,7 @@ export function createMetrics(options: { builder: ImageBuilder; defaultMetrics?:
   );
 
   builder.onBuild((report) => buildSeconds.observe({ outcome: report.outcome }, report.seconds));
+  if (options.admission) registerAdmissionMetrics(registry, PREFIX, options.admission, options.failures);
 
   return {
     registry,

@@ -1,7 +1,7 @@
 // Starts the real Worker for tests: bundled by wrangler exactly as it is
 // deployed (once per test process), run in workerd through miniflare,
 // pointed at a given origin URL.
-import { bundleWorker, startEdge as startWorker, type WorkerBundle } from '../../scripts/edge-runtime.ts';
+import { bundleWorker, startEdge as startWorker, type RateLimitSpec, type WorkerBundle } from '../../scripts/edge-runtime.ts';
 import type { Miniflare } from 'miniflare';
 
 export interface RunningTestEdge {
@@ -24,6 +24,8 @@ export interface StartTestEdgeOptions {
   kvPersist?: string;
   /** false: no global tier binding (the edge as it was before one). */
   globalStore?: boolean;
+  /** Replaces wrangler.toml's [[ratelimits]]. */
+  ratelimits?: Record<string, RateLimitSpec>;
 }
 
 let bundle: Promise<WorkerBundle> | undefined;
@@ -41,6 +43,7 @@ export async function startEdge(originUrl: string, options: StartTestEdgeOptions
     ...(options.port !== undefined ? { port: options.port } : {}),
     ...(options.kvPersist !== undefined ? { kvPersist: options.kvPersist } : {}),
     ...(options.globalStore !== undefined ? { globalStore: options.globalStore } : {}),
+    ...(options.ratelimits !== undefined ? { ratelimits: options.ratelimits } : {}),
   });
   return { url: edge.url, port: edge.port, host: new URL(edge.url).host, miniflare: edge.miniflare, stop: edge.stop };
 }

@@ -19,6 +19,7 @@ test('defaults fill everything but ORIGIN_URL, and a trailing slash is dropped f
     staleTtlSeconds: 7 * 24 * 3600,
     digestTtlSeconds: 365 * 24 * 3600,
     negativeTtlSeconds: 10,
+    rateLimitPeriodSeconds: 60,
     blobs: { backend: 'filesystem' },
     blobDelivery: 'redirect',
     blobCacheMaxBytes: 512 * 1024 * 1024,
@@ -103,8 +104,15 @@ test('wrangler.toml’s [vars] say what the Worker assumes when they are absent'
   assert.deepEqual(readConfig(vars), readConfig({ ORIGIN_URL: vars.ORIGIN_URL }));
 });
 
+test('wrangler.toml’s [[ratelimits]] binding is read for the local run, its period matching ORIGIN_RATE_LIMIT_PERIOD', () => {
+  const { vars, ratelimits } = readWranglerToml(readFileSync(new URL('../../wrangler.toml', import.meta.url), 'utf8'));
+  assert.deepEqual(Object.keys(ratelimits), ['ORIGIN_RATE_LIMITER']);
+  assert.equal(String(ratelimits.ORIGIN_RATE_LIMITER!.simple.period), vars.ORIGIN_RATE_LIMIT_PERIOD);
+  assert.ok(ratelimits.ORIGIN_RATE_LIMITER!.simple.limit >= 1);
+});
+
 test('the local reader of wrangler.toml takes strings, numbers and other tables, and refuses what it cannot read', () => {
   const toml = ['name = "x"', 'compatibility_date = "2026-04-01"', '[vars]', 'A = "a \\"quoted\\" # not a comment"', 'B = 5 # a comment', '[[routes]]', 'pattern = "r.example.com"', '[[kv_namespaces]]', 'binding = "KV"'].join('\n');
-  assert.deepEqual(readWranglerToml(toml), { compatibilityDate: '2026-04-01', vars: { A: 'a "quoted" # not a comment', B: '5' }, kvNamespaces: ['KV'] });
+  assert.deepEqual(readWranglerToml(toml), { compatibilityDate: '2026-04-01', vars: { A: 'a "quoted" # not a comment', B: '5' }, kvNamespaces: ['KV'], ratelimits: {} });
   assert.throws(() => readWranglerToml('compatibility_date = "2026-04-01"\n[vars]\nA = { x = 1 }'), /cannot read this \[vars\] line/);
 });
