@@ -21,7 +21,8 @@
 // No Workers-only API here (KV comes in as `GlobalStore`): the Node unit
 // tests import it.
 import { sha256Digest, type Digest } from '../shared/digest.ts';
-import type { ManifestEntry, ManifestKey } from './manifest-cache.ts';
+import type { ManifestEntry } from './manifest-cache.ts';
+import { keyString, type ManifestKey } from './manifest-key.ts';
 
 /** The part of a Workers KV namespace this module uses (KVNamespace satisfies it). */
 export interface GlobalStore {
@@ -55,7 +56,7 @@ export const TAG_READ_CACHE_SECONDS = 30;
 
 /** The KV key: one namespace, versioned so a change of layout never reads old records as new. */
 export function globalKey(key: ManifestKey): string {
-  return key.kind === 'digest' ? `m1/digest/${key.digest}` : `m1/tag/${key.format}/${key.image}/${key.tag}`;
+  return `m1/${keyString(key)}`;
 }
 
 export class GlobalTier {

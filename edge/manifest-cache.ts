@@ -26,6 +26,9 @@
 //
 // No Workers-only API here (the Cache API comes in as `ResponseCache`): the
 // Node unit tests import it.
+import { keyString, type ManifestKey } from './manifest-key.ts';
+
+export { keyString, type ManifestKey };
 import type { Digest } from '../shared/digest.ts';
 import type { ManifestFormat } from '../shared/media-types.ts';
 import { Lru } from '../shared/lru.ts';
@@ -36,17 +39,6 @@ export interface ManifestEntry {
   readonly mediaType: string;
   readonly bytes: Uint8Array;
 }
-
-export type ManifestKey =
-  | { readonly kind: 'digest'; readonly digest: Digest }
-  | {
-      readonly kind: 'tag';
-      readonly format: ManifestFormat;
-      /** The index format the client reads (shared/media-types.ts negotiate); absent or null: none. */
-      readonly index?: ManifestFormat | null;
-      readonly image: string;
-      readonly tag: string;
-    };
 
 export interface CachedManifest {
   readonly entry: ManifestEntry;
@@ -85,12 +77,6 @@ export interface ManifestCacheOptions {
 /** Work that may finish after the response (ctx.waitUntil). */
 export type Background = (promise: Promise<unknown>) => void;
 
-export function keyString(key: ManifestKey): string {
-  if (key.kind === 'digest') return `digest/${key.digest}`;
-  // Keys of clients that read no index are spelled as before indexes existed, so those entries stay valid.
-  const formats = key.index ? `${key.format}+${key.index}-index` : key.format;
-  return `tag/${formats}/${key.image}/${key.tag}`;
-}
 
 /**
  * The Cache API key: under the Worker's own hostname, as Cloudflare advises

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startEdge, type RunningTestEdge } from '../support/edge.ts';
 import { globalKey } from '../../edge/global-tier.ts';
-import { canonicalImage, parseImageName } from '../../shared/names.ts';
+import { parseImageName, requestedImage } from '../../shared/names.ts';
 import type { Digest } from '../../shared/digest.ts';
 import type { ManifestKey } from '../../edge/manifest-cache.ts';
 import { MEDIA } from '../../shared/media-types.ts';
@@ -342,7 +342,7 @@ async function inGlobalTier(edge: RunningTestEdge, key: ManifestKey, digest: str
   assert.fail(`the global tier never held ${digest} for ${globalKey(key)}`);
 }
 
-const tagKey = (name: string): ManifestKey => ({ kind: 'tag', format: 'docker', image: canonicalImage(parseImageName(name)), tag: 'latest' });
+const tagKey = (name: string): ManifestKey => ({ kind: 'tag', format: 'docker', image: requestedImage(parseImageName(name)), tag: 'latest' });
 
 describe('two data centres sharing one global tier (KV)', () => {
   const origin = new ScriptedOrigin();
