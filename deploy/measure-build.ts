@@ -5,7 +5,7 @@
 //
 //   node deploy/measure-build.ts [--rebuild] [--concurrent] [IMAGE ...]   # default: shell/bigPackage
 //
-// Runs the real origin on the bundled package set (test/fixtures/pkgs) with
+// Runs the real origin on the bundled package set (bundled-pkgs) with
 // its own storage. With --rebuild, the requested packages' outputs are first
 // deleted from the Nix store (those nothing else refers to), so Nix really
 // builds them rather than finding them built. With --concurrent, all images

@@ -5,9 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 nix_config="substituters ="
 if [ -z "${NIXERY_PKGS_PATH:-}${NIXERY_PKGS_REPO:-}${NIXERY_CHANNEL:-}" ]; then
-  export NIXERY_PKGS_PATH="$PWD/test/fixtures/pkgs"
+  export NIXERY_PKGS_PATH="$PWD/bundled-pkgs"
   # The bundled set builds its aarch64-linux packages with x86 tools
-  # (test/fixtures/pkgs/README.md), so arm64/ images build here. Not a default
+  # (bundled-pkgs/README.md), so arm64/ images build here. Not a default
   # for other package sets: real aarch64 builders need qemu or a remote builder.
   nix_config="$nix_config
 extra-platforms = aarch64-linux"

@@ -4,7 +4,7 @@
 #   - qemu-user-static, registered with the kernel's binfmt_misc with flag F
 #     (the kernel opens the emulator at registration, so an arm64 program runs
 #     in a chroot that holds no qemu), so arm64 programs run here;
-#   - Debian's arm64 packages that test/fixtures/pkgs builds its
+#   - Debian's arm64 packages that bundled-pkgs builds its
 #     aarch64-linux packages from, extracted into the tree its arm64.nix names.
 # Nix itself also needs `extra-platforms = aarch64-linux` to build them; that
 # is the origin's setting (its NIX_CONFIG), not this machine's.
@@ -12,12 +12,12 @@
 set -euo pipefail
 
 # arm64.nix is a single Nix string: the absolute path of the tree.
-DEBIAN_ARM64_ROOT=$(sed -n 's|^"\(/[^"]*\)"$|\1|p' "$(dirname "$0")/../test/fixtures/pkgs/arm64.nix")
+DEBIAN_ARM64_ROOT=$(sed -n 's|^"\(/[^"]*\)"$|\1|p' "$(dirname "$0")/../bundled-pkgs/arm64.nix")
 if [ -z "$DEBIAN_ARM64_ROOT" ]; then
-  echo "setup-arm64: could not read the tree's path from test/fixtures/pkgs/arm64.nix" >&2
+  echo "setup-arm64: could not read the tree's path from bundled-pkgs/arm64.nix" >&2
   exit 0
 fi
-# What the arm64 set is made from (test/fixtures/pkgs/README.md); the
+# What the arm64 set is made from (bundled-pkgs/README.md); the
 # fixture's coreutils is busybox, as on amd64.
 ARM64_PACKAGES=(libc6 libtinfo6 libncursesw6 bash busybox-static hello nano)
 

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 # nix-bin: nix-build itself. skopeo, umoci, docker.io, containerd: real
 # clients for end-to-end pulls (the tests start private daemons).
 # busybox-static, patchelf and the Debian programs and libraries after them:
-# what test/fixtures/pkgs imports into the store (see its README). git: also
+# what bundled-pkgs imports into the store (see its README). git: also
 # the git package source.
 # wrk, docker-registry: the edge benchmark and its reference registry.
 # pigz: the yardstick of the origin benchmark, and a second gzip decoder in

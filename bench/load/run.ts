@@ -84,7 +84,7 @@ async function cachedClient(url: string, stop: Promise<unknown>, minimum = 0): P
 }
 
 // The bundled set's store paths first, so builds measure the registry, not the fixture's builders.
-await execa('nix-build', ['--no-out-link', 'test/fixtures/pkgs/buildable.nix'], { env: nixEnvironment(OFFLINE) });
+await execa('nix-build', ['--no-out-link', 'bundled-pkgs/buildable.nix'], { env: nixEnvironment(OFFLINE) });
 
 const UNBOUNDED = process.env.LOAD_UNBOUNDED === '1';
 const unbounded = { NIX_MAX_EVALUATIONS: '1024', NIX_MAX_BUILDS: '1024', NIX_QUEUE_LENGTH: '100000', NIX_CLIENT_SHARE: '100000', FAILURE_TTL: '0' };

@@ -65,7 +65,7 @@ const storagePath = await mkdtemp(join(tmpdir(), 'bench-origin-'));
 const rows: Row[] = [];
 try {
   // Realise the store paths first so the first pull measures the registry's work, not the fixture's builders.
-  await execa('nix-build', ['--no-out-link', 'test/fixtures/pkgs', '-A', 'hello', '-A', 'bigPackage', '-A', 'htop', '-A', 'bashInteractive', '-A', 'coreutils'], { env: nixEnvironment({ NIX_CONFIG: 'substituters =' }) });
+  await execa('nix-build', ['--no-out-link', 'bundled-pkgs', '-A', 'hello', '-A', 'bigPackage', '-A', 'htop', '-A', 'bashInteractive', '-A', 'coreutils'], { env: nixEnvironment({ NIX_CONFIG: 'substituters =' }) });
   let origin = await startOrigin({ storagePath });
   rows.push(await pull(origin, 'shell/bigpackage/hello', 'first pull, empty storage'));
   rows.push(await pull(origin, 'shell/bigpackage/hello', 'second pull, same origin'));

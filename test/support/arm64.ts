@@ -1,6 +1,6 @@
 // What arm64 images of the bundled package set need on this x86_64 machine,
 // and why they cannot be had when they cannot: Debian's arm64 packages in the
-// tree test/fixtures/pkgs/arm64.nix names, qemu-aarch64 registered with the
+// tree bundled-pkgs/arm64.nix names, qemu-aarch64 registered with the
 // kernel (flag F, so a chroot needs no qemu inside), and Nix allowed to build
 // aarch64-linux derivations here. scripts/setup-arm64.sh sets up the first
 // two; the third is the origin's Nix setting, passed in NIX_CONFIG.

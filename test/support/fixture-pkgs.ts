@@ -1,4 +1,4 @@
-// Builds attributes of the bundled package set (test/fixtures/pkgs) and
+// Builds attributes of the bundled package set (bundled-pkgs) and
 // inspects the results, for tests that need real store paths without nixpkgs.
 import { execa } from 'execa';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { nixEnvironment } from '../../origin/nix/settings.ts';
 
-export const FIXTURE_PKGS_DIR = fileURLToPath(new URL('../fixtures/pkgs/', import.meta.url));
+export const FIXTURE_PKGS_DIR = fileURLToPath(new URL('../../bundled-pkgs/', import.meta.url));
 
 /**
  * The origin's own Nix settings (origin/nix/settings.ts), offline: without

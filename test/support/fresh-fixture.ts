@@ -20,7 +20,7 @@ export async function freshFixture(): Promise<FreshFixture> {
   const source = await readFile(stdenv, 'utf8');
   if (!source.includes(MARKER)) {
     await rm(path, { recursive: true, force: true });
-    throw new Error(`test/fixtures/pkgs/stdenv.nix no longer has "${MARKER}", where freshFixture() puts its nonce`);
+    throw new Error(`bundled-pkgs/stdenv.nix no longer has "${MARKER}", where freshFixture() puts its nonce`);
   }
   const nonce = `${Date.now()}-${process.pid}-${Math.random().toString(36).slice(2)}`;
   await writeFile(stdenv, source.replace(MARKER, `${MARKER} fixtureNonce = "${nonce}";`));

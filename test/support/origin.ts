@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 
 export const REPO = fileURLToPath(new URL('../../', import.meta.url));
-export const FIXTURE_PKGS = join(REPO, 'test/fixtures/pkgs');
+export const FIXTURE_PKGS = join(REPO, 'bundled-pkgs');
 /** Tests run with the repo's Node 22 (node_modules/.bin first on PATH via npm), whatever started them. */
 export const NODE = process.execPath;
 /** Offline: without this Nix spends 5 s per command trying cache.nixos.org. */
