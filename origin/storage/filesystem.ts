@@ -43,12 +43,19 @@ export class FilesystemStorage implements Storage {
     const temp = this.tempPath();
     const stream = createWriteStream(temp, { flags: 'wx' });
     let settled = false;
+    // A write error (ENOSPC, say) ends the stream; its partial file must not outlive it.
+    stream.once('error', () => void rm(temp, { force: true }).catch(() => undefined));
     return {
       stream,
       commit: async (key: string) => {
         if (settled) throw new Error('staged write already settled');
-        if (!stream.writableFinished) await finished(stream);
         settled = true;
+        try {
+          if (!stream.writableFinished) await finished(stream);
+        } catch (err) {
+          await rm(temp, { force: true });
+          throw err;
+        }
         await this.publish(temp, this.pathOf(key), true);
       },
       abort: async () => {
@@ -84,7 +91,13 @@ export class FilesystemStorage implements Storage {
   async put(key: string, data: Uint8Array, _contentType: string, options: { createOnly?: boolean } = {}): Promise<void> {
     const target = this.pathOf(key);
     const temp = this.tempPath();
-    await writeFile(temp, data, { flag: 'wx' });
+    try {
+      await writeFile(temp, data, { flag: 'wx' });
+    } catch (err) {
+      // A failed write (ENOSPC, say) leaves a partial temp file; never keep it.
+      await unlink(temp).catch(() => undefined);
+      throw err;
+    }
     await this.publish(temp, target, options.createOnly ?? false);
   }
 
