@@ -6,6 +6,7 @@ import { createLogger } from './log.ts';
 import { createStorage } from './storage/create.ts';
 import { createSource } from './sources/create.ts';
 import { ImageBuilder } from './image/builder.ts';
+import { BlobRecovery } from './image/blob-recovery.ts';
 import { ImageStore } from './image/image-store.ts';
 import { LayerStore } from './image/layer-store.ts';
 import { nixCli } from './nix/runner.ts';
@@ -43,11 +44,12 @@ try {
   // One signal for every build: shutdown cancels whatever outlives the grace period.
   const cancelBuilds = new AbortController();
   const images = new ImageStore(storage);
+  const layers = new LayerStore(storage, log);
   const builder = new ImageBuilder({
     source,
     nix: nixCli({ timeoutSeconds: config.nixTimeoutSeconds, signal: cancelBuilds.signal }),
     store: images,
-    layers: new LayerStore(storage, log),
+    layers,
     maxLayers: config.maxLayers,
     popularity: () => popularity,
     log,
@@ -60,6 +62,7 @@ try {
     builder,
     images,
     storage,
+    recovery: new BlobRecovery(storage, layers, log),
     log,
     originSecrets: config.originSecrets,
     extra: (app) => {

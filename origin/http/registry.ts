@@ -9,6 +9,7 @@ import { parseImageName } from '../../shared/names.ts';
 import type { RegistryRoute } from '../../shared/routes.ts';
 import { CACHE_CONTROL } from '../../shared/responses.ts';
 import { STORAGE_KEYS } from '../../shared/storage-keys.ts';
+import type { BlobRecovery } from '../image/blob-recovery.ts';
 import type { Storage } from '../storage/storage.ts';
 import type { ImageBuilder } from '../image/builder.ts';
 import type { ImageStore } from '../image/image-store.ts';
@@ -20,6 +21,8 @@ export interface RegistryDeps {
   /** The read path of manifests by digest. */
   images: ImageStore;
   storage: Storage;
+  /** Rebuilds layer blobs that are missing or damaged; absent, a missing blob is simply unknown. */
+  recovery?: BlobRecovery | undefined;
 }
 
 const encoder = new TextEncoder();
@@ -36,7 +39,7 @@ export async function answerRegistry(req: Request, route: RegistryRoute, deps: R
     case 'manifest':
       return manifest(req, route, deps);
     case 'blob':
-      return blob(req, route.digest, deps.storage);
+      return blob(req, route.digest, deps.storage, deps.recovery);
   }
 }
 
@@ -61,9 +64,15 @@ async function manifest(req: Request, route: Extract<RegistryRoute, { kind: 'man
   };
 }
 
-async function blob(req: Request, digest: Digest, storage: Storage): Promise<Reply> {
+async function blob(req: Request, digest: Digest, storage: Storage, recovery?: BlobRecovery): Promise<Reply> {
   const key = STORAGE_KEYS.blob(digestHex(digest));
-  const info = await storage.stat(key);
+  let info = await storage.stat(key);
+  // A blob of another size than its layer record says is damaged (truncated): as good as missing.
+  const expected = recovery ? await recovery.expectedSize(digest) : null;
+  if (recovery && (!info || (expected !== null && info.size !== expected))) {
+    const size = await recovery.recover(digest);
+    info = size === null ? null : { size };
+  }
   if (!info) throw errors.blobUnknown(digest);
   const url = await storage.publicUrl(key);
   if (url !== null) return redirect(url, { 'Docker-Content-Digest': digest, 'Cache-Control': 'private, max-age=60' });

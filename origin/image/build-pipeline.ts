@@ -25,7 +25,7 @@ import { symlinkTreeEntries, symlinkTreeId } from '../layers/symlink-tree.ts';
 import type { TarEntry } from '../layers/entries.ts';
 import { buildManifests, type LayerDescriptor } from './manifest.ts';
 import { defaultCommand } from './default-command.ts';
-import type { LayerStore } from './layer-store.ts';
+import type { LayerRecipe, LayerStore } from './layer-store.ts';
 import { evaluatedImageKey, sourceImageKey, type ImageRecord, type ImageStore } from './image-store.ts';
 import { describeProblems, nixStep } from './nix-errors.ts';
 import { mapLimit } from './map-limit.ts';
@@ -57,6 +57,7 @@ interface LayerJob {
   entries: () => Promise<TarEntry[]>;
   bytes: number;
   description: string;
+  recipe: LayerRecipe;
 }
 
 /** Layers written at once by one build: one per core is where gzip stops getting faster. */
@@ -124,12 +125,14 @@ function layerJobs(outputs: string[], closure: StorePathInfo[], deps: PipelineDe
       entries: () => storePathEntries(group),
       bytes: group.reduce((sum, path) => sum + (sizes.get(path) ?? 0), 0),
       description: `store paths: ${group.map(storePathName).join(' ')}`,
+      recipe: { kind: 'store-paths' as const, paths: [...group] },
     })),
     {
       id: symlinkTreeId(outputs),
       entries: () => symlinkTreeEntries(outputs),
       bytes: 0,
       description: `symlinks to: ${outputs.map(storePathName).join(' ')}`,
+      recipe: { kind: 'symlink-tree', outputs: [...outputs] },
     },
   ];
 }
@@ -144,7 +147,7 @@ function writeLayers(jobs: LayerJob[], deps: PipelineDeps, wrote: (bytes: number
     LAYER_WRITERS,
     async (job) => {
       let written = false;
-      const record = await deps.layers.ensure(job.id, () => ((written = true), job.entries()), deps.signal);
+      const record = await deps.layers.ensure(job.id, () => ((written = true), job.entries()), deps.signal, job.recipe);
       if (written) wrote(record.size);
       return { ...record, description: job.description.slice(0, 1024) };
     },
