@@ -6,6 +6,7 @@ import { createLogger } from './log.ts';
 import { createStorage } from './storage/create.ts';
 import { createSource } from './sources/create.ts';
 import { ImageBuilder } from './image/builder.ts';
+import { ManifestRecovery } from './image/manifest-recovery.ts';
 import { BlobRecovery } from './image/blob-recovery.ts';
 import { ImageStore } from './image/image-store.ts';
 import { LayerStore } from './image/layer-store.ts';
@@ -63,6 +64,7 @@ try {
     images,
     storage,
     recovery: new BlobRecovery(storage, layers, log),
+    manifestRecovery: new ManifestRecovery(storage, images, log),
     log,
     originSecrets: config.originSecrets,
     extra: (app) => {

@@ -9,6 +9,7 @@ import { parseImageName } from '../../shared/names.ts';
 import type { RegistryRoute } from '../../shared/routes.ts';
 import { CACHE_CONTROL } from '../../shared/responses.ts';
 import { STORAGE_KEYS } from '../../shared/storage-keys.ts';
+import { ManifestRecovery } from '../image/manifest-recovery.ts';
 import type { BlobRecovery } from '../image/blob-recovery.ts';
 import type { Storage } from '../storage/storage.ts';
 import type { ImageBuilder } from '../image/builder.ts';
@@ -23,6 +24,8 @@ export interface RegistryDeps {
   storage: Storage;
   /** Rebuilds layer blobs that are missing or damaged; absent, a missing blob is simply unknown. */
   recovery?: BlobRecovery | undefined;
+  /** Re-derives lost or damaged manifests and configs from image records. */
+  manifestRecovery?: ManifestRecovery | undefined;
 }
 
 const encoder = new TextEncoder();
@@ -39,11 +42,11 @@ export async function answerRegistry(req: Request, route: RegistryRoute, deps: R
     case 'manifest':
       return manifest(req, route, deps);
     case 'blob':
-      return blob(req, route.digest, deps.storage, deps.recovery);
+      return blob(req, route.digest, deps);
   }
 }
 
-async function manifest(req: Request, route: Extract<RegistryRoute, { kind: 'manifest' }>, { builder, images }: RegistryDeps): Promise<Reply> {
+async function manifest(req: Request, route: Extract<RegistryRoute, { kind: 'manifest' }>, { builder, images, manifestRecovery }: RegistryDeps): Promise<Reply> {
   const spec = parseImageName(route.name);
   let digest: Digest;
   let cacheControl: string;
@@ -55,7 +58,10 @@ async function manifest(req: Request, route: Extract<RegistryRoute, { kind: 'man
     digest = record.manifests[negotiateManifestFormat(req.get('accept'))].digest;
     cacheControl = 'public, max-age=60';
   }
-  const found = await images.manifest(digest);
+  let found = await images.manifest(digest);
+  if (manifestRecovery && (!found || !(await ManifestRecovery.intact(digest, found.bytes)))) {
+    found = (await manifestRecovery.recover(digest)) ? await images.manifest(digest) : null;
+  }
   if (!found) throw errors.manifestUnknown(`manifest unknown: ${digest}`, { digest });
   return {
     status: 200,
@@ -64,7 +70,7 @@ async function manifest(req: Request, route: Extract<RegistryRoute, { kind: 'man
   };
 }
 
-async function blob(req: Request, digest: Digest, storage: Storage, recovery?: BlobRecovery): Promise<Reply> {
+async function blob(req: Request, digest: Digest, { storage, recovery, manifestRecovery }: RegistryDeps): Promise<Reply> {
   const key = STORAGE_KEYS.blob(digestHex(digest));
   let info = await storage.stat(key);
   // A blob of another size than its layer record says is damaged (truncated): as good as missing.
@@ -73,6 +79,8 @@ async function blob(req: Request, digest: Digest, storage: Storage, recovery?: B
     const size = await recovery.recover(digest);
     info = size === null ? null : { size };
   }
+  // Not a layer: a config, which its image record can derive again.
+  if (!info && manifestRecovery && (await manifestRecovery.recover(digest))) info = await storage.stat(key);
   if (!info) throw errors.blobUnknown(digest);
   const url = await storage.publicUrl(key);
   if (url !== null) return redirect(url, { 'Docker-Content-Digest': digest, 'Cache-Control': 'private, max-age=60' });

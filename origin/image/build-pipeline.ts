@@ -89,7 +89,8 @@ export async function buildImage(spec: ImageSpec, source: ResolvedSource, deps: 
     deps.observer?.layerWritten(bytes);
   });
 
-  const record = await deps.store.saveManifests(await buildManifests({ arch: spec.arch, layers, packages: spec.packages, cmd: defaultCommand(spec.packages, resolution.packages) }));
+  const input = { arch: spec.arch, layers, packages: spec.packages, cmd: defaultCommand(spec.packages, resolution.packages) };
+  const record = await deps.store.saveManifests(await buildManifests(input), input);
   await deps.store.remember(key, record);
   log.info(
     {
