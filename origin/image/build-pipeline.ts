@@ -89,7 +89,9 @@ export async function buildImage(spec: ImageSpec, source: ResolvedSource, deps: 
     deps.observer?.layerWritten(bytes);
   });
 
-  const input = { arch: spec.arch, layers, packages: spec.packages, cmd: defaultCommand(spec.packages, resolution.packages) };
+  const cmd = defaultCommand(spec.packages, resolution.packages);
+  // No undefined field: the record stored as JSON must equal the one kept in memory.
+  const input = { arch: spec.arch, layers, packages: spec.packages, ...(cmd ? { cmd } : {}) };
   const record = await deps.store.saveManifests(await buildManifests(input), input);
   await deps.store.remember(key, record);
   log.info(
