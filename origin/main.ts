@@ -6,6 +6,7 @@ import { createLogger } from './log.ts';
 import { createStorage } from './storage/create.ts';
 import { createSource } from './sources/create.ts';
 import { ImageBuilder } from './image/builder.ts';
+import { scheduleStagingSweep } from './gc/staging.ts';
 import { ManifestRecovery } from './image/manifest-recovery.ts';
 import { BlobRecovery } from './image/blob-recovery.ts';
 import { ImageStore } from './image/image-store.ts';
@@ -83,6 +84,7 @@ try {
     process.exit(1);
   });
   shutdown.serve(server);
+  scheduleStagingSweep(storage, log);
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.on(signal, () => void shutdown.begin(signal).then((code) => process.exit(code)));
   }

@@ -3,11 +3,12 @@
 // renamed into place, so a crash never leaves a partial object under its
 // key (rename is atomic within a filesystem).
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readFile, rename, rm, stat, writeFile, link, unlink } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile, link, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { finished } from 'node:stream/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
+import { isStaleStaging, type SweepResult } from '../gc/staging.ts';
 import { checkStorageKey, type ByteRange, type ObjectInfo, type StagedWrite, type Storage } from './storage.ts';
 
 const TMP_DIR = '.tmp';
@@ -132,6 +133,19 @@ export class FilesystemStorage implements Storage {
 
   async publicUrl(): Promise<string | null> {
     return null;
+  }
+
+  async sweepStaging(now: number, maxAgeMs: number): Promise<SweepResult> {
+    const result: SweepResult = { removed: 0, bytes: 0 };
+    for (const name of await readdir(join(this.root, TMP_DIR))) {
+      if (!isStaleStaging(name, now, maxAgeMs)) continue;
+      const path = join(this.root, TMP_DIR, name);
+      const size = await stat(path).then((s) => s.size, () => 0);
+      await rm(path, { force: true });
+      result.removed++;
+      result.bytes += size;
+    }
+    return result;
   }
 
   async delete(key: string): Promise<void> {
