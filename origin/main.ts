@@ -58,14 +58,23 @@ try {
     signal: cancelBuilds.signal,
   });
   // Both take the builder: metrics subscribe to its reports, shutdown drains it.
-  const metrics = createMetrics({ builder });
+  const blobRecovery = new BlobRecovery(storage, layers, log);
+  const manifestRecovery = new ManifestRecovery(storage, images, log);
+  const metrics = createMetrics({
+    builder,
+    recovery: {
+      blobsRebuilt: () => blobRecovery.stats.recovered,
+      blobsUnrecoverable: () => blobRecovery.stats.unrecoverable,
+      manifestsRederived: () => manifestRecovery.recovered,
+    },
+  });
   const shutdown = new GracefulShutdown({ builder, cancel: cancelBuilds, graceSeconds: config.shutdownGraceSeconds, log });
   const app = createApp({
     builder,
     images,
     storage,
-    recovery: new BlobRecovery(storage, layers, log),
-    manifestRecovery: new ManifestRecovery(storage, images, log),
+    recovery: blobRecovery,
+    manifestRecovery,
     log,
     originSecrets: config.originSecrets,
     extra: (app) => {

@@ -110,6 +110,11 @@ test('filesystem: deleted and truncated blobs and manifests are rebuilt with the
   await damageAndPullAgain(t, origin, filesystemObjects(origin));
   assert.ok(origin.logs.some((l) => l.msg === 'lost blob rebuilt from its layer record'));
   assert.ok(origin.logs.some((l) => l.msg === 'lost manifest or config re-derived from its image record'));
+  const metrics = await (await fetch(`${origin.url}/metrics`)).text();
+  const rebuilt = Number(/^nixery_origin_blobs_rebuilt_total (\d+)$/m.exec(metrics)?.[1]);
+  assert.equal(rebuilt, origin.logs.filter((l) => l.msg === 'lost blob rebuilt from its layer record').length);
+  assert.ok(rebuilt > 0);
+  assert.ok(Number(/^nixery_origin_manifests_rederived_total (\d+)$/m.exec(metrics)?.[1]) > 0);
 });
 
 test('GCS: deleted and truncated blobs and manifests are rebuilt with their digests, and every image pulls again', { timeout: 600_000 }, async (t) => {
