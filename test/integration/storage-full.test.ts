@@ -67,3 +67,31 @@ test('a staged write that runs out of space fails its commit, and neither the ke
   assert.equal(await storage.stat('blobs/sha256/staged'), null);
   assert.deepEqual(await readdir(join(root, '.tmp')), []);
 });
+
+test('an origin whose storage fills up answers a build 503 "storage is full" with Retry-After, keeps no temp file, and still serves', { timeout: 300_000 }, async (t) => {
+  const { startOrigin } = await import('../support/origin.ts');
+  const { root } = await fullStorage(t);
+  const defer = deferrer(t);
+  const origin = await startOrigin({ storagePath: root });
+  defer(() => origin.stop({ keepStorage: true }));
+  const res = await fetch(`${origin.url}/v2/hello/manifests/latest`);
+  const body = (await res.json()) as { errors: { code: string; message: string }[] };
+  assert.equal(res.status, 503, JSON.stringify(body));
+  assert.equal(res.headers.get('retry-after'), '60');
+  assert.equal(body.errors[0]!.code, 'UNAVAILABLE');
+  assert.match(body.errors[0]!.message, /^storage is full: ENOSPC/);
+  // The build's other layer writes may still be failing when the answer goes out; none may stay.
+  const { eventually } = await import('../support/eventually.ts');
+  let left: string[] = [];
+  const poll = setInterval(() => void readdir(join(root, '.tmp')).then((names) => (left = names)), 50);
+  left = await readdir(join(root, '.tmp'));
+  try {
+    await eventually(() => left.length === 0, `no temp files left (${left.join(' ')})`, 10_000);
+  } finally {
+    clearInterval(poll);
+  }
+  // The origin keeps answering what needs no space.
+  assert.equal((await fetch(`${origin.url}/v2/`)).status, 200);
+  for (let i = 0; i < 5; i++) await fetch(`${origin.url}/readyz`);
+  assert.deepEqual(await readdir(join(root, '.tmp')), []);
+});
