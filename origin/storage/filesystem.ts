@@ -61,7 +61,8 @@ export class FilesystemStorage implements Storage {
       },
       abort: async () => {
         settled = true;
-        stream.destroy();
+        // The file is created when the stream opens, which may be after destroy(): remove it once closed.
+        if (!stream.closed) await new Promise<void>((resolvePromise) => stream.once('close', () => resolvePromise()).destroy());
         await rm(temp, { force: true });
       },
     };
