@@ -9,6 +9,9 @@ import { ImageBuilder } from './image/builder.ts';
 import { BuildChannels } from './image/build-events.ts';
 import { PackageIndexes } from './search/indexes.ts';
 import { mountApi } from './http/api.ts';
+import { scheduleStagingSweep } from './gc/staging.ts';
+import { ManifestRecovery } from './image/manifest-recovery.ts';
+import { BlobRecovery } from './image/blob-recovery.ts';
 import { ImageStore } from './image/image-store.ts';
 import { LayerStore } from './image/layer-store.ts';
 import { nixCli } from './nix/runner.ts';
@@ -55,11 +58,12 @@ try {
   const images = new ImageStore(storage);
   const admission = new NixAdmission(config.admission);
   const failures = new FailureMemory({ ttlSeconds: config.failureTtlSeconds });
+  const layers = new LayerStore(storage, log);
   const builder = new ImageBuilder({
     source,
     nix: nixCli({ timeoutSeconds: config.nixTimeoutSeconds, signal: cancelBuilds.signal }),
     store: images,
-    layers: new LayerStore(storage, log),
+    layers,
     maxLayers: config.maxLayers,
     popularity: () => popularity,
     learned,
@@ -73,13 +77,26 @@ try {
   });
   const indexes = new PackageIndexes({ source, storage, nix: { timeoutSeconds: config.nixTimeoutSeconds, signal: cancelBuilds.signal }, log });
   // Both take the builder: metrics subscribe to its reports, shutdown drains it.
-  const metrics = createMetrics({ builder, admission, failures });
+  const blobRecovery = new BlobRecovery(storage, layers, log);
+  const manifestRecovery = new ManifestRecovery(storage, images, log);
+  const metrics = createMetrics({
+    builder,
+    admission,
+    failures,
+    recovery: {
+      blobsRebuilt: () => blobRecovery.stats.recovered,
+      blobsUnrecoverable: () => blobRecovery.stats.unrecoverable,
+      manifestsRederived: () => manifestRecovery.recovered,
+    },
+  });
   const shutdown = new GracefulShutdown({ builder, cancel: cancelBuilds, graceSeconds: config.shutdownGraceSeconds, log });
   const app = createApp({
     builder,
     images,
     storage,
     source,
+    recovery: blobRecovery,
+    manifestRecovery,
     log,
     originSecrets: config.originSecrets,
     api: (app) => mountApi(app, { builder, storage, indexes, events }),
@@ -101,6 +118,7 @@ try {
   shutdown.serve(server);
   // Started with the origin, so the first new image does not wait for them.
   sharedDeflatePool().warm();
+  scheduleStagingSweep(storage, log);
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.on(signal, () =>
       void shutdown

@@ -33,6 +33,10 @@ export const STORAGE_KEYS = {
   manifest: family('manifests/sha256/<hex>'),
   /** The layer cache: a group's identity → digest, diff_id, size. */
   layer: family('layers/<id>.json'),
+  /** The reverse index of rebuildable layers: a blob's digest → the layer id whose record says how to remake it. */
+  blobSource: family('blob-sources/sha256/<hex>.json'),
+  /** The reverse index of derivable image parts: a manifest's or config's digest → the image key whose record rebuilds it. */
+  imageSource: family('image-sources/sha256/<hex>.json'),
   /** The image cache: source identity + image → both manifests' digests. */
   image: family('images/<key>.json'),
   /** The last popularity data loaded from NIX_POPULARITY_URL, by the sha256 hex of the URL. */

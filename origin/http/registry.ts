@@ -9,6 +9,8 @@ import { parseImageName } from '../../shared/names.ts';
 import type { RegistryRoute } from '../../shared/routes.ts';
 import { CACHE_CONTROL } from '../../shared/responses.ts';
 import { STORAGE_KEYS } from '../../shared/storage-keys.ts';
+import { ManifestRecovery } from '../image/manifest-recovery.ts';
+import type { BlobRecovery } from '../image/blob-recovery.ts';
 import type { Storage } from '../storage/storage.ts';
 import type { PackageSource } from '../sources/source.ts';
 import { nextPageLink, parseTagListQuery, tagListPage } from '../../shared/tag-list.ts';
@@ -25,6 +27,10 @@ export interface RegistryDeps {
   storage: Storage;
   /** What the tag list names. */
   source: PackageSource;
+  /** Rebuilds layer blobs that are missing or damaged; absent, a missing blob is simply unknown. */
+  recovery?: BlobRecovery | undefined;
+  /** Re-derives lost or damaged manifests and configs from image records. */
+  manifestRecovery?: ManifestRecovery | undefined;
 }
 
 const encoder = new TextEncoder();
@@ -45,7 +51,7 @@ export async function answerRegistry(req: Request, route: RegistryRoute, deps: R
     case 'manifest':
       return manifest(req, route, deps);
     case 'blob':
-      return blob(req, route.digest, deps.storage);
+      return blob(req, route.digest, deps);
   }
 }
 
@@ -64,7 +70,7 @@ async function tagList(req: Request, name: string, source: PackageSource): Promi
   return { status: 200, headers, body: encoder.encode(JSON.stringify(page.body)) };
 }
 
-async function manifest(req: Request, route: Extract<RegistryRoute, { kind: 'manifest' }>, { builder, images }: RegistryDeps): Promise<Reply> {
+async function manifest(req: Request, route: Extract<RegistryRoute, { kind: 'manifest' }>, { builder, images, manifestRecovery }: RegistryDeps): Promise<Reply> {
   const spec = parseImageName(route.name);
   let digest: Digest;
   let cacheControl: string;
@@ -85,7 +91,10 @@ async function manifest(req: Request, route: Extract<RegistryRoute, { kind: 'man
     }
     cacheControl = 'public, max-age=60';
   }
-  const found = await images.manifest(digest);
+  let found = await images.manifest(digest);
+  if (manifestRecovery && (!found || !(await ManifestRecovery.intact(digest, found.bytes)))) {
+    found = (await manifestRecovery.recover(digest)) ? await images.manifest(digest) : null;
+  }
   if (!found) throw errors.manifestUnknown(`manifest unknown: ${digest}`, { digest });
   return {
     status: 200,
@@ -94,9 +103,17 @@ async function manifest(req: Request, route: Extract<RegistryRoute, { kind: 'man
   };
 }
 
-async function blob(req: Request, digest: Digest, storage: Storage): Promise<Reply> {
+async function blob(req: Request, digest: Digest, { storage, recovery, manifestRecovery }: RegistryDeps): Promise<Reply> {
   const key = STORAGE_KEYS.blob(digestHex(digest));
-  const info = await storage.stat(key);
+  let info = await storage.stat(key);
+  // A blob of another size than its layer record says is damaged (truncated): as good as missing.
+  const expected = recovery ? await recovery.expectedSize(digest) : null;
+  if (recovery && (!info || (expected !== null && info.size !== expected))) {
+    const size = await recovery.recover(digest);
+    info = size === null ? null : { size };
+  }
+  // Not a layer: a config, which its image record can derive again.
+  if (!info && manifestRecovery && (await manifestRecovery.recover(digest))) info = await storage.stat(key);
   if (!info) throw errors.blobUnknown(digest);
   const url = await storage.publicUrl(key);
   if (url !== null) {

@@ -27,7 +27,7 @@ import { symlinkTreeEntries, symlinkTreeId } from '../layers/symlink-tree.ts';
 import type { TarEntry } from '../layers/entries.ts';
 import { buildManifests, type LayerDescriptor } from './manifest.ts';
 import { defaultCommand } from './default-command.ts';
-import type { LayerStore } from './layer-store.ts';
+import type { LayerRecipe, LayerStore } from './layer-store.ts';
 import { evaluatedImageKey, sourceImageKey, type ImageRecord, type ImageStore } from './image-store.ts';
 import { describeProblems, nixStep } from './nix-errors.ts';
 import { mapLimit } from './map-limit.ts';
@@ -69,6 +69,7 @@ interface LayerJob {
   entries: () => Promise<TarEntry[]>;
   bytes: number;
   description: string;
+  recipe: LayerRecipe;
 }
 
 /**
@@ -106,7 +107,10 @@ export async function buildImage(spec: ImageSpec, source: ResolvedSource, deps: 
     deps.observer?.layerWritten(bytes);
   }));
 
-  const record = await deps.store.saveManifests(await buildManifests({ arch: spec.arch, layers, packages: spec.packages, cmd: defaultCommand(spec.packages, resolution.packages) }));
+  const cmd = defaultCommand(spec.packages, resolution.packages);
+  // No undefined field: the record stored as JSON must equal the one kept in memory.
+  const input = { arch: spec.arch, layers, packages: spec.packages, ...(cmd ? { cmd } : {}) };
+  const record = await deps.store.saveManifests(await buildManifests(input), input);
   await deps.store.remember(key, record);
   // Learning is an optimisation: a failed save costs layering quality, never the image.
   void deps.learned?.observeImage(key, closure.map((p) => p.path)).catch((err: unknown) => log.warn({ err }, 'learned popularity not saved'));
@@ -146,12 +150,14 @@ function layerJobs(outputs: string[], closure: StorePathInfo[], deps: PipelineDe
       entries: () => storePathEntries(group),
       bytes: group.reduce((sum, path) => sum + (sizes.get(path) ?? 0), 0),
       description: `store paths: ${group.map(storePathName).join(' ')}`,
+      recipe: { kind: 'store-paths' as const, paths: [...group] },
     })),
     {
       id: symlinkTreeId(outputs),
       entries: () => symlinkTreeEntries(outputs),
       bytes: 0,
       description: `symlinks to: ${outputs.map(storePathName).join(' ')}`,
+      recipe: { kind: 'symlink-tree', outputs: [...outputs] },
     },
   ];
 }
@@ -166,7 +172,7 @@ function writeLayers(jobs: LayerJob[], deps: PipelineDeps, wrote: (bytes: number
     LAYER_WRITERS,
     async (job) => {
       let written = false;
-      const record = await deps.layers.ensure(job.id, () => ((written = true), job.entries()), deps.signal);
+      const record = await deps.layers.ensure(job.id, () => ((written = true), job.entries()), deps.signal, job.recipe);
       if (written) wrote(record.size);
       currentBuildChannel()?.layerDone(record.size, written);
       return { ...record, description: job.description.slice(0, 1024) };

@@ -14,7 +14,7 @@ import type { Architecture, ImageSpec } from '../../shared/names.ts';
 import { Lru } from '../../shared/lru.ts';
 import { STORAGE_KEYS } from '../../shared/storage-keys.ts';
 import type { Storage } from '../storage/storage.ts';
-import type { ImageManifests, SerializedBlob } from './manifest.ts';
+import type { ImageConfigInput, ImageManifests, SerializedBlob } from './manifest.ts';
 
 export interface ManifestRef {
   digest: Digest;
@@ -28,6 +28,15 @@ export interface ManifestRef {
  */
 export interface ImageRecord {
   manifests: Record<ManifestFormat, ManifestRef>;
+  /** What the config and manifests are derived from, so they can be again; absent in older records. */
+  recipe?: ImageConfigInput;
+  /** The config's digest, indexed with the manifests' (absent in older records). */
+  config?: Digest;
+}
+
+/** The reverse index entry: which image a manifest or config belongs to. */
+export interface ImageSource {
+  image: string;
 }
 
 export interface ImageStoreStats {
@@ -88,7 +97,7 @@ export class ImageStore {
   }
 
   /** Writes an image's config and both manifests (content-addressed, create-only) and returns its record. */
-  async saveManifests(built: ImageManifests): Promise<ImageRecord> {
+  async saveManifests(built: ImageManifests, recipe?: ImageConfigInput): Promise<ImageRecord> {
     await this.storage.put(STORAGE_KEYS.blob(digestHex(built.config.digest)), built.config.bytes, built.config.mediaType, { createOnly: true });
     for (const format of ['docker', 'oci'] as const) {
       const m = built.manifests[format];
@@ -99,6 +108,7 @@ export class ImageStore {
         docker: { digest: built.manifests.docker.digest, size: built.manifests.docker.bytes.length },
         oci: { digest: built.manifests.oci.digest, size: built.manifests.oci.bytes.length },
       },
+      ...(recipe ? { recipe, config: built.config.digest } : {}),
     };
   }
 
@@ -118,14 +128,32 @@ export class ImageStore {
   /** Remembers a finished image under its key; call after `saveManifests`. */
   async remember(key: string, record: ImageRecord): Promise<void> {
     this.records.set(key, record);
+    if (record.recipe && record.config) {
+      const source = new TextEncoder().encode(JSON.stringify({ image: key } satisfies ImageSource));
+      for (const digest of [record.config, record.manifests.docker.digest, record.manifests.oci.digest]) {
+        await this.storage.put(STORAGE_KEYS.imageSource(digestHex(digest)), source, MEDIA.json);
+      }
+    }
     await this.storage.put(STORAGE_KEYS.image(key), new TextEncoder().encode(JSON.stringify(record)), MEDIA.json);
+  }
+
+  /** The stored record under an image key, bypassing memory (recovery reads what storage holds). */
+  async storedRecord(key: string): Promise<ImageRecord | null> {
+    const stored = await this.storage.get(STORAGE_KEYS.image(key));
+    return stored ? (JSON.parse(new TextDecoder().decode(stored)) as ImageRecord) : null;
   }
 
   /** A stored manifest or index by digest; null when no image ever had it. */
   async manifest(digest: Digest): Promise<{ bytes: Uint8Array; mediaType: string } | null> {
     const bytes = await this.storage.get(STORAGE_KEYS.manifest(digestHex(digest)));
     if (!bytes) return null;
-    const mediaType = (JSON.parse(new TextDecoder().decode(bytes)) as { mediaType?: string }).mediaType ?? MEDIA.dockerManifest;
-    return { bytes, mediaType };
+    let parsed: { mediaType?: string };
+    try {
+      parsed = JSON.parse(new TextDecoder().decode(bytes)) as { mediaType?: string };
+    } catch {
+      // A damaged (truncated) manifest is as good as none; recovery may derive it again.
+      return null;
+    }
+    return { bytes, mediaType: parsed.mediaType ?? MEDIA.dockerManifest };
   }
 }

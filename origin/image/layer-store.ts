@@ -12,10 +12,20 @@ import { SingleFlight } from '../../shared/single-flight.ts';
 import { writeLayerTarball } from '../layers/tarball.ts';
 import type { TarEntry } from '../layers/entries.ts';
 
+/** How a layer is made again: whole store paths, or the symlink tree of an image's outputs. */
+export type LayerRecipe = { kind: 'store-paths'; paths: string[] } | { kind: 'symlink-tree'; outputs: string[] };
+
 export interface LayerRecord {
   digest: Digest;
   diffId: Digest;
   size: number;
+  /** Absent in records written before blobs could be rebuilt. */
+  recipe?: LayerRecipe;
+}
+
+/** The reverse index entry: which layer a blob is, so a request for a lost blob finds its recipe. */
+export interface BlobSource {
+  layer: string;
 }
 
 export interface LayerStoreStats {
@@ -37,7 +47,7 @@ export class LayerStore {
   }
 
   /** Returns the layer with this identity, writing it from `entries()` if no replica has yet. */
-  ensure(id: string, entries: () => Promise<TarEntry[]>, signal?: AbortSignal): Promise<LayerRecord> {
+  ensure(id: string, entries: () => Promise<TarEntry[]>, signal?: AbortSignal, recipe?: LayerRecipe): Promise<LayerRecord> {
     const cached = this.memory.get(id);
     if (cached) {
       this.stats.hits++;
@@ -55,13 +65,42 @@ export class LayerStore {
         }
       }
       this.stats.misses++;
-      const record = await this.write(id, await entries(), signal);
+      const record = await this.write(id, await entries(), signal, recipe);
       this.memory.set(id, record);
       return record;
     }).result;
   }
 
-  private async write(id: string, entries: TarEntry[], signal?: AbortSignal): Promise<LayerRecord> {
+  /** The stored record of a layer by its identity; null when none was written. */
+  async record(id: string): Promise<LayerRecord | null> {
+    const stored = await this.storage.get(STORAGE_KEYS.layer(id));
+    return stored ? (JSON.parse(new TextDecoder().decode(stored)) as LayerRecord) : null;
+  }
+
+  /**
+   * Writes a layer's blob again from its entries, committing it only if it
+   * has the digest its record says (layers are reproducible; a store path
+   * changed under the same name must never be served under the old digest).
+   */
+  async rewrite(record: LayerRecord, entries: TarEntry[], signal?: AbortSignal): Promise<boolean> {
+    const staged = await this.storage.stage();
+    try {
+      const digests = await writeLayerTarball(entries, staged.stream, signal ? { signal } : {});
+      if (digests.digest !== record.digest || digests.size !== record.size) {
+        await staged.abort();
+        this.log.error({ expected: record.digest, got: digests.digest, size: digests.size }, 'a rebuilt layer differs from its record; not stored');
+        return false;
+      }
+      await staged.commit(STORAGE_KEYS.blob(digestHex(digests.digest)), MEDIA.dockerLayer);
+      this.stats.bytesWritten += digests.size;
+      return true;
+    } catch (err) {
+      await staged.abort();
+      throw err;
+    }
+  }
+
+  private async write(id: string, entries: TarEntry[], signal?: AbortSignal, recipe?: LayerRecipe): Promise<LayerRecord> {
     const started = performance.now();
     const staged = await this.storage.stage();
     let digests;
@@ -72,8 +111,12 @@ export class LayerStore {
       await staged.abort();
       throw err;
     }
-    const record: LayerRecord = { digest: digests.digest, diffId: digests.diffId, size: digests.size };
+    const record: LayerRecord = { digest: digests.digest, diffId: digests.diffId, size: digests.size, ...(recipe ? { recipe } : {}) };
     await this.storage.put(STORAGE_KEYS.layer(id), new TextEncoder().encode(JSON.stringify(record)), MEDIA.json);
+    if (recipe) {
+      const source: BlobSource = { layer: id };
+      await this.storage.put(STORAGE_KEYS.blobSource(digestHex(record.digest)), new TextEncoder().encode(JSON.stringify(source)), MEDIA.json);
+    }
     this.stats.bytesWritten += digests.size;
     this.log.info({ layer: id, digest: record.digest, size: record.size, tarSize: digests.tarSize, pieces: digests.gzip.pieces, storedPieces: digests.gzip.storedPieces, entries: entries.length, ms: Math.round(performance.now() - started) }, 'layer written');
     return record;

@@ -8,6 +8,7 @@
 // cannot be fetched, and a system this origin has no builder for (it cannot
 // ever have that image).
 import { errors, type RegistryError } from '../../shared/errors.ts';
+import { storageFullError } from '../storage/storage-full.ts';
 import { NixError, NixFetchError, NixSystemError, type Resolution } from '../nix/nix.ts';
 import { currentBuildChannel } from './build-events.ts';
 
@@ -31,6 +32,9 @@ export function nixStepError(step: string, err: unknown): unknown {
     return errors.manifestUnknown(`cannot build this image: ${err.message}`, { system: err.requiredSystem, drv: err.drv, nix: err.stderr });
   }
   if (err instanceof NixError) {
+    // A full store (or TMPDIR) is not Nix's failure but a wait: 503 naming it.
+    const full = storageFullError({ message: `${err.message}\n${err.stderr}` }, 'the Nix store');
+    if (full !== null) return full;
     const message = err.timedOut ? `nix ${step} timed out` : `nix ${step} failed`;
     return errors.internal(`${message}: ${err.message}`, { nix: err.stderr });
   }

@@ -27,7 +27,14 @@ function methodLabel(method: string): string {
   return method === 'GET' || method === 'HEAD' ? method : 'other';
 }
 
-export function createMetrics(options: { builder: ImageBuilder; admission?: NixAdmission; failures?: FailureMemory; defaultMetrics?: boolean }): OriginMetrics {
+/** Counts of what recovery made again (origin/image/blob-recovery.ts, manifest-recovery.ts). */
+export interface RecoveryCounts {
+  blobsRebuilt(): number;
+  blobsUnrecoverable(): number;
+  manifestsRederived(): number;
+}
+
+export function createMetrics(options: { builder: ImageBuilder; admission?: NixAdmission; failures?: FailureMemory; defaultMetrics?: boolean; recovery?: RecoveryCounts }): OriginMetrics {
   const { builder } = options;
   const registry = new Registry();
   // Process metrics (memory, CPU, event loop lag) size the pods' requests.
@@ -83,6 +90,13 @@ export function createMetrics(options: { builder: ImageBuilder; admission?: NixA
     'Compressed bytes of layers written to storage (uploaded to the bucket with GCS storage).',
     () => builder.layers.stats.bytesWritten,
   );
+
+  const recovery = options.recovery;
+  if (recovery) {
+    mirroredCounter('blobs_rebuilt_total', 'Layer blobs found missing or truncated in storage and rebuilt from their layer record.', () => recovery.blobsRebuilt());
+    mirroredCounter('blobs_unrecoverable_total', 'Layer blobs asked for that were missing and could not be rebuilt (404 BLOB_UNKNOWN).', () => recovery.blobsUnrecoverable());
+    mirroredCounter('manifests_rederived_total', 'Images whose lost or damaged manifests or config were derived again from the image record.', () => recovery.manifestsRederived());
+  }
 
   builder.onBuild((report) => buildSeconds.observe({ outcome: report.outcome }, report.seconds));
   if (options.admission) registerAdmissionMetrics(registry, PREFIX, options.admission, options.failures);

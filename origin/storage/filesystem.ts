@@ -3,11 +3,12 @@
 // renamed into place, so a crash never leaves a partial object under its
 // key (rename is atomic within a filesystem).
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readFile, rename, rm, stat, writeFile, link, unlink } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile, link, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { finished } from 'node:stream/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
+import { isStaleStaging, type SweepResult } from '../gc/staging.ts';
 import { checkStorageKey, type ByteRange, type ObjectInfo, type StagedWrite, type Storage } from './storage.ts';
 
 const TMP_DIR = '.tmp';
@@ -43,17 +44,25 @@ export class FilesystemStorage implements Storage {
     const temp = this.tempPath();
     const stream = createWriteStream(temp, { flags: 'wx' });
     let settled = false;
+    // A write error (ENOSPC, say) ends the stream; its partial file must not outlive it.
+    stream.once('error', () => void rm(temp, { force: true }).catch(() => undefined));
     return {
       stream,
       commit: async (key: string) => {
         if (settled) throw new Error('staged write already settled');
-        if (!stream.writableFinished) await finished(stream);
         settled = true;
+        try {
+          if (!stream.writableFinished) await finished(stream);
+        } catch (err) {
+          await rm(temp, { force: true });
+          throw err;
+        }
         await this.publish(temp, this.pathOf(key), true);
       },
       abort: async () => {
         settled = true;
-        stream.destroy();
+        // The file is created when the stream opens, which may be after destroy(): remove it once closed.
+        if (!stream.closed) await new Promise<void>((resolvePromise) => stream.once('close', () => resolvePromise()).destroy());
         await rm(temp, { force: true });
       },
     };
@@ -84,7 +93,13 @@ export class FilesystemStorage implements Storage {
   async put(key: string, data: Uint8Array, _contentType: string, options: { createOnly?: boolean } = {}): Promise<void> {
     const target = this.pathOf(key);
     const temp = this.tempPath();
-    await writeFile(temp, data, { flag: 'wx' });
+    try {
+      await writeFile(temp, data, { flag: 'wx' });
+    } catch (err) {
+      // A failed write (ENOSPC, say) leaves a partial temp file; never keep it.
+      await unlink(temp).catch(() => undefined);
+      throw err;
+    }
     await this.publish(temp, target, options.createOnly ?? false);
   }
 
@@ -119,6 +134,19 @@ export class FilesystemStorage implements Storage {
 
   async publicUrl(): Promise<string | null> {
     return null;
+  }
+
+  async sweepStaging(now: number, maxAgeMs: number): Promise<SweepResult> {
+    const result: SweepResult = { removed: 0, bytes: 0 };
+    for (const name of await readdir(join(this.root, TMP_DIR))) {
+      if (!isStaleStaging(name, now, maxAgeMs)) continue;
+      const path = join(this.root, TMP_DIR, name);
+      const size = await stat(path).then((s) => s.size, () => 0);
+      await rm(path, { force: true });
+      result.removed++;
+      result.bytes += size;
+    }
+    return result;
   }
 
   async delete(key: string): Promise<void> {

@@ -21,6 +21,7 @@
 // Create-only writes rely on GCS preconditions (`ifGenerationMatch: 0`), never
 // on a check-then-write: a 412 means another writer published the same
 // content first, which is success.
+import { isStaleStaging, type SweepResult } from '../gc/staging.ts';
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { finished } from 'node:stream/promises';
@@ -300,6 +301,19 @@ export class GcsStorage implements Storage {
 
   async delete(key: string): Promise<void> {
     await this.file(key).delete({ ignoreNotFound: true });
+  }
+
+  async sweepStaging(now: number, maxAgeMs: number): Promise<SweepResult> {
+    const result: SweepResult = { removed: 0, bytes: 0 };
+    const staging = `${this.prefix}${STAGING}/`;
+    const [files] = await this.bucket.getFiles({ prefix: staging });
+    for (const file of files) {
+      if (!isStaleStaging(file.name.slice(staging.length), now, maxAgeMs)) continue;
+      await file.delete({ ignoreNotFound: true });
+      result.removed++;
+      result.bytes += Number(file.metadata.size ?? 0);
+    }
+    return result;
   }
 }
 

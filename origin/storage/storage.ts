@@ -7,6 +7,7 @@
 //   ever sees a partial blob, even after a crash);
 // - content-addressed writes are create-only: if the key already exists the
 //   write is a success and the existing object is kept.
+import type { SweepResult } from '../gc/staging.ts';
 import type { Readable, Writable } from 'node:stream';
 
 export interface ObjectInfo {
@@ -51,6 +52,8 @@ export interface Storage {
    */
   publicUrl(key: string): Promise<string | null>;
   delete(key: string): Promise<void>;
+  /** Deletes staged writes older than `maxAgeMs` (origin/gc/staging.ts): leftovers of a crashed process. */
+  sweepStaging(now: number, maxAgeMs: number): Promise<SweepResult>;
 }
 
 const KEY = /^[a-zA-Z0-9._-]+(?:\/[a-zA-Z0-9._-]+)*$/;

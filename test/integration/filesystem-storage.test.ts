@@ -63,3 +63,14 @@ test('keys that could escape the storage root are refused', async () => {
     }
   });
 });
+
+test('staging leftovers older than the limit are swept from .tmp/; younger ones stay', async () => {
+  await withStorage(async (storage, root) => {
+    const { writeFile } = await import('node:fs/promises');
+    const now = Date.now();
+    await writeFile(join(root, '.tmp', `${now - 2 * 3_600_000}-0123abcd`), 'old leftover');
+    await writeFile(join(root, '.tmp', `${now - 60_000}-4567abcd`), 'in flight');
+    assert.deepEqual(await storage.sweepStaging(now, 3_600_000), { removed: 1, bytes: 'old leftover'.length });
+    assert.deepEqual(await readdir(join(root, '.tmp')), [`${now - 60_000}-4567abcd`]);
+  });
+});

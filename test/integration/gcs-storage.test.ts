@@ -331,3 +331,15 @@ test('the start-up check reports a missing bucket as such (seam: the emulator cr
     });
   await assert.rejects(createGcsStorage({ bucket: 'nixery-missing', apiEndpoint: emulator.url, client }), /GCS bucket "nixery-missing" at .* does not exist: The specified bucket does not exist/);
 });
+
+test('staging leftovers older than the limit are swept; younger ones and objects under keys stay', async () => {
+  const storage = backend();
+  const client = new GoogleStorage({ ...CLIENT_OPTIONS, apiEndpoint: emulator.url });
+  const bucket = client.bucket(storage.bucketName);
+  const now = Date.now();
+  await bucket.file(`_staging/${now - 2 * 3_600_000}-ab`).save('old leftover');
+  await bucket.file(`_staging/${now - 60_000}-cd`).save('in flight');
+  await storage.put('blobs/sha256/kept', new TextEncoder().encode('x'), 'application/octet-stream');
+  assert.deepEqual(await storage.sweepStaging(now, 3_600_000), { removed: 1, bytes: 'old leftover'.length });
+  assert.deepEqual(await objectNames(storage), ['_staging/' + `${now - 60_000}-cd`, 'blobs/sha256/kept'].sort());
+});

@@ -1,0 +1,99 @@
+// A layer blob is a cache entry, not the only copy: when it is gone from
+// storage (deleted by GC, an operator or a bucket lifecycle rule) or has the
+// wrong size (truncated), the blob-sources index names the layer whose record
+// says which store paths made it, and the layer is written again from them,
+// with the same digest (layers are reproducible) or not at all.
+import { access } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import { digestHex, type Digest } from '../../shared/digest.ts';
+import { SingleFlight } from '../../shared/single-flight.ts';
+import { Lru } from '../../shared/lru.ts';
+import { STORAGE_KEYS } from '../../shared/storage-keys.ts';
+import { storePathEntries, type TarEntry } from '../layers/entries.ts';
+import { symlinkTreeEntries } from '../layers/symlink-tree.ts';
+import type { Storage } from '../storage/storage.ts';
+import type { BlobSource, LayerRecipe, LayerStore } from './layer-store.ts';
+
+export interface BlobRecoveryStats {
+  recovered: number;
+  unrecoverable: number;
+}
+
+/** The store paths a recipe reads: they must all exist for the layer to be made again. */
+export function recipePaths(recipe: LayerRecipe): string[] {
+  return recipe.kind === 'store-paths' ? recipe.paths : recipe.outputs;
+}
+
+function recipeEntries(recipe: LayerRecipe): Promise<TarEntry[]> {
+  return recipe.kind === 'store-paths' ? storePathEntries(recipe.paths) : symlinkTreeEntries(recipe.outputs);
+}
+
+export class BlobRecovery {
+  private readonly flights = new SingleFlight<number | null>();
+  // A digest's size never changes: remembered, so a blob request costs no extra reads after the first.
+  private readonly sizes = new Lru<string, number | null>(8192);
+  readonly stats: BlobRecoveryStats = { recovered: 0, unrecoverable: 0 };
+
+  private readonly storage: Storage;
+  private readonly layers: LayerStore;
+  private readonly log: Logger;
+
+  constructor(storage: Storage, layers: LayerStore, log: Logger) {
+    this.storage = storage;
+    this.layers = layers;
+    this.log = log;
+  }
+
+  /** The size a blob must have, from its layer record; null when no record knows the blob. */
+  async expectedSize(digest: Digest): Promise<number | null> {
+    const known = this.sizes.get(digest);
+    if (known !== undefined) return known;
+    const size = (await this.recordOf(digest))?.size ?? null;
+    this.sizes.set(digest, size);
+    return size;
+  }
+
+  private async recordOf(digest: Digest) {
+    const source = await this.storage.get(STORAGE_KEYS.blobSource(digestHex(digest)));
+    if (!source) return null;
+    const record = await this.layers.record((JSON.parse(new TextDecoder().decode(source)) as BlobSource).layer);
+    return record && record.digest === digest ? record : null;
+  }
+
+  /**
+   * Makes a missing or damaged layer blob again; returns its size, or null
+   * when nothing knows how (no record, or its store paths are gone).
+   */
+  recover(digest: Digest): Promise<number | null> {
+    return this.flights.run(digest, async () => {
+      const record = await this.recordOf(digest);
+      if (!record?.recipe) return this.lost(digest, 'no layer record with a recipe');
+      const missing = [];
+      for (const path of recipePaths(record.recipe)) if (!(await exists(path))) missing.push(path);
+      if (missing.length > 0) return this.lost(digest, `store paths gone: ${missing.join(' ')}`);
+      const key = STORAGE_KEYS.blob(digestHex(digest));
+      const present = await this.storage.stat(key);
+      // Create-only commits keep an existing object, so a damaged one must go first.
+      if (present && present.size !== record.size) await this.storage.delete(key);
+      if (!(await this.layers.rewrite(record, await recipeEntries(record.recipe)))) return this.lost(digest, 'the rebuilt layer has another digest');
+      this.stats.recovered++;
+      this.log.warn({ digest, size: record.size, damaged: present !== null }, 'lost blob rebuilt from its layer record');
+      return record.size;
+    }).result;
+  }
+
+  private lost(digest: Digest, why: string): null {
+    this.stats.unrecoverable++;
+    this.log.warn({ digest, why }, 'blob cannot be rebuilt');
+    return null;
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,57 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { planRetention, type ImageEntry, type ObjectEntry } from '../../origin/gc/retention.ts';
+
+const DAY = 86_400_000;
+const NOW = 100 * DAY;
+const policy = { maxIdleMs: 30 * DAY, graceMs: DAY };
+const d = (c: string) => `sha256:${c.repeat(64)}` as const;
+const obj = (c: string, size: number, written = 0): ObjectEntry => ({ key: `blobs/sha256/${c.repeat(64)}`, digest: d(c), size, written });
+
+test('an idle image goes, with the objects only it referenced; shared and recent objects stay', () => {
+  const images: ImageEntry[] = [
+    { key: 'old', references: [d('a'), d('b')], lastUsed: NOW - 40 * DAY, written: 0 },
+    { key: 'used', references: [d('b'), d('c')], lastUsed: NOW - DAY, written: 0 },
+  ];
+  const objects = [obj('a', 10), obj('b', 20), obj('c', 30), obj('e', 5, NOW - 1000)];
+  const plan = planRetention(images, objects, policy, NOW);
+  assert.deepEqual(plan.images, ['old']);
+  assert.deepEqual(plan.objects.map((o) => o.digest), [d('a')]);
+  assert.equal(plan.bytes, 10);
+  assert.equal(plan.pinnedBy, null);
+});
+
+test('an image never seen in use counts from when it was written', () => {
+  const images: ImageEntry[] = [
+    { key: 'new', references: [d('a')], lastUsed: null, written: NOW - 2 * DAY },
+    { key: 'ancient', references: [d('b')], lastUsed: null, written: NOW - 60 * DAY },
+  ];
+  const plan = planRetention(images, [obj('a', 1), obj('b', 2)], policy, NOW);
+  assert.deepEqual(plan.images, ['ancient']);
+  assert.deepEqual(plan.objects.map((o) => o.digest), [d('b')]);
+});
+
+test('a kept image whose record does not list its references pins every object', () => {
+  const images: ImageEntry[] = [
+    { key: 'legacy', references: null, lastUsed: NOW, written: 0 },
+    { key: 'old', references: [d('a')], lastUsed: 0, written: 0 },
+  ];
+  const plan = planRetention(images, [obj('a', 10)], policy, NOW);
+  assert.deepEqual(plan.images, ['old']);
+  assert.deepEqual(plan.objects, []);
+  assert.equal(plan.pinnedBy, 'legacy');
+});
+
+test('objects inside the grace period survive even unreferenced (a build in flight)', () => {
+  const plan = planRetention([], [obj('a', 10, NOW - DAY / 2), obj('b', 7, NOW - 2 * DAY)], policy, NOW);
+  assert.deepEqual(plan.objects.map((o) => o.digest), [d('b')]);
+  assert.equal(plan.bytes, 7);
+});
+
+test('an image record references its config, both manifests and every layer; an old record says nothing', async () => {
+  const { imageReferences } = await import('../../origin/gc/retention.ts');
+  const layer = { digest: d('l'), diffId: d('i'), size: 1, description: '' };
+  const manifests = { docker: { digest: d('m'), size: 1 }, oci: { digest: d('o'), size: 1 } };
+  assert.deepEqual(imageReferences({ manifests, config: d('c'), recipe: { arch: 'amd64', layers: [layer], packages: ['hello'] } }), [d('c'), d('m'), d('o'), d('l')]);
+  assert.equal(imageReferences({ manifests }), null);
+});
