@@ -6,53 +6,14 @@
 // real origin is in test/integration/page-api.test.ts and test/e2e/page.test.ts.
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { ServerResponse } from 'node:http';
+import { ScriptedOrigin } from '../support/scripted-origin.ts';
 import { startEdge, type RunningTestEdge } from '../support/edge.ts';
 import { ORIGIN_SECRET_HEADER } from '../../shared/headers.ts';
 import { API_LIMITS } from '../../shared/api.ts';
 
 const SECRET = 'api-secret';
 
-interface Seen {
-  method: string;
-  path: string;
-  headers: IncomingMessage['headers'];
-  body: string;
-}
-
-type Handler = (req: IncomingMessage, res: ServerResponse, body: string) => void | Promise<void>;
-
-/** A stand-in origin (a fake: the real one needs Nix, see the integration test): records requests, answers with the current handler. */
-class ScriptedOrigin {
-  readonly seen: Seen[] = [];
-  handler: Handler = (_req, res) => json(res, 200, { query: {}, total: 0, packages: [] });
-  private server!: Server;
-  url = '';
-
-  async start(): Promise<void> {
-    this.server = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        const body = Buffer.concat(chunks).toString('utf8');
-        this.seen.push({ method: req.method ?? '', path: req.url ?? '', headers: req.headers, body });
-        Promise.resolve(this.handler(req, res, body)).catch((err: unknown) => res.destroy(err instanceof Error ? err : new Error(String(err))));
-      });
-    });
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-  }
-
-  count(pathPart: string): number {
-    return this.seen.filter((r) => r.path.includes(pathPart)).length;
-  }
-
-  async stop(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-  }
-}
 
 function json(res: ServerResponse, status: number, value: unknown): void {
   const body = JSON.stringify(value);
@@ -78,7 +39,7 @@ async function readUntil(reader: ReadableStreamDefaultReader<Uint8Array>, sofar:
 }
 
 describe('the page API at the edge', () => {
-  const origin = new ScriptedOrigin();
+  const origin = new ScriptedOrigin((_req, res) => json(res, 200, { query: {}, total: 0, packages: [] }));
   let edge: RunningTestEdge;
 
   before(async () => {

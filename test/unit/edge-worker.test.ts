@@ -5,8 +5,8 @@
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ScriptedOrigin } from '../support/scripted-origin.ts';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,41 +21,6 @@ import { ORIGIN_SECRET_HEADER, REQUEST_ID_HEADER } from '../../shared/headers.ts
 const SECRET = 'unit-secret';
 const EDGE_CACHE = 'x-nixery-edge-cache';
 
-interface SeenRequest {
-  method: string;
-  path: string;
-  headers: IncomingMessage['headers'];
-}
-
-type Handler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
-
-/** A stand-in origin: records every request and answers with the current handler. */
-class ScriptedOrigin {
-  readonly seen: SeenRequest[] = [];
-  handler: Handler = (req, res) => serveManifest(req, res);
-  private server!: Server;
-  url = '';
-
-  async start(): Promise<void> {
-    this.server = createServer((req, res) => {
-      this.seen.push({ method: req.method ?? '', path: req.url ?? '', headers: req.headers });
-      Promise.resolve(this.handler(req, res)).catch((err: unknown) => {
-        res.destroy(err instanceof Error ? err : new Error(String(err)));
-      });
-    });
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-  }
-
-  count(pathPart: string): number {
-    return this.seen.filter((r) => r.path.includes(pathPart)).length;
-  }
-
-  async stop(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-  }
-}
 
 /** What the real origin answers for a manifest: bytes per format, their digest, the format's media type. */
 function manifestFor(path: string, accept: string | undefined, version = 1): { bytes: Buffer; digest: string; mediaType: string } {
@@ -84,7 +49,7 @@ async function errorOf(res: Response): Promise<{ code: string; message: string; 
 }
 
 describe('the edge with a default configuration', () => {
-  const origin = new ScriptedOrigin();
+  const origin = new ScriptedOrigin((req, res) => serveManifest(req, res));
   let edge: RunningTestEdge;
 
   before(async () => {
@@ -267,7 +232,7 @@ describe('the edge with a default configuration', () => {
 });
 
 describe('the edge when tags are always revalidated (MANIFEST_TAG_TTL=0)', () => {
-  const origin = new ScriptedOrigin();
+  const origin = new ScriptedOrigin((req, res) => serveManifest(req, res));
   let edge: RunningTestEdge;
 
   before(async () => {
@@ -345,7 +310,7 @@ async function inGlobalTier(edge: RunningTestEdge, key: ManifestKey, digest: str
 const tagKey = (name: string): ManifestKey => ({ kind: 'tag', format: 'docker', image: requestedImage(parseImageName(name)), tag: 'latest' });
 
 describe('two data centres sharing one global tier (KV)', () => {
-  const origin = new ScriptedOrigin();
+  const origin = new ScriptedOrigin((req, res) => serveManifest(req, res));
   let here: RunningTestEdge;
   let there: RunningTestEdge;
   let alone: RunningTestEdge;
