@@ -65,6 +65,17 @@ export interface OriginConfig {
   /** Seconds a failed image (build, evaluation, unknown package, limit) is remembered. */
   failureTtlSeconds: number;
   limits: ImageLimits;
+  retention: RetentionConfig;
+}
+
+/** Retention of images and objects in storage (origin/gc/retention-run.ts, docs/operations.md). */
+export interface RetentionConfig {
+  /** Images not requested for this many days are deleted; 0 turns retention off. */
+  maxIdleDays: number;
+  /** Seconds between runs (across replicas: a run recorded in storage within this time is not repeated). */
+  intervalSeconds: number;
+  /** Seconds an object stays whatever references it (builds in flight), and dead records outlive their objects. */
+  graceSeconds: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -181,6 +192,15 @@ function readPlatforms(env: Env): Architecture[] {
   return platforms;
 }
 
+function readRetention(env: Env): RetentionConfig {
+  return {
+    maxIdleDays: integer(env, 'NIXERY_RETENTION_DAYS', 30, 0, 100 * 365),
+    intervalSeconds: integer(env, 'NIXERY_RETENTION_INTERVAL', 6 * 3600, 1, 30 * 24 * 3600),
+    // Below ten minutes a slow build could lose a layer it wrote before its image record.
+    graceSeconds: integer(env, 'NIXERY_RETENTION_GRACE', 24 * 3600, 600, 30 * 24 * 3600),
+  };
+}
+
 function readAdmission(env: Env): AdmissionConfig {
   // In a container, the cgroup's memory limit, not the node's memory (process.constrainedMemory: 0 when unlimited).
   const constrained = process.constrainedMemory();
@@ -218,5 +238,6 @@ export function readConfig(env: Env = process.env): OriginConfig {
       maxClosureBytes: integer(env, 'MAX_CLOSURE_MIB', 8192, 1, 1024 * 1024) * MIB,
       maxLayerBytes: integer(env, 'MAX_LAYER_MIB', 4096, 1, 1024 * 1024) * MIB,
     },
+    retention: readRetention(env),
   };
 }

@@ -10,6 +10,8 @@ import { BuildChannels } from './image/build-events.ts';
 import { PackageIndexes } from './search/indexes.ts';
 import { mountApi } from './http/api.ts';
 import { scheduleStagingSweep } from './gc/staging.ts';
+import { RetentionSchedule } from './gc/retention-schedule.ts';
+import { retentionPolicy } from './gc/retention.ts';
 import { ManifestRecovery } from './image/manifest-recovery.ts';
 import { BlobRecovery } from './image/blob-recovery.ts';
 import { ImageStore } from './image/image-store.ts';
@@ -79,8 +81,22 @@ try {
   // Both take the builder: metrics subscribe to its reports, shutdown drains it.
   const blobRecovery = new BlobRecovery(storage, layers, log);
   const manifestRecovery = new ManifestRecovery(storage, images, log);
+  // Off with NIXERY_RETENTION_DAYS=0. Last use is not recorded yet: every image counts as used when its record was written.
+  const retention =
+    config.retention.maxIdleDays > 0
+      ? new RetentionSchedule({
+          storage,
+          policy: retentionPolicy(config.retention),
+          lastUsed: async () => null,
+          intervalMs: config.retention.intervalSeconds * 1000,
+          replicaId: config.replicaId,
+          log,
+          forget: (key) => images.forget(key),
+        })
+      : null;
   const metrics = createMetrics({
     builder,
+    ...(retention ? { retention } : {}),
     admission,
     failures,
     recovery: {
@@ -119,6 +135,7 @@ try {
   // Started with the origin, so the first new image does not wait for them.
   sharedDeflatePool().warm();
   scheduleStagingSweep(storage, log);
+  retention?.start();
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.on(signal, () =>
       void shutdown

@@ -32,6 +32,8 @@ export interface ImageRecord {
   recipe?: ImageConfigInput;
   /** The config's digest, indexed with the manifests' (absent in older records). */
   config?: Digest;
+  /** An index's: the image keys of its platforms' images, which it keeps from retention (absent in older index records). */
+  members?: string[];
 }
 
 /** The reverse index entry: which image a manifest or config belongs to. */
@@ -70,28 +72,42 @@ export function evaluatedImageKey(drvs: readonly string[], spec: ImageSpec): str
 
 export class ImageStore {
   private readonly storage: Storage;
-  private readonly records: Lru<string, ImageRecord>;
+  private readonly records: Lru<string, { record: ImageRecord; at: number }>;
+  private readonly memoryMs: number;
   readonly stats: ImageStoreStats = { hits: 0, misses: 0 };
 
-  constructor(storage: Storage, capacity = 1024) {
+  /**
+   * `memoryMs`: how long a record is served from memory before storage is
+   * asked again. Retention deletes records another replica may remember;
+   * past this, that replica sees the deletion and builds the image again
+   * rather than naming manifests that are gone.
+   */
+  constructor(storage: Storage, capacity = 1024, memoryMs = 10 * 60 * 1000) {
     this.storage = storage;
     this.records = new Lru(capacity);
+    this.memoryMs = memoryMs;
+  }
+
+  /** Drops a record from memory (retention deleted it). */
+  forget(key: string): void {
+    this.records.delete(key);
   }
 
   /** The record of a built image, from memory or storage; null when no replica built it. */
   async lookup(key: string): Promise<ImageRecord | null> {
     const memory = this.records.get(key);
-    if (memory) {
+    if (memory && performance.now() - memory.at < this.memoryMs) {
       this.stats.hits++;
-      return memory;
+      return memory.record;
     }
     const stored = await this.storage.get(STORAGE_KEYS.image(key));
     if (stored) {
       const record = JSON.parse(new TextDecoder().decode(stored)) as ImageRecord;
-      this.records.set(key, record);
+      this.records.set(key, { record, at: performance.now() });
       this.stats.hits++;
       return record;
     }
+    this.records.delete(key);
     this.stats.misses++;
     return null;
   }
@@ -112,8 +128,11 @@ export class ImageStore {
     };
   }
 
-  /** Writes both formats of an index (content-addressed, create-only, beside manifests) and returns its record. */
-  async saveIndexes(indexes: Record<ManifestFormat, SerializedBlob>): Promise<ImageRecord> {
+  /**
+   * Writes both formats of an index (content-addressed, create-only, beside
+   * manifests) and returns its record, which names its platforms' image keys.
+   */
+  async saveIndexes(indexes: Record<ManifestFormat, SerializedBlob>, members: readonly string[]): Promise<ImageRecord> {
     for (const format of ['docker', 'oci'] as const) {
       await this.storage.put(STORAGE_KEYS.manifest(digestHex(indexes[format].digest)), indexes[format].bytes, indexes[format].mediaType, { createOnly: true });
     }
@@ -122,12 +141,13 @@ export class ImageStore {
         docker: { digest: indexes.docker.digest, size: indexes.docker.bytes.length },
         oci: { digest: indexes.oci.digest, size: indexes.oci.bytes.length },
       },
+      members: [...members],
     };
   }
 
   /** Remembers a finished image under its key; call after `saveManifests`. */
   async remember(key: string, record: ImageRecord): Promise<void> {
-    this.records.set(key, record);
+    this.records.set(key, { record, at: performance.now() });
     if (record.recipe && record.config) {
       const source = new TextEncoder().encode(JSON.stringify({ image: key } satisfies ImageSource));
       for (const digest of [record.config, record.manifests.docker.digest, record.manifests.oci.digest]) {

@@ -98,6 +98,11 @@ test('an index and concurrent single-platform pulls share one build per platform
     ['amd64', amd64.manifests.docker.digest],
     ['arm64', arm64.manifests.docker.digest],
   ]);
+  // The index record names its platforms' image records, which retention keeps with it.
+  assert.equal(index.members?.length, 2);
+  for (const [member, image] of [[index.members![0]!, amd64], [index.members![1]!, arm64]] as const) {
+    assert.deepEqual((await builder.store.storedRecord(member))?.manifests, image.manifests);
+  }
   // Known now: answered from the image cache, without asking Nix anything.
   const calls = nix.calls.length;
   assert.deepEqual(await builder.index(parseImageName('hello'), 'latest'), index);
