@@ -16,7 +16,7 @@ import type { PackageSource } from '../sources/source.ts';
 import { nextPageLink, parseTagListQuery, tagListPage } from '../../shared/tag-list.ts';
 import { referrersAnswer } from '../../shared/referrers.ts';
 import type { ImageBuilder } from '../image/builder.ts';
-import type { ImageStore } from '../image/image-store.ts';
+import type { ImageRecord, ImageStore } from '../image/image-store.ts';
 import { redirect, type Reply } from './reply.ts';
 import { parseRange } from './range.ts';
 
@@ -72,28 +72,41 @@ async function tagList(req: Request, name: string, source: PackageSource): Promi
 
 async function manifest(req: Request, route: Extract<RegistryRoute, { kind: 'manifest' }>, { builder, images, manifestRecovery }: RegistryDeps): Promise<Reply> {
   const spec = parseImageName(route.name);
-  let digest: Digest;
-  let cacheControl: string;
   // A tag's answer depends on Accept (manifest format, index or not); a digest's never does.
   const vary: Record<string, string> = route.reference.kind === 'tag' ? { Vary: 'Accept' } : {};
+  const find = async (digest: Digest) => {
+    const found = await images.manifest(digest);
+    if (!manifestRecovery || (found && (await ManifestRecovery.intact(digest, found.bytes)))) return found;
+    return (await manifestRecovery.recover(digest)) ? await images.manifest(digest) : null;
+  };
+  let digest: Digest;
+  let cacheControl: string;
+  let found;
   if (route.reference.kind === 'digest') {
     digest = route.reference.digest;
     cacheControl = CACHE_CONTROL.immutable;
+    found = await find(digest);
   } else {
+    const reference = route.reference;
     const wanted = negotiate(req.get('accept'));
     const platforms = builder.platforms;
-    if (!spec.platformNamed && platforms.length > 1 && wanted.index !== null) {
-      digest = (await builder.index(spec, route.reference.tag)).manifests[wanted.index].digest;
-    } else {
+    const record = () => {
+      if (!spec.platformNamed && platforms.length > 1 && wanted.index !== null) return builder.index(spec, reference.tag);
       // A name without a platform, to a client that reads no index: the default platform's image.
-      const image = spec.platformNamed ? spec : { ...spec, arch: platforms[0]! };
-      digest = (await builder.image(image, route.reference.tag)).manifests[wanted.manifest].digest;
+      return builder.image(spec.platformNamed ? spec : { ...spec, arch: platforms[0]! }, reference.tag);
+    };
+    const pick = (r: ImageRecord) => r.manifests[!spec.platformNamed && platforms.length > 1 && wanted.index !== null ? wanted.index : wanted.manifest].digest;
+    let known = await record();
+    digest = pick(known);
+    found = await find(digest);
+    if (!found) {
+      // Remembered in memory, deleted from storage since (retention, the gc CLI): ask again, which builds it.
+      images.forgetRecord(known);
+      known = await record();
+      digest = pick(known);
+      found = await find(digest);
     }
     cacheControl = 'public, max-age=60';
-  }
-  let found = await images.manifest(digest);
-  if (manifestRecovery && (!found || !(await ManifestRecovery.intact(digest, found.bytes)))) {
-    found = (await manifestRecovery.recover(digest)) ? await images.manifest(digest) : null;
   }
   if (!found) throw errors.manifestUnknown(`manifest unknown: ${digest}`, { digest });
   return {
@@ -112,7 +125,12 @@ async function blob(req: Request, digest: Digest, { storage, recovery, manifestR
     const size = await recovery.recover(digest);
     info = size === null ? null : { size };
   }
-  // Not a layer: a config, which its image record can derive again.
+  // Not a layer: a config, which its image record can derive again; one of
+  // another size than the record's config was truncated, as good as missing.
+  if (info && expected === null && manifestRecovery) {
+    const configSize = await manifestRecovery.expectedConfigSize(digest);
+    if (configSize !== null && configSize !== info.size) info = null;
+  }
   if (!info && manifestRecovery && (await manifestRecovery.recover(digest))) info = await storage.stat(key);
   if (!info) throw errors.blobUnknown(digest);
   const url = await storage.publicUrl(key);

@@ -74,6 +74,7 @@ export class ImageStore {
   private readonly storage: Storage;
   private readonly records: Lru<string, { record: ImageRecord; at: number }>;
   private readonly memoryMs: number;
+  private readonly keys = new WeakMap<ImageRecord, string>();
   readonly stats: ImageStoreStats = { hits: 0, misses: 0 };
 
   /**
@@ -93,6 +94,17 @@ export class ImageStore {
     this.records.delete(key);
   }
 
+  /**
+   * Drops a record served from memory whose manifest turned out gone (deleted
+   * by retention or the gc CLI in another process), with the records of an
+   * index's platforms, so the next lookup asks storage and builds again.
+   */
+  forgetRecord(record: ImageRecord): void {
+    const key = this.keys.get(record);
+    if (key !== undefined) this.records.delete(key);
+    for (const member of record.members ?? []) this.records.delete(member);
+  }
+
   /** The record of a built image, from memory or storage; null when no replica built it. */
   async lookup(key: string): Promise<ImageRecord | null> {
     const memory = this.records.get(key);
@@ -104,6 +116,7 @@ export class ImageStore {
     if (stored) {
       const record = JSON.parse(new TextDecoder().decode(stored)) as ImageRecord;
       this.records.set(key, { record, at: performance.now() });
+      this.keys.set(record, key);
       this.stats.hits++;
       return record;
     }
@@ -148,6 +161,7 @@ export class ImageStore {
   /** Remembers a finished image under its key; call after `saveManifests`. */
   async remember(key: string, record: ImageRecord): Promise<void> {
     this.records.set(key, { record, at: performance.now() });
+    this.keys.set(record, key);
     if (record.recipe && record.config) {
       const source = new TextEncoder().encode(JSON.stringify({ image: key } satisfies ImageSource));
       for (const digest of [record.config, record.manifests.docker.digest, record.manifests.oci.digest]) {

@@ -6,6 +6,7 @@
 import type { Logger } from 'pino';
 import { digestHex, sha256Digest, type Digest } from '../../shared/digest.ts';
 import { SingleFlight } from '../../shared/single-flight.ts';
+import { Lru } from '../../shared/lru.ts';
 import { STORAGE_KEYS } from '../../shared/storage-keys.ts';
 import type { Storage } from '../storage/storage.ts';
 import type { ImageSource, ImageStore } from './image-store.ts';
@@ -16,6 +17,8 @@ export class ManifestRecovery {
   private readonly storage: Storage;
   private readonly images: ImageStore;
   private readonly log: Logger;
+  // A config's size never changes: remembered once known.
+  private readonly configSizes = new Lru<string, number>(8192);
   recovered = 0;
 
   constructor(storage: Storage, images: ImageStore, log: Logger) {
@@ -27,6 +30,24 @@ export class ManifestRecovery {
   /** Whether bytes read under a digest are what the digest says (a damaged manifest counts as lost). */
   static async intact(digest: Digest, bytes: Uint8Array): Promise<boolean> {
     return (await sha256Digest(bytes)) === digest;
+  }
+
+  /**
+   * The size a config blob must have, derived from the image record that
+   * names it; null when no record names it as its config. A config whose
+   * stored size differs was truncated and is as good as missing.
+   */
+  async expectedConfigSize(digest: Digest): Promise<number | null> {
+    const known = this.configSizes.get(digest);
+    if (known !== undefined) return known;
+    const source = await this.storage.get(STORAGE_KEYS.imageSource(digestHex(digest)));
+    if (!source) return null;
+    const record = await this.images.storedRecord((JSON.parse(new TextDecoder().decode(source)) as ImageSource).image);
+    if (!record?.recipe || record.config !== digest) return null;
+    const config = (await buildManifests(record.recipe)).config;
+    if (config.digest !== digest) return null;
+    this.configSizes.set(digest, config.bytes.length);
+    return config.bytes.length;
   }
 
   /** Writes the config and manifests of the image this digest belongs to again; false when no record can. */
