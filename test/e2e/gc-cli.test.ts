@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { execa } from 'execa';
-import { FIXTURE_PKGS, NODE, OFFLINE_NIX_CONFIG, REPO, startOrigin, type RunningOrigin } from '../support/origin.ts';
+import { startOrigin, type RunningOrigin } from '../support/origin.ts';
+import { runGc } from '../support/gc-cli.ts';
 import { pullAndUnpack } from '../support/clients.ts';
 import { deferrer } from '../support/cleanup.ts';
 import { MEDIA } from '../../shared/media-types.ts';
@@ -19,11 +19,7 @@ const DAY = 86_400_000;
 const SCHEDULE_OFF = { NIXERY_RETENTION_DAYS: '0' };
 
 function gc(storagePath: string, args: string[], env: Record<string, string> = {}) {
-  return execa(NODE, [join(REPO, 'origin/gc/cli.ts'), ...args], {
-    cwd: REPO,
-    reject: false,
-    env: { NIX_CONFIG: OFFLINE_NIX_CONFIG, NIXERY_PKGS_PATH: FIXTURE_PKGS, STORAGE_BACKEND: 'filesystem', STORAGE_PATH: storagePath, ...env },
-  });
+  return runGc(args, { STORAGE_PATH: storagePath, ...env });
 }
 
 /** Every object key in filesystem storage (staging excluded). */
