@@ -9,6 +9,7 @@ import { readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises
 import { join, relative } from 'node:path';
 import { startOrigin, type RunningOrigin } from '../support/origin.ts';
 import { runGc } from '../support/gc-cli.ts';
+import { eventually } from '../support/eventually.ts';
 import { pullAndUnpack } from '../support/clients.ts';
 import { deferrer } from '../support/cleanup.ts';
 import { MEDIA } from '../../shared/media-types.ts';
@@ -169,4 +170,29 @@ test('gc refuses unknown flags and a bad configuration with exit status 2, and d
   const off = await gc('/nonexistent', [], { NIXERY_RETENTION_DAYS: '0' });
   assert.equal(off.exitCode, 0, off.stderr);
   assert.match(off.stdout, /retention is off/);
+});
+
+test('the origin runs retention on its schedule, one log line a run, never deleting what a build just wrote, and reports it in its metrics', { timeout: 600_000 }, async (t) => {
+  const defer = deferrer(t);
+  const origin = await startOrigin({ env: { NIXERY_RETENTION_DAYS: '1', NIXERY_RETENTION_INTERVAL: '1' } });
+  defer(() => origin.stop());
+  await manifestDigest(origin, 'hello');
+  const kept = await storedKeys(origin.storagePath);
+  const runs = () => origin.logs.filter((l) => l.msg === 'retention run');
+  // Two more runs after the build: the second surely listed what it wrote.
+  const before = runs().length;
+  await eventually(() => runs().length >= before + 2, 'two retention runs', 30_000);
+  for (const run of runs()) {
+    assert.equal(run.images, 0);
+    assert.equal(run.objects, 0);
+  }
+  const last = runs().at(-1)!;
+  assert.ok(Number(last.storedObjects) >= 4, `storedObjects ${String(last.storedObjects)}`);
+  for (const key of kept) assert.ok((await storedKeys(origin.storagePath)).includes(key), `${key} stays`);
+  const metrics = await (await fetch(`${origin.url}/metrics`)).text();
+  assert.ok(Number(/^nixery_origin_retention_runs_total\{outcome="done"\} (\d+)$/m.exec(metrics)?.[1]) >= 2, metrics);
+  assert.ok(Number(/^nixery_origin_storage_objects (\d+)$/m.exec(metrics)?.[1]) >= 4);
+  assert.ok(Number(/^nixery_origin_storage_bytes (\d+)$/m.exec(metrics)?.[1]) > 0);
+  assert.match(metrics, /^nixery_origin_retention_bytes_freed_total 0$/m);
+  assert.match(metrics, /^nixery_origin_retention_run_duration_seconds_count \d+$/m);
 });
