@@ -102,11 +102,20 @@ test('gc --dry-run lists what only an idle image used and deletes nothing; gc de
     if (onlyHello.includes(`blobs/sha256/${layer.digest.slice(7)}`)) assert.ok(after.includes(`blob-sources/sha256/${layer.digest.slice(7)}.json`));
   }
 
+  // Two days on, past the grace period: the records of hello's own layers go too.
+  for (const key of after) await age(root, key, 2 * DAY);
+  const records2 = await gc(root, []);
+  assert.equal(records2.exitCode, 0, records2.stderr);
+  const deadRecords = records2.stdout.split('\n').filter((l) => l.startsWith('deleted record ')).map((l) => l.slice('deleted record '.length));
+  const ownLayers = hello.recipe!.layers.map((l) => l.digest.slice(7)).filter((hex) => onlyHello.includes(`blobs/sha256/${hex}`));
+  assert.deepEqual(deadRecords.filter((k) => k.startsWith('blob-sources/')).sort(), ownLayers.map((hex) => `blob-sources/sha256/${hex}.json`).sort());
+  assert.equal(deadRecords.filter((k) => k.startsWith('layers/')).length, ownLayers.length);
+
   // By digest, before anything built it again: unknown.
   const gone = await fetch(`${origin.url}/v2/hello/manifests/${helloDigest}`);
   assert.equal(gone.status, 404);
   assert.equal(((await gone.json()) as { errors: { code: string }[] }).errors[0]!.code, 'MANIFEST_UNKNOWN');
-  // By tag: built again (the origin still remembered the record in memory), with the same digest.
+  // By tag: built again (the origin still remembered the record, and the layers' records, in memory), with the same digest.
   for (const name of ['shell/hello', 'hello']) await (await pullAndUnpack(`127.0.0.1:${origin.port}`, `${name}:latest`)).remove();
   assert.equal(await manifestDigest(origin, 'hello'), helloDigest);
   assert.equal(origin.logs.filter((l) => l.msg === 'image built' && JSON.stringify(l.packages) === '["hello"]').length, 2, 'built once, then again after gc');
@@ -195,4 +204,32 @@ test('the origin runs retention on its schedule, one log line a run, never delet
   assert.ok(Number(/^nixery_origin_storage_bytes (\d+)$/m.exec(metrics)?.[1]) > 0);
   assert.match(metrics, /^nixery_origin_retention_bytes_freed_total 0$/m);
   assert.match(metrics, /^nixery_origin_retention_run_duration_seconds_count \d+$/m);
+});
+
+test('a build that found its layers before gc deleted them, and wrote its image record after, pulls whole: its blobs are rebuilt from the layer records gc keeps', { timeout: 600_000 }, async (t) => {
+  const defer = deferrer(t);
+  const origin = await startOrigin({ env: SCHEDULE_OFF });
+  defer(() => origin.stop());
+  const root = origin.storagePath;
+  const digest = await manifestDigest(origin, 'hello');
+  const [[key, record]] = [...(await records(root))] as [[string, ImageRecord]];
+  // The build's last step (image/image-store.ts remember: image-sources, then the record) has not happened yet.
+  const remembered = [
+    `images/${key}.json`,
+    ...[record.config!, record.manifests.docker.digest, record.manifests.oci.digest].map((d) => `image-sources/sha256/${d.slice(7)}.json`),
+  ];
+  const held = await Promise.all(remembered.map(async (k) => [k, await readFile(join(root, k))] as const));
+  for (const k of remembered) await rm(join(root, k));
+  for (const k of await storedKeys(root)) await age(root, k, 40 * DAY);
+
+  const run = await gc(root, []);
+  assert.equal(run.exitCode, 0, run.stderr);
+  for (const layer of record.recipe!.layers) assert.match(run.stdout, new RegExp(`^deleted blobs/sha256/${layer.digest.slice(7)} `, 'm'));
+
+  // Now the build remembers its image, naming the layers gc just deleted.
+  for (const [k, bytes] of held) await writeFile(join(root, k), bytes);
+  await (await pullAndUnpack(`127.0.0.1:${origin.port}`, 'hello:latest')).remove();
+  assert.equal(await manifestDigest(origin, 'hello'), digest);
+  assert.equal(origin.logs.filter((l) => l.msg === 'lost blob rebuilt from its layer record').length, record.recipe!.layers.length);
+  assert.equal(origin.logs.filter((l) => l.msg === 'image built').length, 1, 'not built again: every part was made from the records');
 });
