@@ -12,6 +12,7 @@ import { mountApi } from './http/api.ts';
 import { scheduleStagingSweep } from './gc/staging.ts';
 import { RetentionSchedule } from './gc/retention-schedule.ts';
 import { retentionPolicy } from './gc/retention.ts';
+import { remakeObject } from './image/remake-object.ts';
 import { ManifestRecovery } from './image/manifest-recovery.ts';
 import { BlobRecovery } from './image/blob-recovery.ts';
 import { ImageStore } from './image/image-store.ts';
@@ -92,6 +93,7 @@ try {
           replicaId: config.replicaId,
           log,
           forget: (key) => images.forget(key),
+          repair: (digest) => remakeObject(blobRecovery, manifestRecovery, digest),
         })
       : null;
   const metrics = createMetrics({

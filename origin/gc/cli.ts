@@ -20,6 +20,7 @@ import { LayerStore } from '../image/layer-store.ts';
 import { retentionPolicy } from './retention.ts';
 import { runRetention } from './retention-run.ts';
 import { scrub } from './scrub.ts';
+import { remakeObject } from '../image/remake-object.ts';
 
 const USAGE = 'usage: npm run gc [-- --dry-run | --verify]';
 
@@ -68,9 +69,10 @@ try {
   const storage = await createStorage(config.storage, { beside: true });
   // Recovery's own lines (what was rebuilt, what could not be) go to stderr; the report to stdout.
   const log = createLogger(config.logLevel, process.stderr);
+  const blobs = new BlobRecovery(storage, new LayerStore(storage, log), log);
+  const manifests = new ManifestRecovery(storage, new ImageStore(storage), log);
   if (args.verify) {
-    const images = new ImageStore(storage);
-    const report = await scrub({ storage, blobs: new BlobRecovery(storage, new LayerStore(storage, log), log), manifests: new ManifestRecovery(storage, images, log) });
+    const report = await scrub({ storage, blobs, manifests });
     for (const d of report.damaged) out(`damaged ${d.key}: ${d.repaired ? 'made again' : 'deleted; nothing can make it again'}`);
     for (const m of report.missing) out(`missing ${m.digest} of image ${m.image}: ${m.repaired ? 'made again' : 'cannot be made again'}`);
     for (const key of report.droppedImages) out(`dropped image record ${key}: not every object of it can be made again; its next pull builds it`);
@@ -85,11 +87,12 @@ try {
   }
   const dryRun = args['dry-run'] ?? false;
   // Last use is not recorded yet: every image counts as used when its record was written.
-  const report = await runRetention({ storage, policy: retentionPolicy(config.retention), lastUsed: async () => null, dryRun });
+  const report = await runRetention({ storage, policy: retentionPolicy(config.retention), lastUsed: async () => null, dryRun, repair: (digest) => remakeObject(blobs, manifests, digest) });
   const verb = dryRun ? 'would delete' : 'deleted';
   for (const key of report.images) out(`${verb} image ${key}`);
   for (const object of report.objects) out(`${verb} ${object.key} ${object.size}`);
   for (const key of report.records) out(`${verb} record ${key}`);
+  for (const r of report.remade) out(`${r.made ? 'made again' : 'could not make again'} ${r.digest}: an image written during the run uses it`);
   if (report.pinnedBy !== null) out(`no blob or manifest ${dryRun ? 'would be' : 'was'} deleted: image record ${report.pinnedBy} was written before records kept their recipe and does not say what it uses`);
   out(
     `retention${dryRun ? ' (dry run)' : ''}: ${report.images.length} images, ${report.objects.length} objects, ${bytes(report.bytes)}, ${report.records.length} records ` +

@@ -19,6 +19,10 @@
 //      it after this run listed the images) therefore still has a recipe:
 //      the blob route rebuilds the blob on the first request
 //      (image/blob-recovery.ts).
+//      Then the images are listed a third time: a record written during the
+//      deletions that names a deleted object gets it made again at once
+//      (`repair`: blob and manifest recovery), not when a client asks, which
+//      behind the edge with GCS storage never reaches the origin.
 //   3. Dead records: image-sources entries for digests no kept image
 //      references, and blob-sources entries (then the layer record they
 //      name) whose blob has been gone for longer than the grace period.
@@ -32,7 +36,9 @@
 // deleted (a build writing new layers), images written since the run's first
 // listing are read again before any object is deleted (a build that reused
 // old objects), and what remains, a build that read a layer between that
-// second listing and the deletion, is covered by the stamp in step 2.
+// second listing and the deletion, is covered by the third listing and the
+// stamp in step 2 (a record written even later still finds the layer
+// records, and the blob route rebuilds from them).
 import type { Digest } from '../../shared/digest.ts';
 import { STORAGE_KEYS, type KeyFamily } from '../../shared/storage-keys.ts';
 import { MEDIA } from '../../shared/media-types.ts';
@@ -54,6 +60,11 @@ export interface RetentionRunOptions {
   now?: () => number;
   /** Storage requests in flight at once. */
   concurrency?: number;
+  /**
+   * Makes a deleted object again (blob and manifest recovery) when an image
+   * record written during the run names it; true when it could.
+   */
+  repair?: (digest: Digest) => Promise<boolean>;
 }
 
 export interface RetentionReport {
@@ -68,6 +79,8 @@ export interface RetentionReport {
   records: string[];
   /** A kept image whose record does not say what it references; while one exists, no object is deleted. */
   pinnedBy: string | null;
+  /** Objects this run deleted that an image written meanwhile names, and whether they were made again. */
+  remade: { digest: Digest; made: boolean }[];
   /** Blobs and manifests in storage when they were listed, before this run deleted any. */
   stored: { objects: number; bytes: number };
   ms: number;
@@ -141,7 +154,7 @@ export async function runRetention(options: RetentionRunOptions): Promise<Retent
   const concurrency = options.concurrency ?? 16;
   const started = performance.now();
   const now = clock();
-  const report: RetentionReport = { dryRun, images: [], objects: [], bytes: 0, records: [], pinnedBy: null, stored: { objects: 0, bytes: 0 }, ms: 0 };
+  const report: RetentionReport = { dryRun, images: [], objects: [], bytes: 0, records: [], pinnedBy: null, remade: [], stored: { objects: 0, bytes: 0 }, ms: 0 };
 
   // 1. Images: which go, and what the others reference.
   const firstListing = await collect(storage.list(STORAGE_KEYS.image.prefix));
@@ -155,26 +168,25 @@ export async function runRetention(options: RetentionRunOptions): Promise<Retent
   // Records written since the first listing (a build that reused old objects,
   // an expired image built again) are kept whatever they reference.
   const firstWritten = new Map(firstListing.map((o) => [o.key, o.written]));
-  const fresh = (await collect(storage.list(STORAGE_KEYS.image.prefix))).filter((o) => {
-    const key = STORAGE_KEYS.image.parse(o.key);
-    // New, written again, or deleted above and already back.
-    return key !== null && (firstWritten.get(o.key) !== o.written || (!dryRun && expired.has(key)));
-  });
+  const newRecords = async (): Promise<ReadImage[]> => {
+    const fresh = (await collect(storage.list(STORAGE_KEYS.image.prefix))).filter((o) => {
+      const key = STORAGE_KEYS.image.parse(o.key);
+      // New, written again, or deleted above and already back.
+      return key !== null && (firstWritten.get(o.key) !== o.written || (!dryRun && expired.has(key)));
+    });
+    return await readImages(storage, fresh, async () => null, concurrency);
+  };
   const referenced = plan.referenced;
-  /** A kept image that references a manifest or config digest, for image-sources entries naming a deleted image. */
-  const owner = new Map<Digest, string>();
   const keptImages = images.filter((i) => !expired.has(i.entry.key));
-  for (const added of await readImages(storage, fresh, async () => null, concurrency)) {
+  for (const added of await newRecords()) {
     keptImages.push(added);
     if (added.entry.references === null) report.pinnedBy ??= added.entry.key;
     for (const digest of added.entry.references ?? []) referenced.add(digest);
   }
-  for (const { entry, record } of keptImages) {
-    if (record?.recipe && record.config) for (const digest of [record.config, record.manifests.docker.digest, record.manifests.oci.digest]) owner.set(digest, entry.key);
-  }
 
   // 2. Blobs and manifests no kept image references, past the grace period.
   const deletedBlobs = new Set<Digest>();
+  const deleted = new Set<Digest>();
   for (const family of [STORAGE_KEYS.manifest, STORAGE_KEYS.blob]) {
     await inBatches(storage.list(family.prefix), concurrency, async (object) => {
       report.stored.objects++;
@@ -184,6 +196,7 @@ export async function runRetention(options: RetentionRunOptions): Promise<Retent
       report.objects.push(object);
       report.bytes += object.size;
       if (dryRun) return;
+      deleted.add(digest);
       if (family === STORAGE_KEYS.blob) {
         deletedBlobs.add(digest);
         const source = STORAGE_KEYS.blobSource(digest.slice('sha256:'.length));
@@ -192,6 +205,27 @@ export async function runRetention(options: RetentionRunOptions): Promise<Retent
       }
       await storage.delete(object.key);
     });
+  }
+  // A record written while objects were being deleted may name one of them
+  // (a build that found it just before): made again now, from the records
+  // kept for it, rather than when a client asks. Behind the edge with GCS a
+  // client's blob request goes to GCS alone and would never reach recovery.
+  if (!dryRun && deleted.size > 0) {
+    for (const added of await newRecords()) {
+      if (added.entry.references === null) report.pinnedBy ??= added.entry.key;
+      for (const digest of added.entry.references ?? []) {
+        referenced.add(digest);
+        if (!deleted.has(digest)) continue;
+        const made = options.repair ? await options.repair(digest).catch(() => false) : false;
+        report.remade.push({ digest, made });
+      }
+      keptImages.push(added);
+    }
+  }
+  /** A kept image that references a manifest or config digest, for image-sources entries naming a deleted image. */
+  const owner = new Map<Digest, string>();
+  for (const { entry, record } of keptImages) {
+    if (record?.recipe && record.config) for (const digest of [record.config, record.manifests.docker.digest, record.manifests.oci.digest]) owner.set(digest, entry.key);
   }
   // Without knowing what every kept image references, no record can be said to be dead.
   if (report.pinnedBy === null) await deleteDeadRecords(storage, { referenced, owner, expired, deletedBlobs, policy, now, dryRun, concurrency, report });

@@ -10,6 +10,7 @@
 // random first delay, so pods that live shorter than the interval (rollouts,
 // the autoscaler) still run it when it is due, and replicas started together
 // do not all check at the same moment.
+import type { Digest } from '../../shared/digest.ts';
 import { MEDIA } from '../../shared/media-types.ts';
 import { STORAGE_KEYS } from '../../shared/storage-keys.ts';
 import type { Storage } from '../storage/storage.ts';
@@ -23,6 +24,8 @@ export interface RetentionScheduleOptions {
   intervalMs: number;
   replicaId: string;
   log: { info(o: object, m: string): void; warn(o: object, m: string): void };
+  /** Makes a deleted object again that an image written during the run names (retention-run.ts). */
+  repair?: (digest: Digest) => Promise<boolean>;
   /** Told each image key the run deleted, so this process stops serving it from memory. */
   forget?: (imageKey: string) => void;
   now?: () => number;
@@ -76,7 +79,7 @@ export class RetentionSchedule {
     try {
       const last = await readLastRun(storage);
       if (last !== null && clock() - last.at < this.opts.intervalMs) return null;
-      const report = await runRetention({ storage: this.opts.storage, policy: this.opts.policy, lastUsed: this.opts.lastUsed, now: clock });
+      const report = await runRetention({ storage: this.opts.storage, policy: this.opts.policy, lastUsed: this.opts.lastUsed, now: clock, ...(this.opts.repair ? { repair: this.opts.repair } : {}) });
       for (const key of report.images) this.opts.forget?.(key);
       await storage.put(STORAGE_KEYS.retentionRun(''), new TextEncoder().encode(JSON.stringify({ at: clock(), replica: this.opts.replicaId } satisfies LastRun)), MEDIA.json);
       this.stats.runs++;
@@ -84,7 +87,7 @@ export class RetentionSchedule {
       this.stats.storedObjects = report.stored.objects;
       this.stats.storedBytes = report.stored.bytes;
       log.info(
-        { images: report.images.length, objects: report.objects.length, bytes: report.bytes, records: report.records.length, pinnedBy: report.pinnedBy, storedObjects: report.stored.objects, storedBytes: report.stored.bytes, ms: report.ms },
+        { images: report.images.length, objects: report.objects.length, bytes: report.bytes, records: report.records.length, remade: report.remade.length, pinnedBy: report.pinnedBy, storedObjects: report.stored.objects, storedBytes: report.stored.bytes, ms: report.ms },
         'retention run',
       );
       for (const listener of this.listeners) listener(report, (performance.now() - started) / 1000);

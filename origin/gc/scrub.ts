@@ -21,6 +21,7 @@ import type { ManifestRecovery } from '../image/manifest-recovery.ts';
 import { mapLimit } from '../image/map-limit.ts';
 import type { ListedObject, Storage } from '../storage/storage.ts';
 import { imageReferences } from './retention.ts';
+import { remakeObject } from '../image/remake-object.ts';
 
 export interface ScrubOptions {
   storage: Storage;
@@ -63,10 +64,8 @@ async function sha256Of(storage: Storage, key: string): Promise<Digest | null> {
   return `sha256:${hash.digest('hex')}`;
 }
 
-/** Makes an object again: a layer blob from its layer record, a config or manifest from its image record. */
-async function remake(options: ScrubOptions, digest: Digest, isBlob: boolean): Promise<boolean> {
-  if (isBlob && (await options.blobs.expectedSize(digest)) !== null) return (await options.blobs.recover(digest)) !== null;
-  return await options.manifests.recover(digest);
+function remake(options: ScrubOptions, digest: Digest): Promise<boolean> {
+  return remakeObject(options.blobs, options.manifests, digest);
 }
 
 export async function scrub(options: ScrubOptions): Promise<ScrubReport> {
@@ -92,7 +91,7 @@ export async function scrub(options: ScrubOptions): Promise<ScrubReport> {
       }
       // Wrong bytes are worse than none: a client would fail on the digest. Gone first, then made again.
       await storage.delete(object.key);
-      const repaired = await remake(options, digest, family === STORAGE_KEYS.blob);
+      const repaired = await remake(options, digest);
       if (repaired) present.add(digest);
       report.damaged.push({ key: object.key, repaired });
     });
@@ -145,9 +144,8 @@ export async function scrub(options: ScrubOptions): Promise<ScrubReport> {
     let whole = (record.members ?? []).every((member) => !dropped.has(member) && listedKeys.has(member));
     for (const digest of references) {
       if (present.has(digest)) continue;
-      const layer = record.recipe?.layers.some((l) => l.digest === digest) ?? false;
       // An index's own manifests have no recipe: they are made again by building the index.
-      const repaired = record.members === undefined && (await remake(options, digest, layer || digest === record.config));
+      const repaired = record.members === undefined && (await remake(options, digest));
       if (repaired) present.add(digest);
       report.missing.push({ digest, image: key, repaired });
       if (!repaired) whole = false;

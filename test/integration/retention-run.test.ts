@@ -163,6 +163,40 @@ function backendTests(name: string, open: () => Promise<{ storage: Storage; clos
       }
     });
 
+    test('an image recorded while its objects were being deleted gets them made again, and keeps their records', async () => {
+      const { storage, close } = await open();
+      try {
+        await writeImage(storage, 'idle', ['layer']);
+        const now = Date.now() + 40 * DAY;
+        const racing: Storage = Object.create(storage) as Storage;
+        let built = false;
+        racing.delete = async (key: string) => {
+          await storage.delete(key);
+          // The first layer blob goes; at once a build that had found it remembers an image naming it.
+          if (key === STORAGE_KEYS.blob(hexOf('layer')) && !built) {
+            built = true;
+            await writeImage(storage, 'other', []);
+            const record = JSON.parse(new TextDecoder().decode((await storage.get(STORAGE_KEYS.image('other')))!)) as ImageRecord;
+            record.recipe!.layers = [{ digest: digestOf('layer'), diffId: digestOf('diff layer'), size: 1, description: 'layer' }];
+            await storage.put(STORAGE_KEYS.image('other'), encode(record), 'application/json');
+          }
+        };
+        // A recording stand-in for recovery, which needs a Nix store (the real one runs in test/e2e/gc-cli.test.ts).
+        const asked: string[] = [];
+        const report = await runRetention({ storage: racing, policy, lastUsed: async () => null, now: () => now, repair: async (digest) => (asked.push(digest), true) });
+        assert.ok(built);
+        assert.deepEqual(asked, [digestOf('layer')]);
+        assert.deepEqual(report.remade, [{ digest: digestOf('layer'), made: true }]);
+        // Its layer record stays whatever the clock says: an image names it.
+        const later = await runRetention({ storage, policy, lastUsed: async () => Date.now(), now: () => Date.now() + 2 * DAY });
+        assert.ok(!later.records.includes(STORAGE_KEYS.layer('id-layer')));
+        assert.ok(await exists(storage, STORAGE_KEYS.layer('id-layer')));
+        assert.ok(await exists(storage, STORAGE_KEYS.blobSource(hexOf('layer'))));
+      } finally {
+        await close();
+      }
+    });
+
     test('scheduled runs never overlap, and a run recorded by another replica within the interval is not repeated', async () => {
       const { storage, close } = await open();
       try {
