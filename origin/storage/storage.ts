@@ -87,8 +87,8 @@ export function checkStorageKey(key: string, reserved: string): string {
 
 /** A listing prefix: empty (everything) or whole key segments ending in `/`. */
 export function checkListPrefix(prefix: string, reserved: string): string {
-  if (prefix !== '' && (!prefix.endsWith('/') || checkStorageKey(prefix.slice(0, -1), reserved) === '')) {
-    throw new Error(`invalid listing prefix ${JSON.stringify(prefix)}: empty or key segments ending in "/"`);
-  }
+  if (prefix === '') return prefix;
+  if (!prefix.endsWith('/')) throw new Error(`invalid listing prefix ${JSON.stringify(prefix)}: empty or key segments ending in "/"`);
+  checkStorageKey(prefix.slice(0, -1), reserved);
   return prefix;
 }
