@@ -264,8 +264,9 @@ async function deleteDeadRecords(storage: Storage, c: DeadRecordContext): Promis
       return;
     }
     if (!old(object)) return;
-    // An image built again since the listing wrote its entries before its record.
-    if (image !== undefined && (await storage.stat(STORAGE_KEYS.image(image)))) return;
+    // An image built again since the listing wrote its entries before its record
+    // (a dry run deleted no record: one it would have deleted does not count).
+    if (image !== undefined && !(c.dryRun && c.expired.has(image)) && (await storage.stat(STORAGE_KEYS.image(image)))) return;
     c.report.records.push(object.key);
     if (c.dryRun || !bytes) return;
     await storage.delete(object.key);

@@ -79,6 +79,8 @@ function backendTests(name: string, open: () => Promise<{ storage: Storage; clos
 
         const report = await runRetention({ storage, policy, lastUsed, now: () => now });
         assert.deepEqual(report.images, dry.images);
+        assert.deepEqual(report.records.sort(), dry.records.sort());
+        assert.equal(report.records.length, 6, 'the image-sources of both idle images');
         assert.deepEqual(report.objects.map((o) => o.key).sort(), dry.objects.map((o) => o.key).sort());
         assert.equal(report.pinnedBy, null);
         const gone = [
