@@ -43,7 +43,7 @@ import type { Digest } from '../../shared/digest.ts';
 import { STORAGE_KEYS, type KeyFamily } from '../../shared/storage-keys.ts';
 import { MEDIA } from '../../shared/media-types.ts';
 import { mapLimit } from '../image/map-limit.ts';
-import type { ImageRecord, ImageSource } from '../image/image-store.ts';
+import { derivedDigests, type ImageRecord, type ImageSource } from '../image/image-store.ts';
 import type { BlobSource, LayerRecord } from '../image/layer-store.ts';
 import type { ListedObject, Storage } from '../storage/storage.ts';
 import { imageReferences, isCollectable, planImages, type ImageEntry, type RetentionPolicy } from './retention.ts';
@@ -225,7 +225,7 @@ export async function runRetention(options: RetentionRunOptions): Promise<Retent
   /** A kept image that references a manifest or config digest, for image-sources entries naming a deleted image. */
   const owner = new Map<Digest, string>();
   for (const { entry, record } of keptImages) {
-    if (record?.recipe && record.config) for (const digest of [record.config, record.manifests.docker.digest, record.manifests.oci.digest]) owner.set(digest, entry.key);
+    for (const digest of record ? derivedDigests(record) : []) owner.set(digest, entry.key);
   }
   // Without knowing what every kept image references, no record can be said to be dead.
   if (report.pinnedBy === null) await deleteDeadRecords(storage, { referenced, owner, expired, deletedBlobs, policy, now, dryRun, concurrency, report });

@@ -16,7 +16,7 @@ import type { Digest } from '../../shared/digest.ts';
 import { MEDIA } from '../../shared/media-types.ts';
 import { STORAGE_KEYS, type KeyFamily } from '../../shared/storage-keys.ts';
 import type { BlobRecovery } from '../image/blob-recovery.ts';
-import type { ImageRecord, ImageSource } from '../image/image-store.ts';
+import { derivedDigests, type ImageRecord, type ImageSource } from '../image/image-store.ts';
 import type { ManifestRecovery } from '../image/manifest-recovery.ts';
 import { mapLimit } from '../image/map-limit.ts';
 import type { ListedObject, Storage } from '../storage/storage.ts';
@@ -129,23 +129,21 @@ export async function scrub(options: ScrubOptions): Promise<ScrubReport> {
       report.unchecked.push(key);
       continue;
     }
-    if (record.recipe && record.config) {
-      const source = encoder.encode(JSON.stringify({ image: key } satisfies ImageSource));
-      for (const digest of [record.config, record.manifests.docker.digest, record.manifests.oci.digest]) {
-        const sourceKey = STORAGE_KEYS.imageSource(digest.slice('sha256:'.length));
-        const stored = await storage.get(sourceKey);
-        const named = stored ? safeParse<ImageSource>(stored)?.image : undefined;
-        if (named !== undefined && (named === key || (await storage.stat(STORAGE_KEYS.image(named))))) continue;
-        await storage.put(sourceKey, source, MEDIA.json);
-        report.sourcesRestored++;
-      }
+    // Recovery finds a record through these: one lost with a race or by hand is written again.
+    const source = encoder.encode(JSON.stringify({ image: key } satisfies ImageSource));
+    for (const digest of derivedDigests(record)) {
+      const sourceKey = STORAGE_KEYS.imageSource(digest.slice('sha256:'.length));
+      const stored = await storage.get(sourceKey);
+      const named = stored ? safeParse<ImageSource>(stored)?.image : undefined;
+      if (named !== undefined && (named === key || (await storage.stat(STORAGE_KEYS.image(named))))) continue;
+      await storage.put(sourceKey, source, MEDIA.json);
+      report.sourcesRestored++;
     }
     // An index whose platform's record is gone would name manifests nothing can make again.
     let whole = (record.members ?? []).every((member) => !dropped.has(member) && listedKeys.has(member));
     for (const digest of references) {
       if (present.has(digest)) continue;
-      // An index's own manifests have no recipe: they are made again by building the index.
-      const repaired = record.members === undefined && (await remake(options, digest));
+      const repaired = await remake(options, digest);
       if (repaired) present.add(digest);
       report.missing.push({ digest, image: key, repaired });
       if (!repaired) whole = false;

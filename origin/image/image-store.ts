@@ -70,6 +70,17 @@ export function evaluatedImageKey(drvs: readonly string[], spec: ImageSpec): str
   return hashKey(['drvs', IMAGE_FORMAT, drvs, spec.arch, spec.packages]);
 }
 
+/**
+ * The digests a record can derive again, which image-sources maps to it: an
+ * image's config and manifests, an index's two formats; none for a record
+ * from before records kept what derives them.
+ */
+export function derivedDigests(record: ImageRecord): Digest[] {
+  if (record.recipe && record.config) return [record.config, record.manifests.docker.digest, record.manifests.oci.digest];
+  if (record.members && record.members.length > 0) return [record.manifests.docker.digest, record.manifests.oci.digest];
+  return [];
+}
+
 export class ImageStore {
   private readonly storage: Storage;
   private readonly records: Lru<string, { record: ImageRecord; at: number }>;
@@ -162,11 +173,9 @@ export class ImageStore {
   async remember(key: string, record: ImageRecord): Promise<void> {
     this.records.set(key, { record, at: performance.now() });
     this.keys.set(record, key);
-    if (record.recipe && record.config) {
+    for (const digest of derivedDigests(record)) {
       const source = new TextEncoder().encode(JSON.stringify({ image: key } satisfies ImageSource));
-      for (const digest of [record.config, record.manifests.docker.digest, record.manifests.oci.digest]) {
-        await this.storage.put(STORAGE_KEYS.imageSource(digestHex(digest)), source, MEDIA.json);
-      }
+      await this.storage.put(STORAGE_KEYS.imageSource(digestHex(digest)), source, MEDIA.json);
     }
     await this.storage.put(STORAGE_KEYS.image(key), new TextEncoder().encode(JSON.stringify(record)), MEDIA.json);
   }
