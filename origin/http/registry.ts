@@ -17,6 +17,7 @@ import { nextPageLink, parseTagListQuery, tagListPage } from '../../shared/tag-l
 import { referrersAnswer } from '../../shared/referrers.ts';
 import type { ImageBuilder } from '../image/builder.ts';
 import type { ImageStore } from '../image/image-store.ts';
+import type { ImageHits } from '../gc/image-hits.ts';
 import { redirect, type Reply } from './reply.ts';
 import { parseRange } from './range.ts';
 
@@ -31,6 +32,8 @@ export interface RegistryDeps {
   recovery?: BlobRecovery | undefined;
   /** Re-derives lost or damaged manifests and configs from image records. */
   manifestRecovery?: ManifestRecovery | undefined;
+  /** Counts every manifest answered as its image's use (gc/image-hits.ts); absent, nothing is counted. */
+  hits?: Pick<ImageHits, 'answered'> | undefined;
 }
 
 const encoder = new TextEncoder();
@@ -70,7 +73,7 @@ async function tagList(req: Request, name: string, source: PackageSource): Promi
   return { status: 200, headers, body: encoder.encode(JSON.stringify(page.body)) };
 }
 
-async function manifest(req: Request, route: Extract<RegistryRoute, { kind: 'manifest' }>, { builder, images, manifestRecovery }: RegistryDeps): Promise<Reply> {
+async function manifest(req: Request, route: Extract<RegistryRoute, { kind: 'manifest' }>, { builder, images, manifestRecovery, hits }: RegistryDeps): Promise<Reply> {
   const spec = parseImageName(route.name);
   let digest: Digest;
   let cacheControl: string;
@@ -96,6 +99,8 @@ async function manifest(req: Request, route: Extract<RegistryRoute, { kind: 'man
     found = (await manifestRecovery.recover(digest)) ? await images.manifest(digest) : null;
   }
   if (!found) throw errors.manifestUnknown(`manifest unknown: ${digest}`, { digest });
+  // The edge's tag revalidations and misses land here: the origin's own count of use, recorded without delaying the answer.
+  hits?.answered(digest, Date.now());
   return {
     status: 200,
     headers: { 'Content-Type': found.mediaType, 'Docker-Content-Digest': digest, ETag: `"${digest}"`, 'Cache-Control': cacheControl, ...vary },
