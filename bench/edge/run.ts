@@ -4,6 +4,12 @@
 // (docker-registry, Debian's distribution 2.8, filesystem storage) holding
 // the very same manifest bytes.
 //
+// The edge rows run with hit reports on (the default: each manifest reported
+// to the origin at most once an hour per isolate, docs/operations.md "Last
+// use"); beside them, in the same rounds, the same hits with reporting off
+// (USAGE_REPORT_INTERVAL=0) and with a report every second, the cost of
+// knowing which images are still used.
+//
 // Then, in the same run, two comparisons for the global tier and edge blob
 // delivery (docs/edge.md):
 // - a first pull of the manifest in a "second region" (a new edge, own
@@ -32,6 +38,7 @@ import { startOrigin, type RunningOrigin } from '../../test/support/origin.ts';
 import { bundleWorker, startEdge, type RunningEdge } from '../../scripts/edge-runtime.ts';
 import { MEDIA } from '../../shared/media-types.ts';
 import { ORIGIN_SECRET_HEADER } from '../../shared/headers.ts';
+import { HIT_REPORT_PATH } from '../../shared/hit-report.ts';
 import { Miniflare } from 'miniflare';
 import { createHash } from 'node:crypto';
 import { Storage } from '@google-cloud/storage';
@@ -47,6 +54,9 @@ const REGION_SAMPLES = Number(process.env.BENCH_REGION_SAMPLES ?? '7');
 const BLOB_CLIENTS = Number(process.env.BENCH_BLOB_CLIENTS ?? '4');
 const BLOB_SECONDS = Number(process.env.BENCH_BLOB_SECONDS ?? '5');
 const SECRET = 'bench-secret';
+const REPORTS_OFF_TAG = 'edge cache hit, by tag, hit reports off (USAGE_REPORT_INTERVAL=0)';
+const REPORTS_OFF_DIGEST = 'edge cache hit, by digest, hit reports off (USAGE_REPORT_INTERVAL=0)';
+const REPORTS_EVERY_SECOND = 'edge cache hit, by digest, a hit report every second (USAGE_REPORT_INTERVAL=1, USAGE_REPORT_DELAY_MS=0)';
 const IMAGE = 'hello';
 
 interface Result {
@@ -187,6 +197,8 @@ const dir = await mkdtemp(join(tmpdir(), 'bench-edge-'));
 let origin: RunningOrigin | undefined;
 let edge: RunningEdge | undefined;
 let fronted: RunningEdge | undefined;
+let unreported: RunningEdge | undefined;
+let chatty: RunningEdge | undefined;
 let ceiling: Miniflare | undefined;
 let registry: ChildProcess | undefined;
 const results: Result[] = [];
@@ -201,12 +213,16 @@ try {
   // refuseTls: false measures workerd's own socket, as docs/edge.md's measurements did; `fronted` is what `npm run edge` serves.
   edge = await startEdge({ bundle, bindings, refuseTls: false });
   fronted = await startEdge({ bundle, bindings });
+  unreported = await startEdge({ bundle, bindings: { ...bindings, USAGE_REPORT_INTERVAL: '0' }, refuseTls: false });
+  chatty = await startEdge({ bundle, bindings: { ...bindings, USAGE_REPORT_INTERVAL: '1', USAGE_REPORT_DELAY_MS: '0' }, refuseTls: false });
   const docker = { Accept: MEDIA.dockerManifest };
   const originHeaders = { ...docker, [ORIGIN_SECRET_HEADER]: SECRET };
 
   // Warm every cache: the origin builds the image, the edges store the manifest.
   const viaEdge = await digestOf(`${edge.url}/v2/${IMAGE}/manifests/latest`, docker);
   await digestOf(`${fronted.url}/v2/${IMAGE}/manifests/latest`, docker);
+  await digestOf(`${unreported.url}/v2/${IMAGE}/manifests/latest`, docker);
+  await digestOf(`${chatty.url}/v2/${IMAGE}/manifests/latest`, docker);
   const viaOrigin = await digestOf(`${origin.url}/v2/${IMAGE}/manifests/latest`, originHeaders);
 
   // The reference registry gets the same image, manifest bytes unchanged (docker → docker, no conversion).
@@ -244,19 +260,32 @@ try {
     { what: 'docker-registry 2.8 (reference), by digest', url: `http://${reg.host}/v2/${IMAGE}/manifests/${digest}`, headers: docker },
     { what: 'edge cache hit, by tag, behind `npm run edge`’s TCP front', url: `${fronted.url}/v2/${IMAGE}/manifests/latest`, headers: docker },
     { what: 'ceiling: a Worker returning the manifest as a constant (workerd via miniflare)', url: `${ceilingUrl}/`, headers: docker },
+    { what: REPORTS_OFF_TAG, url: `${unreported.url}/v2/${IMAGE}/manifests/latest`, headers: docker },
+    { what: REPORTS_OFF_DIGEST, url: `${unreported.url}/v2/${IMAGE}/manifests/${digest}`, headers: docker },
+    { what: REPORTS_EVERY_SECOND, url: `${chatty.url}/v2/${IMAGE}/manifests/${digest}`, headers: docker },
   ];
+  // The hits of every edge row warm their isolate's batch first, so the rows measure steady hits.
+  await digestOf(`${unreported.url}/v2/${IMAGE}/manifests/${digest}`, docker);
+  await digestOf(`${chatty.url}/v2/${IMAGE}/manifests/${digest}`, docker);
   let originRequestsDuringEdgeRuns = 0;
+  const reportsDuring = new Map<string, number>();
+  const edgeUrls = [edge.url, fronted.url, ceilingUrl, unreported.url, chatty.url];
   for (let round = 0; round < ROUNDS; round++) {
     for (const [index, target] of targets.entries()) {
-      const isEdge = target.url.startsWith(edge.url) || target.url.startsWith(fronted.url) || target.url.startsWith(ceilingUrl);
+      const isEdge = edgeUrls.some((url) => target.url.startsWith(url));
       const before = origin.logs.length;
       const result = await wrk(target.what, target.url, target.headers);
-      if (isEdge) originRequestsDuringEdgeRuns += origin.logs.slice(before).filter((l) => l.msg === 'request').length;
+      const reached = origin.logs.slice(before).filter((l) => l.msg === 'request');
+      if (isEdge) originRequestsDuringEdgeRuns += reached.filter((l) => l.path !== HIT_REPORT_PATH).length;
+      reportsDuring.set(target.what, (reportsDuring.get(target.what) ?? 0) + reached.filter((l) => l.path === HIT_REPORT_PATH).length);
       const best = results[index];
       if (best === undefined || result.requestsPerSecond > best.requestsPerSecond) results[index] = result;
     }
   }
-  notes.push(`origin requests during the edge runs: ${originRequestsDuringEdgeRuns} (revalidations of the tag, once per MANIFEST_TAG_TTL = 60 s)`);
+  notes.push(`origin requests during the edge runs: ${originRequestsDuringEdgeRuns} (revalidations of the tag, once per MANIFEST_TAG_TTL = 60 s), besides hit reports`);
+  notes.push(
+    `hit reports received by the origin during the rows, over ${ROUNDS} rounds: ${[results[0]!.what, results[1]!.what, REPORTS_OFF_DIGEST, REPORTS_EVERY_SECOND].map((what) => `${reportsDuring.get(what) ?? 0} (${what})`).join('; ')}`,
+  );
 
   // --- A first pull in a second region ---
   const kvDir = join(dir, 'kv');
@@ -344,6 +373,8 @@ try {
 } finally {
   await emulator?.stop();
   await ceiling?.dispose();
+  await chatty?.stop();
+  await unreported?.stop();
   await fronted?.stop();
   await edge?.stop();
   await origin?.stop();
@@ -364,6 +395,14 @@ for (const note of notes) console.log(`- ${note}`);
 const edgeBest = Math.min(results[0]!.requestsPerSecond, results[1]!.requestsPerSecond);
 const registryBest = Math.max(results[4]!.requestsPerSecond, results[5]!.requestsPerSecond);
 console.log(`- edge hit / reference registry: ${(edgeBest / registryBest).toFixed(2)}× (slower edge row over faster registry row)`);
+const row = (what: string) => results.find((r) => r.what === what)!;
+for (const [on, off, how] of [
+  [results[0]!, row(REPORTS_OFF_TAG), 'by tag'],
+  [results[1]!, row(REPORTS_OFF_DIGEST), 'by digest'],
+  [row(REPORTS_EVERY_SECOND), row(REPORTS_OFF_DIGEST), 'by digest, a report every second'],
+] as const) {
+  console.log(`- hit reports on / off, ${how}: ${(on.requestsPerSecond / off.requestsPerSecond).toFixed(2)}× req/s (p50 ${on.p50} vs ${off.p50}, p99 ${on.p99} vs ${off.p99})`);
+}
 
 if (regionRows.length > 0) {
   console.log(`\nA first pull of ${IMAGE}:latest's manifest in a region that never saw it (a new edge each sample: own isolate and Cache API), ${REGION_SAMPLES} samples each, interleaved; loopback\n`);
