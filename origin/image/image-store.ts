@@ -152,6 +152,16 @@ export class ImageStore {
     }
   }
 
+  /**
+   * Forgets the records in memory that answer with this manifest: storage
+   * no longer has it nor a record to derive it from (retention deleted the
+   * image), so the next lookup reads storage and finds the image gone.
+   * Returns whether any was forgotten.
+   */
+  forgetManifest(digest: Digest): boolean {
+    return this.records.deleteWhere((_, record) => record.manifests.docker.digest === digest || record.manifests.oci.digest === digest) > 0;
+  }
+
   /** The stored record under an image key, bypassing memory (recovery reads what storage holds). */
   async storedRecord(key: string): Promise<ImageRecord | null> {
     const stored = await this.storage.get(STORAGE_KEYS.image(key));

@@ -132,7 +132,7 @@ describe('the edge reports manifest hits to a running origin', () => {
     assert.equal(originRequests(origin.logs.slice(before), '').length, 0);
   });
 
-  test('a manifest whose image the origin no longer has is dropped by the edge after a report, and the next request for it goes to the origin', async (t) => {
+  test('a manifest whose image the origin no longer has is dropped by the edge after a report: by digest the origin then answers 404, by tag it builds the image again', async (t) => {
     const defer = deferrer(t);
     // Every digest may be reported again after a second, as an hour would allow in production.
     const edge = await startEdge(origin.url, { bindings: { ORIGIN_SECRET: SECRET, USAGE_REPORT_INTERVAL: '1', USAGE_REPORT_DELAY_MS: String(DELAY_MS) } });
@@ -168,5 +168,14 @@ describe('the edge reports manifest hits to a running origin', () => {
     assert.equal(after.status, 404);
     assert.equal(after.code, 'MANIFEST_UNKNOWN');
     assert.equal(originRequests(origin.logs.slice(before), `/manifests/${digest}`).length, 1, 'the request went to the origin');
+
+    // By tag, the origin builds the image again (its replica forgets the record it still held in
+    // memory): the same bytes, so the same digest, served again by digest too.
+    const rebuilt = await get(`${edge.url}/v2/jq/manifests/latest`);
+    assert.equal(rebuilt.status, 200);
+    assert.equal(rebuilt.source, 'miss');
+    assert.equal(rebuilt.digest, digest);
+    assert.equal(await imageKeyOf(digest), key);
+    assert.equal((await get(`${edge.url}/v2/jq/manifests/${digest}`)).status, 200);
   });
 });
