@@ -12,7 +12,11 @@ import { ImageHits } from '../../origin/gc/image-hits.ts';
 import { ImageStore, type ImageRecord } from '../../origin/image/image-store.ts';
 import { FilesystemStorage } from '../../origin/storage/filesystem.ts';
 import { HitBatch } from '../../edge/hit-batch.ts';
-import { HIT_REPORT_LIMITS, hitReportAnswer, hitReportBody, parseHitReport, parseHitReportAnswer } from '../../shared/hit-report.ts';
+import { HitReporter } from '../../edge/hit-reports.ts';
+import { OriginClient } from '../../edge/origin.ts';
+import { readConfig as readEdgeConfig } from '../../edge/env.ts';
+import { ScriptedOrigin } from '../support/scripted-origin.ts';
+import { HIT_REPORT_LIMITS, HIT_REPORT_PATH, hitReportAnswer, hitReportBody, parseHitReport, parseHitReportAnswer } from '../../shared/hit-report.ts';
 import { RegistryError } from '../../shared/errors.ts';
 import { STORAGE_KEYS } from '../../shared/storage-keys.ts';
 import { MEDIA } from '../../shared/media-types.ts';
@@ -115,4 +119,45 @@ test('the edge takes from the origin’s answer only digests it reported', () =>
   assert.deepEqual(parseHitReportAnswer(hitReportAnswer([d('b'), d('c')]), sent), [d('b')]);
   assert.equal(parseHitReportAnswer('not json', sent), null);
   assert.equal(parseHitReportAnswer('{"gone":[]}', sent), null);
+});
+
+test('the edge sends hits within the delay as one report, drops a failed one without retrying, and forgets what the origin no longer has', async (t) => {
+  // A stand-in origin (a fake: the real one runs in test/e2e/last-use.test.ts), scripted per report.
+  const answers: { status: number; body: string }[] = [
+    { status: 200, body: hitReportAnswer([d('b')]) },
+    { status: 500, body: '{}' },
+  ];
+  const origin = new ScriptedOrigin((_req, res) => {
+    const answer = answers.shift() ?? { status: 200, body: hitReportAnswer([]) };
+    res.writeHead(answer.status, { 'Content-Type': 'application/json' }).end(answer.body);
+  });
+  await origin.start();
+  t.after(() => origin.stop());
+  const forgotten: [Digest, string][] = [];
+  const reporter = new HitReporter({
+    origin: new OriginClient(readEdgeConfig({ ORIGIN_URL: origin.url, ORIGIN_SECRET: 's3cret' })),
+    forget: async (digest, servedUnder) => void forgotten.push([digest, servedUnder]),
+    intervalMs: HOUR,
+    delayMs: 50,
+  });
+  const background: Promise<unknown>[] = [];
+  const ctx = { waitUntil: (p: Promise<unknown>) => void background.push(p) };
+  reporter.hit(d('a'), 'https://r.example', ctx, 0);
+  reporter.hit(d('b'), 'https://r.example', ctx, 1);
+  reporter.hit(d('a'), 'https://r.example', ctx, 2);
+  await Promise.all(background.splice(0));
+  assert.equal(origin.seen.length, 1, 'one report for the batch');
+  assert.equal(origin.seen[0]!.path, HIT_REPORT_PATH);
+  assert.equal(origin.seen[0]!.headers['x-nixery-edge-secret'], 's3cret');
+  assert.deepEqual(JSON.parse(origin.seen[0]!.body), { digests: [d('a'), d('b')] });
+  assert.deepEqual(forgotten, [[d('b'), 'https://r.example']]);
+
+  reporter.hit(d('c'), 'https://r.example', ctx, 3);
+  await Promise.all(background.splice(0));
+  assert.equal(origin.seen.length, 2, 'the failing report was sent');
+  reporter.hit(d('c'), 'https://r.example', ctx, 4);
+  reporter.hit(d('b'), 'https://r.example', ctx, 5);
+  await Promise.all(background.splice(0));
+  assert.equal(origin.seen.length, 3);
+  assert.deepEqual(JSON.parse(origin.seen[2]!.body), { digests: [d('b')] }, 'the dropped digest waits for its interval; the forgotten one is news again');
 });
