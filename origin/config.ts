@@ -65,6 +65,12 @@ export interface OriginConfig {
   /** Seconds a failed image (build, evaluation, unknown package, limit) is remembered. */
   failureTtlSeconds: number;
   limits: ImageLimits;
+  /**
+   * Seconds between two writes of one image's last use by a replica
+   * (gc/usage.ts), and how long an image record seen in storage is trusted
+   * before looking again (gc/image-hits.ts).
+   */
+  usageWriteIntervalSeconds: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -218,5 +224,6 @@ export function readConfig(env: Env = process.env): OriginConfig {
       maxClosureBytes: integer(env, 'MAX_CLOSURE_MIB', 8192, 1, 1024 * 1024) * MIB,
       maxLayerBytes: integer(env, 'MAX_LAYER_MIB', 4096, 1, 1024 * 1024) * MIB,
     },
+    usageWriteIntervalSeconds: integer(env, 'USAGE_WRITE_INTERVAL', 3600, 1, 24 * 3600),
   };
 }

@@ -25,6 +25,9 @@ import { checkNixCanBuild } from './nix/preflight.ts';
 import { closeSharedDeflatePool, sharedDeflatePool } from './layers/deflate-pool.ts';
 import { NixAdmission } from './nix/admission.ts';
 import { FailureMemory } from './image/failure-memory.ts';
+import { StoredUsageLog } from './gc/usage.ts';
+import { ImageHits } from './gc/image-hits.ts';
+import { mountEdgeHits } from './http/edge-hits.ts';
 
 let config: OriginConfig;
 try {
@@ -79,6 +82,9 @@ try {
   // Both take the builder: metrics subscribe to its reports, shutdown drains it.
   const blobRecovery = new BlobRecovery(storage, layers, log);
   const manifestRecovery = new ManifestRecovery(storage, images, log);
+  // Manifests answered here or reported by the edge are the images' last use, which retention reads.
+  const usageIntervalMs = config.usageWriteIntervalSeconds * 1000;
+  const hits = new ImageHits(storage, images, new StoredUsageLog(storage, { intervalMs: usageIntervalMs }), { intervalMs: usageIntervalMs, log });
   const metrics = createMetrics({
     builder,
     admission,
@@ -97,9 +103,13 @@ try {
     source,
     recovery: blobRecovery,
     manifestRecovery,
+    hits,
     log,
     originSecrets: config.originSecrets,
-    api: (app) => mountApi(app, { builder, storage, indexes, events }),
+    api: (app) => {
+      mountApi(app, { builder, storage, indexes, events });
+      mountEdgeHits(app, hits);
+    },
     extra: (app) => {
       metrics.mount(app);
       app.use(shutdown.middleware());

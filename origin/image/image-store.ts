@@ -128,13 +128,38 @@ export class ImageStore {
   /** Remembers a finished image under its key; call after `saveManifests`. */
   async remember(key: string, record: ImageRecord): Promise<void> {
     this.records.set(key, record);
-    if (record.recipe && record.config) {
-      const source = new TextEncoder().encode(JSON.stringify({ image: key } satisfies ImageSource));
-      for (const digest of [record.config, record.manifests.docker.digest, record.manifests.oci.digest]) {
-        await this.storage.put(STORAGE_KEYS.imageSource(digestHex(digest)), source, MEDIA.json);
-      }
+    // Every digest the record answers with leads back to it: a manifest or
+    // config, so recovery can derive it again (manifest-recovery.ts), and
+    // every manifest, an index's included, so a request for it counts as the
+    // image's use (gc/image-hits.ts).
+    const source = new TextEncoder().encode(JSON.stringify({ image: key } satisfies ImageSource));
+    for (const digest of [...(record.config ? [record.config] : []), record.manifests.docker.digest, record.manifests.oci.digest]) {
+      await this.storage.put(STORAGE_KEYS.imageSource(digestHex(digest)), source, MEDIA.json);
     }
     await this.storage.put(STORAGE_KEYS.image(key), new TextEncoder().encode(JSON.stringify(record)), MEDIA.json);
+  }
+
+  /** The key of the image a manifest or config digest belongs to (the image-sources index), or null when none is indexed. */
+  async imageOf(digest: Digest): Promise<string | null> {
+    const source = await this.storage.get(STORAGE_KEYS.imageSource(digestHex(digest)));
+    if (!source) return null;
+    try {
+      const image = (JSON.parse(new TextDecoder().decode(source)) as Partial<ImageSource>).image;
+      return typeof image === 'string' ? image : null;
+    } catch {
+      // A damaged entry indexes nothing; the image's next build writes it again.
+      return null;
+    }
+  }
+
+  /**
+   * Forgets the records in memory that answer with this manifest: storage
+   * no longer has it nor a record to derive it from (retention deleted the
+   * image), so the next lookup reads storage and finds the image gone.
+   * Returns whether any was forgotten.
+   */
+  forgetManifest(digest: Digest): boolean {
+    return this.records.deleteWhere((_, record) => record.manifests.docker.digest === digest || record.manifests.oci.digest === digest) > 0;
   }
 
   /** The stored record under an image key, bypassing memory (recovery reads what storage holds). */

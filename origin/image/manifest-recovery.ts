@@ -8,7 +8,7 @@ import { digestHex, sha256Digest, type Digest } from '../../shared/digest.ts';
 import { SingleFlight } from '../../shared/single-flight.ts';
 import { STORAGE_KEYS } from '../../shared/storage-keys.ts';
 import type { Storage } from '../storage/storage.ts';
-import type { ImageSource, ImageStore } from './image-store.ts';
+import type { ImageStore } from './image-store.ts';
 import { buildManifests } from './manifest.ts';
 
 export class ManifestRecovery {
@@ -32,9 +32,8 @@ export class ManifestRecovery {
   /** Writes the config and manifests of the image this digest belongs to again; false when no record can. */
   recover(digest: Digest): Promise<boolean> {
     return this.flights.run(digest, async () => {
-      const source = await this.storage.get(STORAGE_KEYS.imageSource(digestHex(digest)));
-      if (!source) return false;
-      const key = (JSON.parse(new TextDecoder().decode(source)) as ImageSource).image;
+      const key = await this.images.imageOf(digest);
+      if (key === null) return false;
       const record = await this.images.storedRecord(key);
       if (!record?.recipe) return false;
       const built = await buildManifests(record.recipe);
