@@ -2,7 +2,9 @@
 // storage (deleted by GC, an operator or a bucket lifecycle rule) or has the
 // wrong size (truncated), the blob-sources index names the layer whose record
 // says which store paths made it, and the layer is written again from them,
-// with the same digest (layers are reproducible) or not at all.
+// with the same digest (layers are reproducible) or not at all. The store
+// paths are rooted while they are read (nix/gc-roots.ts), so the origin's own
+// garbage collection cannot take them half way through the tarball.
 import { access } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { digestHex, type Digest } from '../../shared/digest.ts';
@@ -12,6 +14,7 @@ import { STORAGE_KEYS } from '../../shared/storage-keys.ts';
 import { storePathEntries, type TarEntry } from '../layers/entries.ts';
 import { symlinkTreeEntries } from '../layers/symlink-tree.ts';
 import type { Storage } from '../storage/storage.ts';
+import type { GcRoots } from '../nix/gc-roots.ts';
 import type { BlobSource, LayerRecipe, LayerStore } from './layer-store.ts';
 
 export interface BlobRecoveryStats {
@@ -37,11 +40,13 @@ export class BlobRecovery {
   private readonly storage: Storage;
   private readonly layers: LayerStore;
   private readonly log: Logger;
+  private readonly roots: GcRoots | undefined;
 
-  constructor(storage: Storage, layers: LayerStore, log: Logger) {
+  constructor(storage: Storage, layers: LayerStore, log: Logger, roots?: GcRoots) {
     this.storage = storage;
     this.layers = layers;
     this.log = log;
+    this.roots = roots;
   }
 
   /** The size a blob must have, from its layer record; null when no record knows the blob. */
@@ -68,17 +73,23 @@ export class BlobRecovery {
     return this.flights.run(digest, async () => {
       const record = await this.recordOf(digest);
       if (!record?.recipe) return this.lost(digest, 'no layer record with a recipe');
-      const missing = [];
-      for (const path of recipePaths(record.recipe)) if (!(await exists(path))) missing.push(path);
-      if (missing.length > 0) return this.lost(digest, `store paths gone: ${missing.join(' ')}`);
-      const key = STORAGE_KEYS.blob(digestHex(digest));
-      const present = await this.storage.stat(key);
-      // Create-only commits keep an existing object, so a damaged one must go first.
-      if (present && present.size !== record.size) await this.storage.delete(key);
-      if (!(await this.layers.rewrite(record, await recipeEntries(record.recipe)))) return this.lost(digest, 'the rebuilt layer has another digest');
-      this.stats.recovered++;
-      this.log.warn({ digest, size: record.size, damaged: present !== null }, 'lost blob rebuilt from its layer record');
-      return record.size;
+      const recipe = record.recipe;
+      const held = this.roots?.hold();
+      try {
+        const paths = recipePaths(recipe);
+        const missing = held ? await held.protect(paths) : await missingOf(paths);
+        if (missing.length > 0) return this.lost(digest, `store paths gone: ${missing.join(' ')}`);
+        const key = STORAGE_KEYS.blob(digestHex(digest));
+        const present = await this.storage.stat(key);
+        // Create-only commits keep an existing object, so a damaged one must go first.
+        if (present && present.size !== record.size) await this.storage.delete(key);
+        if (!(await this.layers.rewrite(record, await recipeEntries(recipe)))) return this.lost(digest, 'the rebuilt layer has another digest');
+        this.stats.recovered++;
+        this.log.warn({ digest, size: record.size, damaged: present !== null }, 'lost blob rebuilt from its layer record');
+        return record.size;
+      } finally {
+        await held?.release();
+      }
     }).result;
   }
 
@@ -87,6 +98,12 @@ export class BlobRecovery {
     this.log.warn({ digest, why }, 'blob cannot be rebuilt');
     return null;
   }
+}
+
+async function missingOf(paths: readonly string[]): Promise<string[]> {
+  const missing = [];
+  for (const path of paths) if (!(await exists(path))) missing.push(path);
+  return missing;
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -1,0 +1,70 @@
+// An origin with a Nix store of its own: started inside a private mount
+// namespace (`unshare -m`) in which an empty directory, or a small tmpfs, is
+// mounted over /nix. Nix initialises a fresh store there, so the origin may
+// collect garbage (or fill the store) without touching the store every other
+// test shares. Needs root. The namespace, and every mount in it, ends with
+// the origin's process.
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa, type Result } from 'execa';
+import { startOrigin, type RunningOrigin, type StartOriginOptions } from './origin.ts';
+
+export interface PrivateNixOptions extends StartOriginOptions {
+  /** A tmpfs of this size (mount's syntax: `48m`) over /nix instead of an empty directory. */
+  storeSize?: string;
+  /** A tmpfs of this size over the origin's TMPDIR (where Nix makes build directories). */
+  tmpSize?: string;
+}
+
+export interface PrivateNixOrigin extends RunningOrigin {
+  /** The origin's /nix, readable from outside its namespace. */
+  nixDir: string;
+  /** The origin's TMPDIR. */
+  tmp: string;
+  /** Runs a command inside the origin's mount namespace (it sees the private /nix). */
+  inNamespace(command: string, args: string[], env?: Record<string, string>): Promise<Result>;
+  /** Stops the origin and removes its storage, store and TMPDIR. */
+  cleanup(): Promise<void>;
+}
+
+const quote = (value: string) => `'${value.replace(/'/g, `'\\''`)}'`;
+
+export async function startPrivateNixOrigin(options: PrivateNixOptions = {}): Promise<PrivateNixOrigin> {
+  const store = await mkdtemp(join(tmpdir(), 'nixery-private-nix-'));
+  const tmp = await mkdtemp(join(tmpdir(), 'nixery-private-tmp-'));
+  await chmod(tmp, 0o755);
+  const mounts = [
+    options.storeSize ? `mount -t tmpfs -o size=${options.storeSize} tmpfs /nix` : `mount --bind ${quote(store)} /nix`,
+    ...(options.tmpSize ? [`mount -t tmpfs -o size=${options.tmpSize},mode=755 tmpfs ${quote(tmp)}`] : []),
+  ];
+  let origin: RunningOrigin;
+  try {
+    origin = await startOrigin({
+      ...options,
+      env: { TMPDIR: tmp, ...options.env },
+      // exec: the origin keeps the pid unshare started, so /proc/<pid>/root is its view of /nix.
+      wrap: (command, args) => ({
+        command: 'unshare',
+        args: ['-m', '--propagation', 'private', 'sh', '-c', `${mounts.join(' && ')} && exec ${[command, ...args].map(quote).join(' ')}`],
+      }),
+    });
+  } catch (err) {
+    await rm(store, { recursive: true, force: true });
+    await rm(tmp, { recursive: true, force: true });
+    throw err;
+  }
+  const pid = origin.process.pid!;
+  return {
+    ...origin,
+    nixDir: `/proc/${pid}/root/nix`,
+    tmp,
+    inNamespace: (command, args, env = {}) =>
+      execa('nsenter', ['-t', String(pid), '-m', '--', command, ...args], { env: { ...process.env, ...env }, reject: false }),
+    async cleanup() {
+      await origin.stop();
+      await rm(store, { recursive: true, force: true });
+      await rm(tmp, { recursive: true, force: true });
+    },
+  };
+}
