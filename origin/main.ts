@@ -15,6 +15,7 @@ import { BlobRecovery } from './image/blob-recovery.ts';
 import { ImageStore } from './image/image-store.ts';
 import { LayerStore } from './image/layer-store.ts';
 import { nixCli } from './nix/runner.ts';
+import { realisePaths } from './nix/nix.ts';
 import { createApp } from './http/app.ts';
 import { mountHealth } from './ops/health.ts';
 import { createMetrics } from './ops/metrics.ts';
@@ -96,7 +97,8 @@ try {
   });
   const indexes = new PackageIndexes({ source, storage, nix: { timeoutSeconds: config.nixTimeoutSeconds, signal: cancelBuilds.signal }, log });
   // Both take the builder: metrics subscribe to its reports, shutdown drains it.
-  const blobRecovery = new BlobRecovery(storage, layers, log, roots);
+  // A lost blob whose store paths were collected fetches them again from the binary caches (NIX_CONFIG substituters).
+  const blobRecovery = new BlobRecovery(storage, layers, log, roots, (paths) => realisePaths(paths, { timeoutSeconds: config.nixTimeoutSeconds, signal: cancelBuilds.signal }));
   const manifestRecovery = new ManifestRecovery(storage, images, log);
   const metrics = createMetrics({
     builder,
@@ -106,6 +108,7 @@ try {
       blobsRebuilt: () => blobRecovery.stats.recovered,
       blobsUnrecoverable: () => blobRecovery.stats.unrecoverable,
       manifestsRederived: () => manifestRecovery.recovered,
+      storePathsRefetched: () => blobRecovery.stats.pathsRealised,
     },
     ...(nixGc && roots ? { nixGc: { collector: nixGc, roots } } : {}),
   });

@@ -4,7 +4,11 @@
 // says which store paths made it, and the layer is written again from them,
 // with the same digest (layers are reproducible) or not at all. The store
 // paths are rooted while they are read (nix/gc-roots.ts), so the origin's own
-// garbage collection cannot take them half way through the tarball.
+// garbage collection cannot take them half way through the tarball. Paths a
+// collection took already are fetched again from the binary caches when a
+// `realise` is given (a store path names its contents, so the cache's copy is
+// the same; the digest check stays the judge); a path no cache has (built
+// here from a local package set) leaves the blob unknown.
 import { access } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { digestHex, type Digest } from '../../shared/digest.ts';
@@ -20,7 +24,12 @@ import type { BlobSource, LayerRecipe, LayerStore } from './layer-store.ts';
 export interface BlobRecoveryStats {
   recovered: number;
   unrecoverable: number;
+  /** Store paths fetched again (from binary caches) to rebuild a blob. */
+  pathsRealised: number;
 }
+
+/** Makes missing store paths valid again (nix.ts realisePaths: substitution); throws when it cannot. */
+export type RealisePaths = (paths: readonly string[]) => Promise<void>;
 
 /** The store paths a recipe reads: they must all exist for the layer to be made again. */
 export function recipePaths(recipe: LayerRecipe): string[] {
@@ -35,18 +44,20 @@ export class BlobRecovery {
   private readonly flights = new SingleFlight<number | null>();
   // A digest's size never changes: remembered, so a blob request costs no extra reads after the first.
   private readonly sizes = new Lru<string, number | null>(8192);
-  readonly stats: BlobRecoveryStats = { recovered: 0, unrecoverable: 0 };
+  readonly stats: BlobRecoveryStats = { recovered: 0, unrecoverable: 0, pathsRealised: 0 };
 
   private readonly storage: Storage;
   private readonly layers: LayerStore;
   private readonly log: Logger;
   private readonly roots: GcRoots | undefined;
+  private readonly realise: RealisePaths | undefined;
 
-  constructor(storage: Storage, layers: LayerStore, log: Logger, roots?: GcRoots) {
+  constructor(storage: Storage, layers: LayerStore, log: Logger, roots?: GcRoots, realise?: RealisePaths) {
     this.storage = storage;
     this.layers = layers;
     this.log = log;
     this.roots = roots;
+    this.realise = realise;
   }
 
   /** The size a blob must have, from its layer record; null when no record knows the blob. */
@@ -77,7 +88,9 @@ export class BlobRecovery {
       const held = this.roots?.hold();
       try {
         const paths = recipePaths(recipe);
-        const missing = held ? await held.protect(paths) : await missingOf(paths);
+        // Rooted first: a path fetched again below is kept from the moment it is valid.
+        let missing = held ? await held.protect(paths) : await missingOf(paths);
+        if (missing.length > 0 && this.realise) missing = await this.fetchAgain(digest, missing);
         if (missing.length > 0) return this.lost(digest, `store paths gone: ${missing.join(' ')}`);
         const key = STORAGE_KEYS.blob(digestHex(digest));
         const present = await this.storage.stat(key);
@@ -91,6 +104,20 @@ export class BlobRecovery {
         await held?.release();
       }
     }).result;
+  }
+
+  /** Fetches missing store paths from the binary caches; returns those still missing. */
+  private async fetchAgain(digest: Digest, missing: string[]): Promise<string[]> {
+    try {
+      await this.realise!(missing);
+    } catch (err) {
+      this.log.warn({ digest, paths: missing.length, err }, 'store paths of a lost blob cannot be fetched again');
+      return missingOf(missing);
+    }
+    const still = await missingOf(missing);
+    this.stats.pathsRealised += missing.length - still.length;
+    this.log.info({ digest, paths: missing.length - still.length }, 'store paths of a lost blob fetched again');
+    return still;
   }
 
   private lost(digest: Digest, why: string): null {

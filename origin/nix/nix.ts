@@ -336,3 +336,14 @@ export async function collectGarbage(maxFreedBytes: number | null, options: NixO
   const stdout = await run('nix-store', ['--gc', ...limit], options);
   return parseGcSummary(stdout) ?? { paths: 0, bytesFreed: 0 };
 }
+
+/**
+ * Makes store paths valid again by substitution (`nix-store --realise` of
+ * output paths, not derivations: it fetches them from the configured binary
+ * caches, checked against their signatures, and builds nothing). Fails when
+ * no cache has one of them.
+ */
+export async function realisePaths(paths: readonly string[], options: NixOptions): Promise<void> {
+  if (paths.length === 0) return;
+  await run('nix-store', ['--realise', ...paths], options);
+}

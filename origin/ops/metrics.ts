@@ -34,6 +34,8 @@ export interface RecoveryCounts {
   blobsRebuilt(): number;
   blobsUnrecoverable(): number;
   manifestsRederived(): number;
+  /** Store paths fetched again from binary caches to rebuild lost blobs. */
+  storePathsRefetched?(): number;
 }
 
 /** The origin's Nix garbage collection (nix/garbage-collector.ts) and the roots of builds in flight. */
@@ -111,6 +113,8 @@ export function createMetrics(options: {
     mirroredCounter('blobs_rebuilt_total', 'Layer blobs found missing or truncated in storage and rebuilt from their layer record.', () => recovery.blobsRebuilt());
     mirroredCounter('blobs_unrecoverable_total', 'Layer blobs asked for that were missing and could not be rebuilt (404 BLOB_UNKNOWN).', () => recovery.blobsUnrecoverable());
     mirroredCounter('manifests_rederived_total', 'Images whose lost or damaged manifests or config were derived again from the image record.', () => recovery.manifestsRederived());
+    const refetched = recovery.storePathsRefetched?.bind(recovery);
+    if (refetched) mirroredCounter('blob_store_paths_refetched_total', 'Store paths a collection had taken, fetched again from binary caches to rebuild lost blobs.', refetched);
   }
 
   builder.onBuild((report) => buildSeconds.observe({ outcome: report.outcome }, report.seconds));
