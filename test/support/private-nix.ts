@@ -7,7 +7,7 @@
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execa, type Result } from 'execa';
+import { execa } from 'execa';
 import { startOrigin, type RunningOrigin, type StartOriginOptions } from './origin.ts';
 
 export interface PrivateNixOptions extends StartOriginOptions {
@@ -23,7 +23,7 @@ export interface PrivateNixOrigin extends RunningOrigin {
   /** The origin's TMPDIR. */
   tmp: string;
   /** Runs a command inside the origin's mount namespace (it sees the private /nix). */
-  inNamespace(command: string, args: string[], env?: Record<string, string>): Promise<Result>;
+  inNamespace(command: string, args: string[], env?: Record<string, string>): Promise<{ exitCode: number | undefined; stdout: string; stderr: string }>;
   /** Stops the origin and removes its storage, store and TMPDIR. */
   cleanup(): Promise<void>;
 }
@@ -59,8 +59,10 @@ export async function startPrivateNixOrigin(options: PrivateNixOptions = {}): Pr
     ...origin,
     nixDir: `/proc/${pid}/root/nix`,
     tmp,
-    inNamespace: (command, args, env = {}) =>
-      execa('nsenter', ['-t', String(pid), '-m', '--', command, ...args], { env: { ...process.env, ...env }, reject: false }),
+    inNamespace: async (command, args, env = {}) => {
+      const { exitCode, stdout, stderr } = await execa('nsenter', ['-t', String(pid), '-m', '--', command, ...args], { env: { ...process.env, ...env }, reject: false });
+      return { exitCode, stdout, stderr };
+    },
     async cleanup() {
       await origin.stop();
       await rm(store, { recursive: true, force: true });
