@@ -330,10 +330,16 @@ export function parseGcSummary(stdout: string): GcSummary | null {
  * Deletes what no GC root keeps (`nix-store --gc`), at most `maxFreedBytes`
  * when given; niced, in its own process group and bounded by the timeout like
  * every Nix command (a run cut short is harmless: the next one goes on).
+ *
+ * With keep-outputs: a build roots its .drv files (gc-roots.ts), and their
+ * closure holds the .drv files of its build inputs; keep-outputs keeps those
+ * inputs' outputs too. Without it a collection may delete an input nix-build
+ * found valid a moment before and is about to use (Nix 2.8 then fails the
+ * build with "path '…' is not valid", as the collection test showed).
  */
 export async function collectGarbage(maxFreedBytes: number | null, options: NixOptions): Promise<GcSummary> {
   const limit = maxFreedBytes === null ? [] : ['--max-freed', String(Math.max(0, Math.floor(maxFreedBytes)))];
-  const stdout = await run('nix-store', ['--gc', ...limit], options);
+  const stdout = await run('nix-store', ['--gc', '--option', 'keep-outputs', 'true', ...limit], options);
   return parseGcSummary(stdout) ?? { paths: 0, bytesFreed: 0 };
 }
 

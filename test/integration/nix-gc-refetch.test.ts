@@ -52,7 +52,8 @@ test('a lost blob whose store paths were collected is rebuilt from paths fetched
   assert.deepEqual(again.blobs, image.blobs);
   assert.ok(origin.logs.some((l) => l.msg === 'store paths of a lost blob fetched again'));
   const metrics = await (await fetch(`${origin.url}/metrics`)).text();
-  assert.ok(Number(/^nixery_origin_blob_store_paths_refetched_total (\d+)/m.exec(metrics)?.[1]) >= paths.length, metrics.split('\n').filter((l) => l.includes('refetched')).join('\n'));
+  // Not one per recipe path: a path one layer's rebuild fetched may still be there for the next layer's.
+  assert.ok(Number(/^nixery_origin_blob_store_paths_refetched_total (\d+)/m.exec(metrics)?.[1]) > 0, metrics.split('\n').filter((l) => l.includes('refetched')).join('\n'));
 
   // No cache any more: once collected again, a lost blob cannot be rebuilt.
   await rm(cache, { recursive: true, force: true });

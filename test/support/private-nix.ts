@@ -4,6 +4,14 @@
 // collect garbage (or fill the store) without touching the store every other
 // test shares. Needs root. The namespace, and every mount in it, ends with
 // the origin's process.
+//
+// A PID namespace too (`-p --fork --mount-proc`): a collection keeps every
+// store path it finds in any process's command line, environment, open files
+// or maps under /proc (Nix's runtime roots), and the other tests' builds use
+// the same fixture paths (they build reproducibly); with only its own
+// processes in /proc, what this origin's collections delete depends on this
+// origin alone. `unshare` passes SIGTERM on to the origin and, with
+// --kill-child, takes it down if it is killed itself.
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,6 +38,11 @@ export interface PrivateNixOrigin extends RunningOrigin {
 
 const quote = (value: string) => `'${value.replace(/'/g, `'\\''`)}'`;
 
+/** `unshare`'s arguments for a private mount and PID namespace running `command`. */
+export function privateNamespaceArgs(command: string[]): string[] {
+  return ['-m', '-p', '--fork', '--kill-child', '--mount-proc', '--propagation', 'private', ...command];
+}
+
 export async function startPrivateNixOrigin(options: PrivateNixOptions = {}): Promise<PrivateNixOrigin> {
   const store = await mkdtemp(join(tmpdir(), 'nixery-private-nix-'));
   const tmp = await mkdtemp(join(tmpdir(), 'nixery-private-tmp-'));
@@ -43,10 +56,10 @@ export async function startPrivateNixOrigin(options: PrivateNixOptions = {}): Pr
     origin = await startOrigin({
       ...options,
       env: { TMPDIR: tmp, ...options.env },
-      // exec: the origin keeps the pid unshare started, so /proc/<pid>/root is its view of /nix.
+      // The unshare process is in the new mount namespace too: /proc/<its pid>/root is the origin's view of /nix.
       wrap: (command, args) => ({
         command: 'unshare',
-        args: ['-m', '--propagation', 'private', 'sh', '-c', `${mounts.join(' && ')} && exec ${[command, ...args].map(quote).join(' ')}`],
+        args: privateNamespaceArgs(['sh', '-c', `${mounts.join(' && ')} && exec ${[command, ...args].map(quote).join(' ')}`]),
       }),
     });
   } catch (err) {
