@@ -2,10 +2,11 @@
 // into a typed object. Variable names are Nixery's where the meaning is the
 // same. Anything invalid stops start-up with one line naming the variable.
 import { existsSync, statSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { join, relative, resolve, isAbsolute } from 'node:path';
 import { availableParallelism, hostname, totalmem } from 'node:os';
 import { defaultAdmission, type AdmissionConfig } from './nix/admission.ts';
 import { MIB, type ImageLimits } from './image/limits.ts';
+import type { NixGcConfig } from './nix/garbage-collector.ts';
 
 import { ConfigError, configInteger, configText, gcsEndpoint } from '../shared/config.ts';
 import type { Architecture } from '../shared/names.ts';
@@ -66,6 +67,14 @@ export interface OriginConfig {
   failureTtlSeconds: number;
   limits: ImageLimits;
   retention: RetentionConfig;
+  /**
+   * Seconds between two writes of one image's last use by a replica
+   * (gc/usage.ts), and how long an image record seen in storage is trusted
+   * before looking again (gc/image-hits.ts).
+   */
+  usageWriteIntervalSeconds: number;
+  /** The origin's own Nix garbage collection and the GC roots of builds in flight. */
+  nixGc: NixGcConfig;
 }
 
 /** Retention of images and objects in storage (origin/gc/retention-run.ts, docs/operations.md). */
@@ -217,6 +226,32 @@ function readAdmission(env: Env): AdmissionConfig {
   };
 }
 
+/**
+ * Nix's store and state directories as Nix itself reads them, and where the
+ * roots of builds go: inside Nix's gcroots directory, the only place Nix looks
+ * for roots without registering each one (a root elsewhere would protect nothing).
+ */
+function readNixGc(env: Env): NixGcConfig {
+  const storeDir = get(env, 'NIX_STORE_DIR') ?? '/nix/store';
+  const gcroots = join(get(env, 'NIX_STATE_DIR') ?? '/nix/var/nix', 'gcroots');
+  const rootsDir = resolve(get(env, 'NIX_GC_ROOTS_DIR') ?? join(gcroots, 'nixery-edge'));
+  const inside = relative(gcroots, rootsDir);
+  if (inside === '' || inside.startsWith('..') || isAbsolute(inside)) {
+    throw new ConfigError('NIX_GC_ROOTS_DIR', `must be a directory inside Nix's gcroots directory ${gcroots} (Nix finds roots only there), got ${JSON.stringify(rootsDir)}`);
+  }
+  const minFreeMib = integer(env, 'NIX_GC_MIN_FREE_MIB', 8192, 0, 1024 * 1024 * 1024);
+  const maxFreeMib = integer(env, 'NIX_GC_MAX_FREE_MIB', Math.max(16384, minFreeMib), 0, 1024 * 1024 * 1024);
+  if (maxFreeMib < minFreeMib) throw new ConfigError('NIX_GC_MAX_FREE_MIB', `must be at least NIX_GC_MIN_FREE_MIB (${minFreeMib}), got ${maxFreeMib}`);
+  return {
+    storeDir,
+    rootsDir,
+    minFreeBytes: minFreeMib * MIB,
+    maxFreeBytes: maxFreeMib * MIB,
+    intervalSeconds: integer(env, 'NIX_GC_INTERVAL_SECONDS', 86_400, 0, 365 * 24 * 3600),
+    checkSeconds: integer(env, 'NIX_GC_CHECK_SECONDS', 30, 1, 24 * 3600),
+  };
+}
+
 export function readConfig(env: Env = process.env): OriginConfig {
   return {
     port: integer(env, 'PORT', 8080, 0, 65535),
@@ -239,5 +274,7 @@ export function readConfig(env: Env = process.env): OriginConfig {
       maxLayerBytes: integer(env, 'MAX_LAYER_MIB', 4096, 1, 1024 * 1024) * MIB,
     },
     retention: readRetention(env),
+    usageWriteIntervalSeconds: integer(env, 'USAGE_WRITE_INTERVAL', 3600, 1, 24 * 3600),
+    nixGc: readNixGc(env),
   };
 }

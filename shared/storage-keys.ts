@@ -50,6 +50,8 @@ export const STORAGE_KEYS = {
   imageSource: family('image-sources/sha256/<hex>.json'),
   /** The image cache: source identity + image → both manifests' digests. */
   image: family('images/<key>.json'),
+  /** When an image was last requested (origin/gc/usage.ts), by its image key; rewritten at most once an interval per replica. */
+  usage: family('usage/<image key>.json'),
   /** The last popularity data loaded from NIX_POPULARITY_URL, by the sha256 hex of the URL. */
   popularity: family('popularity/<hash of URL>.json'),
   /** Popularity one replica learned from the images it built (only that replica writes it). */

@@ -19,6 +19,7 @@ import { ImageStore } from '../image/image-store.ts';
 import { LayerStore } from '../image/layer-store.ts';
 import { retentionPolicy } from './retention.ts';
 import { runRetention } from './retention-run.ts';
+import { StoredUsageLog } from './usage.ts';
 import { scrub } from './scrub.ts';
 import { remakeObject } from '../image/remake-object.ts';
 
@@ -86,8 +87,9 @@ try {
     process.exit(report.droppedImages.length > 0 ? 1 : 0);
   }
   const dryRun = args['dry-run'] ?? false;
-  // Last use is not recorded yet: every image counts as used when its record was written.
-  const report = await runRetention({ storage, policy: retentionPolicy(config.retention), lastUsed: async () => null, dryRun, repair: (digest) => remakeObject(blobs, manifests, digest) });
+  // Read only: the CLI records no use itself.
+  const usage = new StoredUsageLog(storage, { intervalMs: config.usageWriteIntervalSeconds * 1000 });
+  const report = await runRetention({ storage, policy: retentionPolicy(config.retention), lastUsed: (key) => usage.lastUsed(key), dryRun, repair: (digest) => remakeObject(blobs, manifests, digest) });
   const verb = dryRun ? 'would delete' : 'deleted';
   for (const key of report.images) out(`${verb} image ${key}`);
   for (const object of report.objects) out(`${verb} ${object.key} ${object.size}`);

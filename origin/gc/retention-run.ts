@@ -6,10 +6,10 @@
 // The order, so that a crash at any point leaves every remaining record
 // pointing at objects that exist or can be made again:
 //
-//   1. Expired image records, indexes before the images they name. Image
-//      records are what pulls start from (a tag finds its record); once one
-//      is gone, nothing that serves a pull points at its manifests, config or
-//      layers. An index goes first so that no index record is left naming
+//   1. Expired image records (each followed by its usage record), indexes
+//      before the images they name. Image records are what pulls start from
+//      (a tag finds its record); once one is gone, nothing that serves a
+//      pull points at its manifests, config or layers. An index goes first so that no index record is left naming
 //      a platform image whose record is gone.
 //   2. Unreferenced manifests and blobs. Nothing kept references them. Before
 //      a layer blob is deleted its blob-sources entry is written again, which
@@ -163,7 +163,11 @@ export async function runRetention(options: RetentionRunOptions): Promise<Retent
   report.images = plan.expired;
   report.pinnedBy = plan.pinnedBy;
   const expired = new Set(plan.expired);
-  if (!dryRun) for (const key of plan.expired) await storage.delete(STORAGE_KEYS.image(key));
+  for (const key of dryRun ? [] : plan.expired) {
+    await storage.delete(STORAGE_KEYS.image(key));
+    // Its last use describes nothing any more; an image built again under the key starts a new one.
+    await storage.delete(STORAGE_KEYS.usage(key));
+  }
 
   // Records written since the first listing (a build that reused old objects,
   // an expired image built again) are kept whatever they reference.

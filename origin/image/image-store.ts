@@ -85,7 +85,6 @@ export class ImageStore {
   private readonly storage: Storage;
   private readonly records: Lru<string, { record: ImageRecord; at: number }>;
   private readonly memoryMs: number;
-  private readonly keys = new WeakMap<ImageRecord, string>();
   readonly stats: ImageStoreStats = { hits: 0, misses: 0 };
 
   /**
@@ -105,17 +104,6 @@ export class ImageStore {
     this.records.delete(key);
   }
 
-  /**
-   * Drops a record served from memory whose manifest turned out gone (deleted
-   * by retention or the gc CLI in another process), with the records of an
-   * index's platforms, so the next lookup asks storage and builds again.
-   */
-  forgetRecord(record: ImageRecord): void {
-    const key = this.keys.get(record);
-    if (key !== undefined) this.records.delete(key);
-    for (const member of record.members ?? []) this.records.delete(member);
-  }
-
   /** The record of a built image, from memory or storage; null when no replica built it. */
   async lookup(key: string): Promise<ImageRecord | null> {
     const memory = this.records.get(key);
@@ -127,7 +115,6 @@ export class ImageStore {
     if (stored) {
       const record = JSON.parse(new TextDecoder().decode(stored)) as ImageRecord;
       this.records.set(key, { record, at: performance.now() });
-      this.keys.set(record, key);
       this.stats.hits++;
       return record;
     }
@@ -172,12 +159,46 @@ export class ImageStore {
   /** Remembers a finished image under its key; call after `saveManifests`. */
   async remember(key: string, record: ImageRecord): Promise<void> {
     this.records.set(key, { record, at: performance.now() });
-    this.keys.set(record, key);
-    for (const digest of derivedDigests(record)) {
-      const source = new TextEncoder().encode(JSON.stringify({ image: key } satisfies ImageSource));
+    // Every digest the record answers with leads back to it: a manifest or
+    // config, so recovery can derive it again (manifest-recovery.ts; an
+    // index's from its platforms' records), and every manifest, an index's
+    // included, so a request for it counts as the image's use (gc/image-hits.ts).
+    const source = new TextEncoder().encode(JSON.stringify({ image: key } satisfies ImageSource));
+    for (const digest of [...(record.config ? [record.config] : []), record.manifests.docker.digest, record.manifests.oci.digest]) {
       await this.storage.put(STORAGE_KEYS.imageSource(digestHex(digest)), source, MEDIA.json);
     }
     await this.storage.put(STORAGE_KEYS.image(key), new TextEncoder().encode(JSON.stringify(record)), MEDIA.json);
+  }
+
+  /** The key of the image a manifest or config digest belongs to (the image-sources index), or null when none is indexed. */
+  async imageOf(digest: Digest): Promise<string | null> {
+    const source = await this.storage.get(STORAGE_KEYS.imageSource(digestHex(digest)));
+    if (!source) return null;
+    try {
+      const image = (JSON.parse(new TextDecoder().decode(source)) as Partial<ImageSource>).image;
+      return typeof image === 'string' ? image : null;
+    } catch {
+      // A damaged entry indexes nothing; the image's next build writes it again.
+      return null;
+    }
+  }
+
+  /**
+   * Forgets the records in memory that answer with this manifest: storage
+   * no longer has it nor a record to derive it from (retention deleted the
+   * image), so the next lookup reads storage and finds the image gone.
+   * Returns whether any was forgotten.
+   */
+  forgetManifest(digest: Digest): boolean {
+    const members: string[] = [];
+    const forgotten = this.records.deleteWhere((_, { record }) => {
+      const answers = record.manifests.docker.digest === digest || record.manifests.oci.digest === digest;
+      // An index built again must not name its platforms' manifests from memory either.
+      if (answers) members.push(...(record.members ?? []));
+      return answers;
+    });
+    for (const member of members) this.records.delete(member);
+    return forgotten > 0;
   }
 
   /** The stored record under an image key, bypassing memory (recovery reads what storage holds). */

@@ -10,7 +10,7 @@ import { SingleFlight } from '../../shared/single-flight.ts';
 import { Lru } from '../../shared/lru.ts';
 import { STORAGE_KEYS } from '../../shared/storage-keys.ts';
 import type { Storage } from '../storage/storage.ts';
-import type { ImageRecord, ImageSource, ImageStore } from './image-store.ts';
+import type { ImageRecord, ImageStore } from './image-store.ts';
 import { buildManifests, type SerializedBlob } from './manifest.ts';
 import { buildIndexes, type IndexMember } from './image-index.ts';
 
@@ -42,9 +42,9 @@ export class ManifestRecovery {
   async expectedConfigSize(digest: Digest): Promise<number | null> {
     const known = this.configSizes.get(digest);
     if (known !== undefined) return known;
-    const source = await this.storage.get(STORAGE_KEYS.imageSource(digestHex(digest)));
-    if (!source) return null;
-    const record = await this.images.storedRecord((JSON.parse(new TextDecoder().decode(source)) as ImageSource).image);
+    const key = await this.images.imageOf(digest);
+    if (key === null) return null;
+    const record = await this.images.storedRecord(key);
     if (!record?.recipe || record.config !== digest) return null;
     const config = (await buildManifests(record.recipe)).config;
     if (config.digest !== digest) return null;
@@ -55,9 +55,8 @@ export class ManifestRecovery {
   /** Writes the config and manifests of the image this digest belongs to again; false when no record can. */
   recover(digest: Digest): Promise<boolean> {
     return this.flights.run(digest, async () => {
-      const source = await this.storage.get(STORAGE_KEYS.imageSource(digestHex(digest)));
-      if (!source) return false;
-      const key = (JSON.parse(new TextDecoder().decode(source)) as ImageSource).image;
+      const key = await this.images.imageOf(digest);
+      if (key === null) return false;
       const record = await this.images.storedRecord(key);
       const parts = record ? await this.derive(record) : null;
       if (!parts) return false;
