@@ -75,10 +75,11 @@ test('gc --dry-run lists what only an idle image used and deletes nothing; gc de
   const [helloKey, hello] = [...byKey].find(([, r]) => r.manifests.docker.digest === helloDigest)!;
   const [shellKey, shell] = [...byKey].find(([k]) => k !== helloKey)!;
 
-  // Both images idle for 40 days; shell/hello's record written just now.
+  // Both images written 40 days ago; hello last pulled then too, shell/hello just now (their usage records, origin/gc/usage.ts).
+  for (const key of await storedKeys(root)) await age(root, key, 40 * DAY);
+  await writeFile(join(root, 'usage', `${helloKey}.json`), JSON.stringify({ lastUsed: Date.now() - 40 * DAY }));
+  await writeFile(join(root, 'usage', `${shellKey}.json`), JSON.stringify({ lastUsed: Date.now() }));
   const before = await storedKeys(root);
-  for (const key of before) await age(root, key, 40 * DAY);
-  await age(root, `images/${shellKey}.json`, 0);
   const onlyHello = objectKeys(hello).filter((k) => !objectKeys(shell).includes(k)).sort();
   assert.ok(onlyHello.length >= 3, `hello alone uses ${onlyHello.join(' ')}`);
   const helloBytes = (await Promise.all(onlyHello.map(async (k) => (await stat(join(root, k))).size))).reduce((a, b) => a + b, 0);
@@ -95,7 +96,7 @@ test('gc --dry-run lists what only an idle image used and deletes nothing; gc de
   assert.equal(run.exitCode, 0, run.stderr);
   assert.deepEqual(run.stdout.split('\n').filter((l) => /^deleted (blobs|manifests)\//.test(l)).map((l) => l.split(' ')[1]).sort(), onlyHello);
   const after = await storedKeys(root);
-  for (const key of [...onlyHello, `images/${helloKey}.json`]) assert.ok(!after.includes(key), `${key} is gone`);
+  for (const key of [...onlyHello, `images/${helloKey}.json`, `usage/${helloKey}.json`]) assert.ok(!after.includes(key), `${key} is gone`);
   for (const key of [...objectKeys(shell), `images/${shellKey}.json`]) assert.ok(after.includes(key), `${key} stays`);
   // The layer records of hello's own layers outlive their blobs by the grace period.
   for (const layer of hello.recipe!.layers) {

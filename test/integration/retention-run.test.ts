@@ -69,6 +69,8 @@ function backendTests(name: string, open: () => Promise<{ storage: Storage; clos
         await writeIndex(storage, 'used-index', ['platform-of-used-index']);
         await writeImage(storage, 'platform-of-idle-index', ['idle-arm-layer']);
         await writeIndex(storage, 'idle-index', ['platform-of-idle-index']);
+        await storage.put(STORAGE_KEYS.usage('idle'), encode({ lastUsed: 0 }), 'application/json');
+        await storage.put(STORAGE_KEYS.usage('used'), encode({ lastUsed: 0 }), 'application/json');
         const everything = await keys(storage);
         const now = Date.now() + 40 * DAY;
         const lastUsed = async (key: string) => (key === 'used' || key === 'used-index' ? now - DAY : null);
@@ -91,6 +93,9 @@ function backendTests(name: string, open: () => Promise<{ storage: Storage; clos
         assert.equal(report.bytes, report.objects.reduce((sum, o) => sum + o.size, 0));
         assert.equal(report.stored.objects, everything.filter((k) => k.startsWith('blobs/') || k.startsWith('manifests/')).length);
         for (const key of ['idle', 'idle-index', 'platform-of-idle-index']) assert.equal(await exists(storage, STORAGE_KEYS.image(key)), false, key);
+        // The usage record of an image that went goes with it.
+        assert.equal(await exists(storage, STORAGE_KEYS.usage('idle')), false);
+        assert.ok(await exists(storage, STORAGE_KEYS.usage('used')));
         for (const key of ['used', 'used-index', 'platform-of-used-index']) assert.ok(await exists(storage, STORAGE_KEYS.image(key)), key);
         for (const layer of ['shared', 'only-used', 'arm-layer']) assert.ok(await exists(storage, STORAGE_KEYS.blob(hexOf(layer))), layer);
         // The image-sources of what went are dead at once; the layer records outlive their blobs by the grace period.
