@@ -14,6 +14,7 @@ import { readConfig, ConfigError } from '../config.ts';
 import { createLogger } from '../log.ts';
 import { createStorage } from '../storage/create.ts';
 import { BlobRecovery } from '../image/blob-recovery.ts';
+import { realisePaths } from '../nix/nix.ts';
 import { ManifestRecovery } from '../image/manifest-recovery.ts';
 import { ImageStore } from '../image/image-store.ts';
 import { LayerStore } from '../image/layer-store.ts';
@@ -70,7 +71,9 @@ try {
   const storage = await createStorage(config.storage, { beside: true });
   // Recovery's own lines (what was rebuilt, what could not be) go to stderr; the report to stdout.
   const log = createLogger(config.logLevel, process.stderr);
-  const blobs = new BlobRecovery(storage, new LayerStore(storage, log), log);
+  // Store paths a collection took are fetched again from the binary caches, as the origin does (no GC roots: a
+  // collection racing the rebuild makes it fail the digest check, reported as not made again).
+  const blobs = new BlobRecovery(storage, new LayerStore(storage, log), log, undefined, (paths) => realisePaths(paths, { timeoutSeconds: config.nixTimeoutSeconds }));
   const manifests = new ManifestRecovery(storage, new ImageStore(storage), log);
   if (args.verify) {
     const report = await scrub({ storage, blobs, manifests });
