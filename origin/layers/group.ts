@@ -178,7 +178,10 @@ export function groupLayers(graph: ClosureGraph, options: GroupOptions): LayerGr
     if (!closures && seen[x]! > 0 && (seen[d] !== seen[x] || signature[d] !== signature[x])) return 'against';
     if (closures || outside[x]! === 0) return 'sure';
     // Not listed: popcount drops paths with one referrer, so fresh data says as much.
-    return trustUnlisted ? 'sure' : 'unknown';
+    if (trustUnlisted) return 'sure';
+    // Nothing listed speaks for x, but it refers to nothing: data, a manual,
+    // a package's own files, which only their owner refers to.
+    return g.succ[x]!.length === 0 ? 'sure' : 'unknown';
   };
 
   const layers = new Layers(bytes);
@@ -200,7 +203,13 @@ export function groupLayers(graph: ClosureGraph, options: GroupOptions): LayerGr
   // 2. The cut.
   if (layers.count > budget) {
     const exponent = closures ? CLOSURE_WORTH_EXPONENT : REFERRER_WORTH_EXPONENT;
-    const worth = (u: number): number => layers.bytes(u) * (pop[u]! + seen[u]!) ** exponent;
+    // Without published data, popularity is the share of the images built
+    // that held the unit: it stays put while the instance's traffic keeps its
+    // mix, where a count would keep growing and reorder the cut.
+    const images = learned?.images ?? 0;
+    const worth = published
+      ? (u: number): number => layers.bytes(u) * (pop[u]! + seen[u]!) ** exponent
+      : (u: number): number => layers.bytes(u) * (1 + (images > 0 ? seen[u]! / images : 0)) ** exponent;
     const tops = layers.tops().sort((a, b) => worth(b) - worth(a) || a - b);
     const [remainder, ...rest] = tops.slice(budget - 1);
     for (const t of rest) layers.join(t, remainder!);
