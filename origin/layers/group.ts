@@ -43,13 +43,8 @@
 //     popularity^e: what pulling it again would cost times how likely
 //     another image is to hold it, a likelihood that grows with popularity
 //     but saturates (e tuned on the benchmark's tuning seeds). Popularity is
-//     the published count plus the images the origin built with it; with no
-//     published data, 1 + the share of the images built that held it, which
-//     stays put while the traffic keeps its mix, where a count keeps growing
-//     and reorders the cut. Measured on the tuning seeds against the count:
-//     what a warm client pulls again after the counts move falls from 0.022
-//     to 0.016× the ideal (generated set) and from 0.082 to 0.039× (Debian),
-//     first pulls the same on the generated set, +0.003× on Debian.
+//     the published count (1 with none) plus the images the origin built
+//     with it.
 //
 // Measured and left out (bench/layering, no published data, tuning seeds,
 // budget 99, where the rules above give 1.06× the ideal):
@@ -69,7 +64,12 @@
 //    client already holds;
 //  - putting paths new to the origin in the remainder first (before the
 //    leaf rule: 1.148–1.47× from 1.147×): they come back in later images and
-//    are paid for again.
+//    are paid for again;
+//  - weighing the cut by the share of the images built that held a layer
+//    rather than their count: what a warm client pulls again after the
+//    counts move fell (0.022 → 0.016× the ideal on the generated set, 0.082
+//    → 0.039× on Debian's graph), but first pulls on Debian's graph rose
+//    (+0.003× at budget 99, +0.009× at 20), and those count for more.
 //
 // Nixery also starts from the dominator tree, but keeps only its top-level
 // subtrees as layers, so a path's layer depends on which other packages
@@ -232,13 +232,7 @@ export function groupLayers(graph: ClosureGraph, options: GroupOptions): LayerGr
   // 2. The cut.
   if (layers.count > budget) {
     const exponent = closures ? CLOSURE_WORTH_EXPONENT : REFERRER_WORTH_EXPONENT;
-    // Without published data, popularity is the share of the images built
-    // that held the unit: it stays put while the instance's traffic keeps its
-    // mix, where a count would keep growing and reorder the cut.
-    const images = learned?.images ?? 0;
-    const worth = published
-      ? (u: number): number => layers.bytes(u) * (pop[u]! + seen[u]!) ** exponent
-      : (u: number): number => layers.bytes(u) * (1 + (images > 0 ? seen[u]! / images : 0)) ** exponent;
+    const worth = (u: number): number => layers.bytes(u) * (pop[u]! + seen[u]!) ** exponent;
     const tops = layers.tops().sort((a, b) => worth(b) - worth(a) || a - b);
     const [remainder, ...rest] = tops.slice(budget - 1);
     for (const t of rest) layers.join(t, remainder!);

@@ -345,31 +345,6 @@ test('a path that refers to nothing keeps its own layer when published data, eve
   }
 });
 
-test('without published data, the cut weighs the share of images that held a path: counting the same traffic again changes no layer', () => {
-  // app and big keep their own; a and b compete for the third layer. a is bigger, b was in more of the images built.
-  const set: PackageSet = {
-    refs: { app: ['a', 'b', 'big'], a: ['libc'], b: ['libc'], big: ['libc'], libc: [] },
-    sizes: { app: 10_000_000, big: 10_000_000, a: 1200, b: 1000, libc: 100 },
-  };
-  const graph = closure(set, ['app']);
-  const paths = (...names: string[]): string[] => names.map(storePath);
-  const traffic = [paths('a', 'b', 'libc'), paths('b', 'libc'), paths('b', 'libc')];
-  const once = new ReplicaCounter('test');
-  const twice = new ReplicaCounter('test');
-  traffic.forEach((image, i) => {
-    once.observe(`image${i}`, image);
-    twice.observe(`image${i}`, image);
-    twice.observe(`again${i}`, image);
-  });
-  const before = groupLayers(graph, { budget: 4, learned: mergeRecords([once.record()]) });
-  const after = groupLayers(graph, { budget: 4, learned: mergeRecords([twice.record()]) });
-  assertPartition(graph, before, 4);
-  assert.deepEqual(after, before);
-  // 1200 × (1 + 1/3)^¼ beats 1000 × (1 + 3/3)^¼; a count (1 + n)^¼ would hand b the layer once the traffic doubled.
-  assert.deepEqual(layerOf(before, 'a'), [storePath('a')]);
-  assert.ok(layerOf(before, 'b').includes(storePath('libc')));
-});
-
 function learnedFrom(images: string[][]): LearnedPopularity {
   const counter = new ReplicaCounter('test');
   for (const roots of images) counter.observe(roots.join('/'), closure(distro, roots).paths.map((p) => p.path));
