@@ -115,7 +115,7 @@ const distro: PackageSet = {
     python: ['glibc', 'openssl', 'zlib', 'python-stdlib'],
     'python-stdlib': ['python'],
   },
-  sizes: { glibc: 30_000_000, openssl: 6_000_000, git: 40_000_000, perl: 50_000_000, python: 60_000_000 },
+  sizes: { glibc: 30_000_000, openssl: 6_000_000, git: 40_000_000, 'git-templates': 2_000_000, perl: 50_000_000, python: 60_000_000 },
 };
 
 test('every path of the closure is in exactly one layer and the budget holds, for any budget', () => {
@@ -314,6 +314,25 @@ test('without published data, a path that refers to nothing but two packages of 
   assert.deepEqual(layerOf(groups, 'shared'), [storePath('shared')]);
   assert.deepEqual(layerOf(groups, 'a'), [storePath('a'), storePath('a-data')].sort());
   assert.deepEqual(layerOf(groups, 'b'), [storePath('b')]);
+});
+
+test('without published data, a path that refers to nothing joins its owner only when its size is within 1% to 4 times its owner\'s', () => {
+  // One owner of 10 MB; each leaf's share of it is in its name. (libc, tiny and shared in the set, makes the published data below non-empty.)
+  const set: PackageSet = {
+    refs: { app: ['libc', 'share-0.5pc', 'share-1pc', 'share-4x', 'share-5x'], other: ['libc'], libc: [], 'share-0.5pc': [], 'share-1pc': [], 'share-4x': [], 'share-5x': [] },
+    sizes: { app: 10_000_000, 'share-0.5pc': 50_000, 'share-1pc': 100_000, 'share-4x': 40_000_000, 'share-5x': 50_000_000 },
+  };
+  const graph = closure(set, ['app']);
+  const groups = groupLayers(graph, { budget: 99 });
+  assertPartition(graph, groups, 99);
+  assert.deepEqual(layerOf(groups, 'app'), [storePath('app'), storePath('share-1pc'), storePath('share-4x')].sort());
+  // Tiny beside its owner: a wrong fold would cost the owner again for a path that costs next to nothing apart.
+  assert.deepEqual(layerOf(groups, 'share-0.5pc'), [storePath('share-0.5pc')]);
+  // Far bigger than its owner: it keeps its own layer in the cut anyway, and a wrong fold would cost it again.
+  assert.deepEqual(layerOf(groups, 'share-5x'), [storePath('share-5x')]);
+  // Fresh published data (a count of one is dropped) still folds them all: the window is for folds nothing listed speaks for.
+  const fresh = groupLayers(graph, { budget: 99, popularity: popularityOf(set) });
+  assert.deepEqual(layerOf(fresh, 'app'), ['app', 'share-0.5pc', 'share-1pc', 'share-4x', 'share-5x'].map(storePath).sort());
 });
 
 test('without published data, a package\'s layer is the same whatever unrelated packages share the image', () => {
