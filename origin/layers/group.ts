@@ -87,13 +87,12 @@
 //    budget (1.098 / 1.056); one size bound alone (at least 1%: 1.062 /
 //    1.061; at most 4×: 1.074 / 1.059); a leaf that weighs at least a share
 //    of its owner's whole layer rather than of the owner (lower bound
-//    alone: the same); an
-//    owner's leaves in a layer of their own rather than the owner's (1.126 /
-//    1.059); no veto for leaves (Debian 1.067); a √ worth without data (with
-//    the lower bound: 1.063 / 1.060); and learning which paths referred to a
-//    leaf in the images built, so a leaf once shared is not folded again
-//    (simulated: Debian 1.064): the cost is the first fold, made before
-//    there is anything to learn;
+//    alone: the same); an owner's leaves in a layer of their own rather
+//    than the owner's (1.126 / 1.059); no veto for leaves (Debian 1.067);
+//    a √ worth without data (with the lower bound: 1.063 / 1.060); and
+//    learning which paths referred to a leaf in the images built, so a leaf
+//    once shared is not folded again (simulated: Debian 1.064): the cost is
+//    the first fold, made before there is anything to learn;
 //  - weighing the cut by the share of the images built that held a layer
 //    rather than their count: what a warm client pulls again after the
 //    counts move fell (0.022 → 0.016× the ideal on the generated set, 0.082
