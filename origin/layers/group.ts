@@ -39,9 +39,10 @@
 //     leaf is owned; on Debian's graph one folded leaf in seven to ten is
 //     shared in the sequence (debconf, pci.ids, libjs-jquery), three in four
 //     of those folded the first time the origin ever saw them, when nothing
-//     it knows tells them from an owned leaf. Tuning seeds, budget 99, without data: the generated set 1.147×
-//     the ideal with no leaf folds, 1.060× folding every leaf, 1.076× with
-//     the size window; Debian's graph 1.059×, 1.063×, 1.057×. On the report
+//     it knows tells them from an owned leaf. Tuning seeds, budget 99,
+//     without data: the generated set 1.147× the ideal with no leaf folds,
+//     1.060× folding every leaf, 1.076× with the size window; Debian's
+//     graph 1.059×, 1.063×, 1.057×. On the report
 //     seeds Debian's graph stays 0.003× above no leaf folds at budget 99
 //     (1.059× against 1.056×; 0.003× better at budget 20): the leaves that
 //     turn out shared still cost more there than the owned ones save.
