@@ -24,7 +24,8 @@
 //      (`repair`: blob and manifest recovery), not when a client asks, which
 //      behind the edge with GCS storage never reaches the origin.
 //   3. Dead records: image-sources entries for digests no kept image
-//      references, and blob-sources entries (then the layer record they
+//      references, usage records of images whose record is gone, and
+//      blob-sources entries (then the layer record they
 //      name) whose blob has been gone for longer than the grace period.
 //      blob-sources goes before its layer record: a crash in between leaves
 //      a layer record whose blob is missing, which is what a layer record
@@ -232,7 +233,7 @@ export async function runRetention(options: RetentionRunOptions): Promise<Retent
     for (const digest of record ? derivedDigests(record) : []) owner.set(digest, entry.key);
   }
   // Without knowing what every kept image references, no record can be said to be dead.
-  if (report.pinnedBy === null) await deleteDeadRecords(storage, { referenced, owner, expired, deletedBlobs, policy, now, dryRun, concurrency, report });
+  if (report.pinnedBy === null) await deleteDeadRecords(storage, { referenced, owner, expired, kept: new Set(keptImages.map((i) => i.entry.key)), deletedBlobs, policy, now, dryRun, concurrency, report });
   report.ms = Math.round(performance.now() - started);
   return report;
 }
@@ -241,6 +242,8 @@ interface DeadRecordContext {
   referenced: ReadonlySet<Digest>;
   owner: ReadonlyMap<Digest, string>;
   expired: ReadonlySet<string>;
+  /** Image keys whose records stay. */
+  kept: ReadonlySet<string>;
   /** Blobs this run deleted: their records stay for the grace period from now. */
   deletedBlobs: ReadonlySet<Digest>;
   policy: RetentionPolicy;
@@ -275,6 +278,17 @@ async function deleteDeadRecords(storage: Storage, c: DeadRecordContext): Promis
     if (c.dryRun || !bytes) return;
     await storage.delete(object.key);
     if (image !== undefined && (await storage.stat(STORAGE_KEYS.image(image)))) await storage.put(object.key, bytes, MEDIA.json);
+  });
+
+  // Last use of images whose record is gone (dropped by the scrub, deleted by hand): a usage record
+  // is written only when an image's manifest is answered, so one older than the grace period without
+  // its record describes nothing.
+  await inBatches(storage.list(STORAGE_KEYS.usage.prefix), c.concurrency, async (object) => {
+    const key = STORAGE_KEYS.usage.parse(object.key);
+    if (key === null || c.kept.has(key) || c.expired.has(key) || !old(object)) return;
+    if (await storage.stat(STORAGE_KEYS.image(key))) return;
+    c.report.records.push(object.key);
+    if (!c.dryRun) await storage.delete(object.key);
   });
 
   await inBatches(storage.list(STORAGE_KEYS.blobSource.prefix), c.concurrency, async (object) => {

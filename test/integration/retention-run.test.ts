@@ -104,6 +104,8 @@ function backendTests(name: string, open: () => Promise<{ storage: Storage; clos
         assert.ok(await exists(storage, STORAGE_KEYS.layer('id-only-idle')));
         assert.ok(await exists(storage, STORAGE_KEYS.blobSource(hexOf('only-idle'))));
 
+        // A usage record whose image record is gone (dropped by hand) is dead once older than the grace period.
+        await storage.put(STORAGE_KEYS.usage('dropped-by-hand'), encode({ lastUsed: 0 }), 'application/json');
         // Within the grace period after the blobs went, a second run keeps their records; past it, they go.
         const soon = await runRetention({ storage, policy, lastUsed, now: () => Date.now() + DAY / 2 });
         assert.deepEqual(soon.records, []);
@@ -114,6 +116,7 @@ function backendTests(name: string, open: () => Promise<{ storage: Storage; clos
           STORAGE_KEYS.blobSource(hexOf('only-idle')),
           STORAGE_KEYS.layer('id-idle-arm-layer'),
           STORAGE_KEYS.layer('id-only-idle'),
+          STORAGE_KEYS.usage('dropped-by-hand'),
         ].sort());
         for (const key of later.records) assert.equal(await exists(storage, key), false, key);
         assert.ok(await exists(storage, STORAGE_KEYS.layer('id-shared')));
