@@ -66,6 +66,7 @@ export interface OriginConfig {
   /** Seconds a failed image (build, evaluation, unknown package, limit) is remembered. */
   failureTtlSeconds: number;
   limits: ImageLimits;
+  retention: RetentionConfig;
   /**
    * Seconds between two writes of one image's last use by a replica
    * (gc/usage.ts), and how long an image record seen in storage is trusted
@@ -74,6 +75,16 @@ export interface OriginConfig {
   usageWriteIntervalSeconds: number;
   /** The origin's own Nix garbage collection and the GC roots of builds in flight. */
   nixGc: NixGcConfig;
+}
+
+/** Retention of images and objects in storage (origin/gc/retention-run.ts, docs/operations.md). */
+export interface RetentionConfig {
+  /** Images not requested for this many days are deleted; 0 turns retention off. */
+  maxIdleDays: number;
+  /** Seconds between runs (across replicas: a run recorded in storage within this time is not repeated). */
+  intervalSeconds: number;
+  /** Seconds an object stays whatever references it (builds in flight), and dead records outlive their objects. */
+  graceSeconds: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -190,6 +201,15 @@ function readPlatforms(env: Env): Architecture[] {
   return platforms;
 }
 
+function readRetention(env: Env): RetentionConfig {
+  return {
+    maxIdleDays: integer(env, 'NIXERY_RETENTION_DAYS', 30, 0, 100 * 365),
+    intervalSeconds: integer(env, 'NIXERY_RETENTION_INTERVAL', 6 * 3600, 1, 30 * 24 * 3600),
+    // Below ten minutes a slow build could lose a layer it wrote before its image record.
+    graceSeconds: integer(env, 'NIXERY_RETENTION_GRACE', 24 * 3600, 600, 30 * 24 * 3600),
+  };
+}
+
 function readAdmission(env: Env): AdmissionConfig {
   // In a container, the cgroup's memory limit, not the node's memory (process.constrainedMemory: 0 when unlimited).
   const constrained = process.constrainedMemory();
@@ -253,6 +273,7 @@ export function readConfig(env: Env = process.env): OriginConfig {
       maxClosureBytes: integer(env, 'MAX_CLOSURE_MIB', 8192, 1, 1024 * 1024) * MIB,
       maxLayerBytes: integer(env, 'MAX_LAYER_MIB', 4096, 1, 1024 * 1024) * MIB,
     },
+    retention: readRetention(env),
     usageWriteIntervalSeconds: integer(env, 'USAGE_WRITE_INTERVAL', 3600, 1, 24 * 3600),
     nixGc: readNixGc(env),
   };

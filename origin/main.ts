@@ -10,6 +10,9 @@ import { BuildChannels } from './image/build-events.ts';
 import { PackageIndexes } from './search/indexes.ts';
 import { mountApi } from './http/api.ts';
 import { scheduleStagingSweep } from './gc/staging.ts';
+import { RetentionSchedule } from './gc/retention-schedule.ts';
+import { retentionPolicy } from './gc/retention.ts';
+import { remakeObject } from './image/remake-object.ts';
 import { ManifestRecovery } from './image/manifest-recovery.ts';
 import { BlobRecovery } from './image/blob-recovery.ts';
 import { ImageStore } from './image/image-store.ts';
@@ -105,9 +108,25 @@ try {
   const manifestRecovery = new ManifestRecovery(storage, images, log);
   // Manifests answered here or reported by the edge are the images' last use, which retention reads.
   const usageIntervalMs = config.usageWriteIntervalSeconds * 1000;
-  const hits = new ImageHits(storage, images, new StoredUsageLog(storage, { intervalMs: usageIntervalMs }), { intervalMs: usageIntervalMs, log });
+  const usage = new StoredUsageLog(storage, { intervalMs: usageIntervalMs });
+  const hits = new ImageHits(storage, images, usage, { intervalMs: usageIntervalMs, log });
+  // Off with NIXERY_RETENTION_DAYS=0.
+  const retention =
+    config.retention.maxIdleDays > 0
+      ? new RetentionSchedule({
+          storage,
+          policy: retentionPolicy(config.retention),
+          lastUsed: (key) => usage.lastUsed(key),
+          intervalMs: config.retention.intervalSeconds * 1000,
+          replicaId: config.replicaId,
+          log,
+          forget: (key) => images.forget(key),
+          repair: (digest) => remakeObject(blobRecovery, manifestRecovery, digest),
+        })
+      : null;
   const metrics = createMetrics({
     builder,
+    ...(retention ? { retention } : {}),
     admission,
     failures,
     recovery: {
@@ -152,6 +171,7 @@ try {
   // Started with the origin, so the first new image does not wait for them.
   sharedDeflatePool().warm();
   scheduleStagingSweep(storage, log);
+  retention?.start();
   if (nixGc) {
     nixGc.start();
     // Builds are what fill the store: its free space is looked at after each one too.

@@ -122,7 +122,12 @@ async function blob(req: Request, digest: Digest, { storage, recovery, manifestR
     const size = await recovery.recover(digest);
     info = size === null ? null : { size };
   }
-  // Not a layer: a config, which its image record can derive again.
+  // Not a layer: a config, which its image record can derive again; one of
+  // another size than the record's config was truncated, as good as missing.
+  if (info && expected === null && manifestRecovery) {
+    const configSize = await manifestRecovery.expectedConfigSize(digest);
+    if (configSize !== null && configSize !== info.size) info = null;
+  }
   if (!info && manifestRecovery && (await manifestRecovery.recover(digest))) info = await storage.stat(key);
   if (!info) throw errors.blobUnknown(digest);
   const url = await storage.publicUrl(key);

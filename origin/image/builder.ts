@@ -145,7 +145,10 @@ export class ImageBuilder {
           }
         }),
       );
-      const record = await this.store.saveIndexes(await buildIndexes(members));
+      // The platforms' image keys, so retention keeps those images while the index is used.
+      const cacheKey = resolved.cacheKey;
+      const memberKeys = cacheKey === null ? [] : platforms.map((arch) => sourceImageKey(cacheKey, { ...spec, arch, platformNamed: true }));
+      const record = await this.store.saveIndexes(await buildIndexes(members), memberKeys);
       if (key !== null) await this.store.remember(key, record);
       return record;
     }).result;

@@ -13,6 +13,7 @@ import { routeKind } from '../http/app.ts';
 import type { NixAdmission } from '../nix/admission.ts';
 import type { FailureMemory } from '../image/failure-memory.ts';
 import { registerAdmissionMetrics } from './admission-metrics.ts';
+import type { RetentionSchedule } from '../gc/retention-schedule.ts';
 import type { NixGarbageCollector } from '../nix/garbage-collector.ts';
 import type { GcRoots } from '../nix/gc-roots.ts';
 
@@ -51,6 +52,7 @@ export function createMetrics(options: {
   defaultMetrics?: boolean;
   recovery?: RecoveryCounts;
   nixGc?: NixGcMetricsSource;
+  retention?: Pick<RetentionSchedule, 'stats' | 'onRun'>;
 }): OriginMetrics {
   const { builder } = options;
   const registry = new Registry();
@@ -115,6 +117,36 @@ export function createMetrics(options: {
     mirroredCounter('manifests_rederived_total', 'Images whose lost or damaged manifests or config were derived again from the image record.', () => recovery.manifestsRederived());
     const refetched = recovery.storePathsRefetched?.bind(recovery);
     if (refetched) mirroredCounter('blob_store_paths_refetched_total', 'Store paths a collection had taken, fetched again from binary caches to rebuild lost blobs.', refetched);
+  }
+
+  const retention = options.retention;
+  if (retention) {
+    // As of the last listing: storage is listed once per run, never at scrape time.
+    const stored = (name: string, help: string, read: () => number | null) =>
+      new Gauge({
+        name: `${PREFIX}${name}`,
+        help,
+        registers: [registry],
+        collect() {
+          const value = read();
+          if (value === null) this.reset();
+          else this.set(value);
+        },
+      });
+    stored('storage_objects', 'Blobs and manifests in storage when the last retention run listed them (absent before the first run).', () => retention.stats.storedObjects);
+    stored('storage_bytes', 'Bytes of blobs and manifests in storage when the last retention run listed them (absent before the first run).', () => retention.stats.storedBytes);
+    mirroredCounter('retention_bytes_freed_total', 'Bytes of blobs and manifests retention deleted.', () => retention.stats.bytesFreed);
+    const runs = new Counter({ name: `${PREFIX}retention_runs_total`, help: 'Retention runs, by outcome (done, failed); runs skipped because another replica ran within the interval are not counted.', labelNames: ['outcome'] as const, registers: [registry] });
+    const runSeconds = new Histogram({
+      name: `${PREFIX}retention_run_duration_seconds`,
+      help: 'Duration of retention runs (listing, reading image records, deleting).',
+      buckets: [0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600],
+      registers: [registry],
+    });
+    retention.onRun((report, seconds) => {
+      runs.inc({ outcome: report ? 'done' : 'failed' });
+      runSeconds.observe(seconds);
+    });
   }
 
   builder.onBuild((report) => buildSeconds.observe({ outcome: report.outcome }, report.seconds));
