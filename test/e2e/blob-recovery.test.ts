@@ -6,7 +6,8 @@
 // what it can whole and drops what it cannot, and every image pulls again.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startOrigin, type RunningOrigin } from '../support/origin.ts';
 import { startGcsEmulator } from '../support/gcs-emulator.ts';
@@ -231,8 +232,6 @@ test('a config cut short is as good as missing: asked for, it is derived again w
 
 test('filesystem: blobs, manifests and records deleted at random are scrubbed, and every image pulls again with the same manifests', { timeout: 600_000 }, async (t) => {
   const defer = deferrer(t);
-  const { mkdtemp } = await import('node:fs/promises');
-  const { tmpdir } = await import('node:os');
   const storagePath = await mkdtemp(join(tmpdir(), 'nixery-edge-damage-'));
   defer(() => rm(storagePath, { recursive: true, force: true }));
   const env = { NIXERY_RETENTION_DAYS: '0' };
