@@ -8,18 +8,23 @@
 // image, a 404 for an unknown name, or a clear 429/503 (nothing hangs);
 // the cached client's p99 stays within 2x its p99 on an idle origin.
 //
-// Run: npm run bench:load   (LOAD_CLIENTS=N, default 30; prints markdown tables)
+// Run: npm run bench:load   (LOAD_CLIENTS=N, default 30; LOAD_ROUNDS=N, default
+// 3, each on a fresh origin and edge; prints markdown tables)
 // LOAD_UNBOUNDED=1 lifts every limit (caps, queue, shares, failure memory,
 // the edge's rate limit) to show what the same load does without them.
-import { loadavg } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { execa } from 'execa';
 import { nixEnvironment } from '../../origin/nix/settings.ts';
 import { Worker } from 'node:worker_threads';
 import type { Peaks } from './sampler.ts';
+import { cpuBetween, cpuSnapshot, type CpuUse } from './cpu.ts';
 import { startOrigin } from '../../test/support/origin.ts';
 import { startEdge } from '../../test/support/edge.ts';
 
 const N = Number(process.env.LOAD_CLIENTS ?? 30);
+const ROUNDS = Number(process.env.LOAD_ROUNDS ?? 3);
+const IDLE_REQUESTS = 300;
 const NAMES_PER_CLIENT = 5;
 const FLOOD = 100;
 const REQUEST_LIMIT_MS = 120_000;
@@ -88,112 +93,233 @@ await execa('nix-build', ['--no-out-link', 'bundled-pkgs/buildable.nix'], { env:
 
 const UNBOUNDED = process.env.LOAD_UNBOUNDED === '1';
 const unbounded = { NIX_MAX_EVALUATIONS: '1024', NIX_MAX_BUILDS: '1024', NIX_QUEUE_LENGTH: '100000', NIX_CLIENT_SHARE: '100000', FAILURE_TTL: '0' };
-const origin = await startOrigin({ env: { ORIGIN_SECRET: SECRET, ...(UNBOUNDED ? unbounded : {}) } });
-const edge = await startEdge(origin.url, {
-  bindings: { ORIGIN_SECRET: SECRET },
-  ...(UNBOUNDED ? { ratelimits: { ORIGIN_RATE_LIMITER: { simple: { limit: 1_000_000, period: 60 as const } } } } : {}),
-});
-try {
-  const direct = `${origin.url}/v2/${CACHED}/manifests/latest`;
-  const viaEdge = `${edge.url}/v2/${CACHED}/manifests/latest`;
-  const secretHeaders = { 'X-Nixery-Edge-Secret': SECRET };
-  const warm = await fetch(direct, { headers: { ...secretHeaders, Accept: 'application/vnd.oci.image.manifest.v1+json' } });
-  if (warm.status !== 200) throw new Error(`cannot build ${CACHED}: ${await warm.text()}`);
-  // By digest: a path source (the bundled set) evaluates on every request by tag, so only a digest is a cache hit at the origin.
-  const byDigest = `${origin.url}/v2/${CACHED}/manifests/${warm.headers.get('docker-content-digest')}`;
-  await get(viaEdge, '192.0.2.200');
-  const directGet = async (): Promise<Outcome> => {
-    const started = performance.now();
-    const res = await fetch(byDigest, { headers: { ...secretHeaders, Accept: 'application/vnd.oci.image.manifest.v1+json' }, signal: AbortSignal.timeout(REQUEST_LIMIT_MS) });
-    await res.arrayBuffer();
-    return { status: res.status, ms: performance.now() - started };
+
+interface Lag {
+  p99: number;
+  max: number;
+}
+
+interface Round {
+  loadBefore: number;
+  seconds: number;
+  imageOutcomes: Outcome[];
+  unknownOutcomes: Outcome[];
+  floodOutcomes: Outcome[];
+  idleEdge: Outcome[];
+  loadedEdge: Outcome[];
+  idleOrigin: Outcome[];
+  loadedOrigin: Outcome[];
+  /** The origin's own time for the cached client's requests (its request log's `ms`: from the request's first middleware to the response's end). */
+  originMs: { idle: number[]; loaded: number[] };
+  originLag: { idle: Lag; loaded: Lag };
+  benchLag: { idle: Lag; loaded: Lag };
+  cpu: CpuUse;
+  peak: Peaks;
+  metrics: string;
+}
+
+const p99 = (values: number[]) => percentile(values, 99);
+const ms = (outcomes: Outcome[]) => outcomes.map((o) => o.ms);
+
+/** The origin's event-loop delay since the previous scrape (prom-client resets its histogram on every scrape). */
+function originLag(metrics: string): Lag {
+  const value = (name: string) => Number(metrics.split('\n').find((l) => l.startsWith(`nixery_origin_nodejs_eventloop_lag_${name}_seconds `))?.split(' ').pop()) * 1000;
+  return { p99: value('p99'), max: value('max') };
+}
+
+async function round(): Promise<Round> {
+  const origin = await startOrigin({ env: { ORIGIN_SECRET: SECRET, ...(UNBOUNDED ? unbounded : {}) } });
+  const edge = await startEdge(origin.url, {
+    bindings: { ORIGIN_SECRET: SECRET },
+    ...(UNBOUNDED ? { ratelimits: { ORIGIN_RATE_LIMITER: { simple: { limit: 1_000_000, period: 60 as const } } } } : {}),
+  });
+  const benchDelay = monitorEventLoopDelay({ resolution: 10 });
+  benchDelay.enable();
+  const benchLag = (): Lag => {
+    const lag = { p99: benchDelay.percentile(99) / 1e6, max: benchDelay.max / 1e6 };
+    benchDelay.reset();
+    return lag;
   };
+  try {
+    const direct = `${origin.url}/v2/${CACHED}/manifests/latest`;
+    const viaEdge = `${edge.url}/v2/${CACHED}/manifests/latest`;
+    const secretHeaders = { 'X-Nixery-Edge-Secret': SECRET };
+    const scrape = async () => (await fetch(`${origin.url}/metrics`)).text();
+    const warm = await fetch(direct, { headers: { ...secretHeaders, Accept: 'application/vnd.oci.image.manifest.v1+json' } });
+    if (warm.status !== 200) throw new Error(`cannot build ${CACHED}: ${await warm.text()}`);
+    // By digest: a path source (the bundled set) evaluates on every request by tag, so only a digest is a cache hit at the origin.
+    const digest = warm.headers.get('docker-content-digest')!;
+    const byDigest = `${origin.url}/v2/${CACHED}/manifests/${digest}`;
+    await get(viaEdge, '192.0.2.200');
+    const directGet = async (): Promise<Outcome> => {
+      const started = performance.now();
+      const res = await fetch(byDigest, { headers: { ...secretHeaders, Accept: 'application/vnd.oci.image.manifest.v1+json' }, signal: AbortSignal.timeout(REQUEST_LIMIT_MS) });
+      await res.arrayBuffer();
+      return { status: res.status, ms: performance.now() - started };
+    };
+    const originTimes = (from: number, to: number) =>
+      origin.logs
+        .slice(from, to)
+        .filter((l) => l.msg === 'request' && typeof l.path === 'string' && l.path.endsWith(digest))
+        .map((l) => Number(l.ms));
+    // Log lines arrive through a pipe: a moment for the last ones before they are counted.
+    const settle = () => new Promise((resolve) => setTimeout(resolve, 300));
 
-  // Idle: the cached client alone.
-  const idleEdge: Outcome[] = [];
-  const idleOrigin: Outcome[] = [];
-  for (let i = 0; i < 300; i++) idleEdge.push(await get(viaEdge, '192.0.2.200'));
-  for (let i = 0; i < 300; i++) idleOrigin.push(await directGet());
+    // Idle: the cached client alone.
+    await scrape();
+    benchLag();
+    const idleLogs = origin.logs.length;
+    const idleEdge: Outcome[] = [];
+    const idleOrigin: Outcome[] = [];
+    for (let i = 0; i < IDLE_REQUESTS; i++) idleEdge.push(await get(viaEdge, '192.0.2.200'));
+    for (let i = 0; i < IDLE_REQUESTS; i++) idleOrigin.push(await directGet());
+    const idleBenchLag = benchLag();
+    const idleOriginLag = originLag(await scrape());
+    await settle();
+    const loadedLogs = origin.logs.length;
+    const idleOriginMs = originTimes(idleLogs, loadedLogs);
 
-  const loadBefore = loadavg()[0]!;
-  const sample = sampler(origin.process.pid!);
-  const started = performance.now();
-  const images = Promise.all(pairs.slice(0, N).map((image, i) => get(`${edge.url}/v2/${image}/manifests/latest`, `198.51.100.${i + 1}`)));
-  const unknown = Promise.all(
-    Array.from({ length: N }, async (_, i) => {
-      const outcomes: Outcome[] = [];
-      for (let k = 0; k < NAMES_PER_CLIENT; k++) outcomes.push(await get(`${edge.url}/v2/nosuch${i}x${k}/manifests/latest`, `203.0.113.${i + 1}`));
-      return outcomes;
-    }),
-  ).then((lists) => lists.flat());
-  const flood = (async () => {
-    const outcomes: Outcome[] = [];
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: 10 }, async () => {
-        while (next < FLOOD) {
-          const k = next++;
-          outcomes.push(await get(`${edge.url}/v2/flood${k}/manifests/latest`, '192.0.2.66'));
-        }
+    const loadBefore = loadavg()[0]!;
+    const sample = sampler(origin.process.pid!);
+    const cpuBefore = cpuSnapshot(origin.process.pid!);
+    const started = performance.now();
+    const images = Promise.all(pairs.slice(0, N).map((image, i) => get(`${edge.url}/v2/${image}/manifests/latest`, `198.51.100.${i + 1}`)));
+    const unknown = Promise.all(
+      Array.from({ length: N }, async (_, i) => {
+        const outcomes: Outcome[] = [];
+        for (let k = 0; k < NAMES_PER_CLIENT; k++) outcomes.push(await get(`${edge.url}/v2/nosuch${i}x${k}/manifests/latest`, `203.0.113.${i + 1}`));
+        return outcomes;
       }),
-    );
-    return outcomes;
-  })();
-  const load = Promise.all([images, unknown, flood]);
-  const [loadedEdge, loadedOrigin] = await Promise.all([
-    cachedClient(viaEdge, load, 300),
-    (async () => {
+    ).then((lists) => lists.flat());
+    const flood = (async () => {
       const outcomes: Outcome[] = [];
-      let done = false;
-      void load.then(() => (done = true));
-      while (!done || outcomes.length < 300) outcomes.push(await directGet());
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: 10 }, async () => {
+          while (next < FLOOD) {
+            const k = next++;
+            outcomes.push(await get(`${edge.url}/v2/flood${k}/manifests/latest`, '192.0.2.66'));
+          }
+        }),
+      );
       return outcomes;
-    })(),
-  ]);
-  const [imageOutcomes, unknownOutcomes, floodOutcomes] = await load;
-  const seconds = (performance.now() - started) / 1000;
-  const peak = await sample.stop();
-  const metrics = await (await fetch(`${origin.url}/metrics`)).text();
+    })();
+    const load = Promise.all([images, unknown, flood]);
+    const [loadedEdge, loadedOrigin] = await Promise.all([
+      cachedClient(viaEdge, load, IDLE_REQUESTS),
+      (async () => {
+        const outcomes: Outcome[] = [];
+        let done = false;
+        void load.then(() => (done = true));
+        while (!done || outcomes.length < IDLE_REQUESTS) outcomes.push(await directGet());
+        return outcomes;
+      })(),
+    ]);
+    const [imageOutcomes, unknownOutcomes, floodOutcomes] = await load;
+    const cpu = cpuBetween(cpuBefore, cpuSnapshot(origin.process.pid!), availableParallelism());
+    const seconds = (performance.now() - started) / 1000;
+    const loadedBenchLag = benchLag();
+    const peak = await sample.stop();
+    const metrics = await scrape();
+    await settle();
+    return {
+      loadBefore,
+      seconds,
+      imageOutcomes,
+      unknownOutcomes,
+      floodOutcomes,
+      idleEdge,
+      loadedEdge,
+      idleOrigin,
+      loadedOrigin,
+      originMs: { idle: idleOriginMs, loaded: originTimes(loadedLogs, origin.logs.length) },
+      originLag: { idle: idleOriginLag, loaded: originLag(metrics) },
+      benchLag: { idle: idleBenchLag, loaded: loadedBenchLag },
+      cpu,
+      peak,
+      metrics,
+    };
+  } finally {
+    benchDelay.disable();
+    await edge.stop();
+    await origin.stop();
+  }
+}
+
+function report(r: Round, index: number): void {
   const metric = (prefix: string) =>
-    metrics
+    r.metrics
       .split('\n')
       .filter((l) => l.startsWith(prefix))
       .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
-
-  const caps = metrics.split('\n').filter((l) => l.startsWith('nixery_origin_nix_queue_capacity'));
-  console.log(`\nLoad on ${UNBOUNDED ? 'an UNBOUNDED' : 'a bounded'} origin (machine's 1-min load average before the load: ${loadBefore.toFixed(1)}; bundled package set, ${N} image clients, ${N}×${NAMES_PER_CLIENT} unknown names, 1 flood client of ${FLOOD}; ${seconds.toFixed(1)} s under load)\n`);
+  const caps = r.metrics.split('\n').filter((l) => l.startsWith('nixery_origin_nix_queue_capacity'));
+  console.log(`\n### Round ${index + 1} of ${ROUNDS}: load on ${UNBOUNDED ? 'an UNBOUNDED' : 'a bounded'} origin\n`);
+  console.log(`Machine's 1-min load average before the load: ${r.loadBefore.toFixed(1)}; bundled package set, ${N} image clients, ${N}×${NAMES_PER_CLIENT} unknown names, 1 flood client of ${FLOOD}; ${r.seconds.toFixed(1)} s under load.\n`);
   console.log('| client class | requests | statuses | p50 ms | p99 ms | max ms |');
   console.log('| --- | --- | --- | --- | --- | --- |');
   const row = (what: string, outcomes: Outcome[]) => {
-    const ms = outcomes.map((o) => o.ms);
-    console.log(`| ${what} | ${outcomes.length} | ${statuses(outcomes)} | ${percentile(ms, 50).toFixed(1)} | ${percentile(ms, 99).toFixed(1)} | ${Math.max(...ms).toFixed(1)} |`);
+    const values = ms(outcomes);
+    console.log(`| ${what} | ${outcomes.length} | ${statuses(outcomes)} | ${percentile(values, 50).toFixed(1)} | ${percentile(values, 99).toFixed(1)} | ${Math.max(...values).toFixed(1)} |`);
   };
-  row(`distinct images (${N} clients, 1 each)`, imageOutcomes);
-  row(`distinct unknown names (${N} clients, ${NAMES_PER_CLIENT} each)`, unknownOutcomes);
-  row(`flood: one client, ${FLOOD} unknown names, 10 at a time`, floodOutcomes);
-  row('cached image via the edge, idle', idleEdge);
-  row('cached image via the edge, under load', loadedEdge);
-  row('cached image at the origin (by digest), idle', idleOrigin);
-  row('cached image at the origin (by digest), under load', loadedOrigin);
+  row(`distinct images (${N} clients, 1 each)`, r.imageOutcomes);
+  row(`distinct unknown names (${N} clients, ${NAMES_PER_CLIENT} each)`, r.unknownOutcomes);
+  row(`flood: one client, ${FLOOD} unknown names, 10 at a time`, r.floodOutcomes);
+  row('cached image via the edge, idle', r.idleEdge);
+  row('cached image via the edge, under load', r.loadedEdge);
+  row('cached image at the origin (by digest), idle', r.idleOrigin);
+  row('cached image at the origin (by digest), under load', r.loadedOrigin);
 
-  const ratio = (loaded: Outcome[], idle: Outcome[]) => percentile(loaded.map((o) => o.ms), 99) / percentile(idle.map((o) => o.ms), 99);
-  const hung = [...imageOutcomes, ...unknownOutcomes, ...floodOutcomes].filter((o) => o.status === 'timeout' || o.status === 'error').length;
-  const unclear = [...imageOutcomes, ...unknownOutcomes, ...floodOutcomes].filter((o) => typeof o.status === 'number' && ![200, 404, 429, 503].includes(o.status)).length;
+  const all = [...r.imageOutcomes, ...r.unknownOutcomes, ...r.floodOutcomes];
+  const hung = all.filter((o) => o.status === 'timeout' || o.status === 'error').length;
+  const unclear = all.filter((o) => typeof o.status === 'number' && ![200, 404, 429, 503].includes(o.status)).length;
   const capOf = (queue: string) => Number(caps.find((l) => l.includes(`queue="${queue}"`) && l.includes('kind="slots"'))?.split(' ').pop());
+  const refused = (reason: string) => metric(`nixery_origin_nix_queue_refused_total{queue="evaluation",reason="${reason}"}`) + metric(`nixery_origin_nix_queue_refused_total{queue="build",reason="${reason}"}`);
   console.log('\n| measure | value | goal |');
   console.log('| --- | --- | --- |');
-  console.log(`| peak nix-instantiate processes | ${peak.evaluations} | ≤ NIX_MAX_EVALUATIONS = ${capOf('evaluation')} |`);
-  console.log(`| peak nix-build processes | ${peak.builds} | ≤ NIX_MAX_BUILDS = ${capOf('build')} |`);
-  console.log(`| peak nix-store processes (closure queries, not queued) | ${peak.nixStore} | ≤ NIX_MAX_BUILDS (one per build) |`);
-  console.log(`| peak Nix processes in all | ${peak.nixTotal} | |`);
-  console.log(`| peak RSS of the Nix processes | ${peak.nixRssMiB.toFixed(0)} MiB | |`);
-  console.log(`| peak RSS of the origin | ${peak.originRssMiB.toFixed(0)} MiB | |`);
+  console.log(`| peak nix-instantiate processes | ${r.peak.evaluations} | ≤ NIX_MAX_EVALUATIONS = ${capOf('evaluation')} |`);
+  console.log(`| peak nix-build processes | ${r.peak.builds} | ≤ NIX_MAX_BUILDS = ${capOf('build')} |`);
+  console.log(`| peak nix-store processes (closure queries, not queued) | ${r.peak.nixStore} | ≤ NIX_MAX_BUILDS (one per build) |`);
+  console.log(`| peak Nix processes in all | ${r.peak.nixTotal} | |`);
+  console.log(`| peak RSS of the Nix processes | ${r.peak.nixRssMiB.toFixed(0)} MiB | |`);
+  console.log(`| peak RSS of the origin | ${r.peak.originRssMiB.toFixed(0)} MiB | |`);
   console.log(`| requests that hung (no answer in ${REQUEST_LIMIT_MS / 1000} s) or failed | ${hung} | 0 |`);
   console.log(`| answers other than 200, 404, 429, 503 | ${unclear} | 0 |`);
-  console.log(`| origin 429s: queue full / client share / wait | ${metric('nixery_origin_nix_queue_refused_total{queue="evaluation",reason="queue-full"}') + metric('nixery_origin_nix_queue_refused_total{queue="build",reason="queue-full"}')} / ${metric('nixery_origin_nix_queue_refused_total{queue="evaluation",reason="client-share"}') + metric('nixery_origin_nix_queue_refused_total{queue="build",reason="client-share"}')} / ${metric('nixery_origin_nix_queue_refused_total{queue="evaluation",reason="wait-timeout"}') + metric('nixery_origin_nix_queue_refused_total{queue="build",reason="wait-timeout"}')} | |`);
-  console.log(`| cached p99 under load / idle, via the edge | ${ratio(loadedEdge, idleEdge).toFixed(2)}× | ≤ 2× |`);
-  console.log(`| cached p99 under load / idle, at the origin | ${ratio(loadedOrigin, idleOrigin).toFixed(2)}× | ≤ 2× |`);
-} finally {
-  await edge.stop();
-  await origin.stop();
+  console.log(`| origin 429s: queue full / client share / wait | ${refused('queue-full')} / ${refused('client-share')} / ${refused('wait-timeout')} | |`);
+  console.log(`| cached p99 under load / idle, via the edge | ${ratio(r.loadedEdge, r.idleEdge).toFixed(2)}× | ≤ 2× |`);
+  console.log(`| cached p99 under load / idle, at the origin | ${ratio(r.loadedOrigin, r.idleOrigin).toFixed(2)}× | ≤ 2× |`);
+
+  console.log('\nWhere the cached client\'s time goes (ms):\n');
+  console.log('| | idle | under load |');
+  console.log('| --- | --- | --- |');
+  console.log(`| cached at the origin, p99 as the client sees it | ${p99(ms(r.idleOrigin)).toFixed(1)} | ${p99(ms(r.loadedOrigin)).toFixed(1)} |`);
+  console.log(`| cached at the origin, p99 of the origin's own handling (request log) | ${p99(r.originMs.idle).toFixed(1)} | ${p99(r.originMs.loaded).toFixed(1)} |`);
+  console.log(`| origin event-loop delay, p99 / max | ${r.originLag.idle.p99.toFixed(1)} / ${r.originLag.idle.max.toFixed(1)} | ${r.originLag.loaded.p99.toFixed(1)} / ${r.originLag.loaded.max.toFixed(1)} |`);
+  console.log(`| bench's own event-loop delay, p99 / max | ${r.benchLag.idle.p99.toFixed(1)} / ${r.benchLag.idle.max.toFixed(1)} | ${r.benchLag.loaded.p99.toFixed(1)} / ${r.benchLag.loaded.max.toFixed(1)} |`);
+
+  console.log(`\nWhere the CPU went under load (${r.cpu.seconds.toFixed(1)} s × ${availableParallelism()} cores):\n`);
+  console.log('| what | CPU s | share of the machine |');
+  console.log('| --- | --- | --- |');
+  for (const c of r.cpu.rows) console.log(`| ${c.what} | ${c.cpuSeconds.toFixed(1)} | ${(c.share * 100).toFixed(0)} % |`);
 }
+
+function ratio(loaded: Outcome[], idle: Outcome[]): number {
+  return p99(ms(loaded)) / p99(ms(idle));
+}
+
+const rounds: Round[] = [];
+for (let i = 0; i < ROUNDS; i++) {
+  const r = await round();
+  rounds.push(r);
+  report(r, i);
+}
+
+console.log(`\n### The goal over ${ROUNDS} round${ROUNDS === 1 ? '' : 's'}: cached p99 under load within 2× of idle\n`);
+console.log('| round | load average before | via the edge: idle → loaded p99 ms | ratio | at the origin: idle → loaded p99 ms | ratio |');
+console.log('| --- | --- | --- | --- | --- | --- |');
+rounds.forEach((r, i) =>
+  console.log(
+    `| ${i + 1} | ${r.loadBefore.toFixed(1)} | ${p99(ms(r.idleEdge)).toFixed(1)} → ${p99(ms(r.loadedEdge)).toFixed(1)} | ${ratio(r.loadedEdge, r.idleEdge).toFixed(2)}× | ${p99(ms(r.idleOrigin)).toFixed(1)} → ${p99(ms(r.loadedOrigin)).toFixed(1)} | ${ratio(r.loadedOrigin, r.idleOrigin).toFixed(2)}× |`,
+  ),
+);
+const median = (values: number[]) => percentile(values, 50);
+console.log(`| median | | | ${median(rounds.map((r) => ratio(r.loadedEdge, r.idleEdge))).toFixed(2)}× | | ${median(rounds.map((r) => ratio(r.loadedOrigin, r.idleOrigin))).toFixed(2)}× |`);
