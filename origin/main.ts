@@ -22,7 +22,8 @@ import { GracefulShutdown } from './ops/shutdown.ts';
 import { loadPopularity } from './popularity/load.ts';
 import { LearnedPopularityStore } from './popularity/learned-store.ts';
 import { checkNixCanBuild } from './nix/preflight.ts';
-import { closeSharedDeflatePool, sharedDeflatePool } from './layers/deflate-pool.ts';
+import { closeSharedDeflatePool, configureSharedDeflatePool, sharedDeflatePool } from './layers/deflate-pool.ts';
+import { closeSharedLauncher, sharedLauncher } from './nix/process-launcher.ts';
 import { NixAdmission } from './nix/admission.ts';
 import { FailureMemory } from './image/failure-memory.ts';
 
@@ -38,6 +39,8 @@ try {
 }
 
 const log = createLogger(config.logLevel);
+// Before any layer is written: the workers take their niceness when they start.
+configureSharedDeflatePool({ niceness: config.layerNiceness });
 // A Nix that cannot build is named now, in one line, rather than by the first pull.
 // The origin still starts: it can serve every image already in storage.
 const nix = await checkNixCanBuild({ timeoutSeconds: config.nixTimeoutSeconds });
@@ -118,6 +121,7 @@ try {
   shutdown.serve(server);
   // Started with the origin, so the first new image does not wait for them.
   sharedDeflatePool().warm();
+  sharedLauncher().warm();
   scheduleStagingSweep(storage, log);
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.on(signal, () =>
@@ -126,6 +130,7 @@ try {
         // The gzip workers end with the builds that used them, before the process does.
         .then(async (code) => {
           await closeSharedDeflatePool();
+          await closeSharedLauncher();
           process.exit(code);
         }),
     );
