@@ -15,11 +15,13 @@ const TICKS_PER_SECOND = 100;
 export type CpuClass =
   | 'origin: main thread (event loop)'
   | 'origin: deflate workers'
+  | 'origin: launcher thread (spawns Nix, reads its pipes)'
   | 'origin: libuv threads (file reads, writes)'
   | 'origin: other threads (V8 GC, compiler)'
   | 'Nix processes under the origin'
   | 'workerd (the edge)'
-  | 'bench: main thread (load generator, cached client)'
+  | 'bench: main thread (cached client, origin logs)'
+  | 'bench: load generator thread'
   | 'bench: other threads'
   | 'everything else on the machine';
 
@@ -28,6 +30,17 @@ export interface CpuSnapshot {
   /** Busy ticks of the whole machine (every state but idle and iowait). */
   machineBusy: number;
   ticks: Map<CpuClass, number>;
+  /** Time the origin's main thread spent runnable but waiting for a core (schedstat), ms since it started. */
+  originMainWaitMs: number;
+}
+
+/** /proc/<pid>/task/<pid>/schedstat: ns on a core, ns waiting on a run queue, time slices. */
+function runQueueWaitMs(pid: number): number {
+  try {
+    return Number(readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').split(' ')[1]) / 1e6;
+  } catch {
+    return NaN;
+  }
 }
 
 function stat(path: string): string[] | null {
@@ -81,6 +94,7 @@ export function cpuSnapshot(originPid: number): CpuSnapshot {
   for (const t of threads(originPid)) {
     if (t.tid === originPid) add('origin: main thread (event loop)', t.ticks);
     else if (t.name === 'deflate') add('origin: deflate workers', t.ticks);
+    else if (t.name === 'launcher') add('origin: launcher thread (spawns Nix, reads its pipes)', t.ticks);
     else if (t.name === 'libuv-worker') add('origin: libuv threads (file reads, writes)', t.ticks);
     else add('origin: other threads (V8 GC, compiler)', t.ticks);
   }
@@ -92,12 +106,18 @@ export function cpuSnapshot(originPid: number): CpuSnapshot {
   for (const pid of descendants(process.pid, parents)) {
     if (pid !== process.pid && comm(`/proc/${pid}/comm`) === 'workerd') add('workerd (the edge)', ticksOf(stat(`/proc/${pid}/stat`), true));
   }
-  for (const t of threads(process.pid)) add(t.tid === process.pid ? 'bench: main thread (load generator, cached client)' : 'bench: other threads', t.ticks);
-  return { at: performance.now(), machineBusy: machineBusy(), ticks };
+  for (const t of threads(process.pid)) {
+    if (t.tid === process.pid) add('bench: main thread (cached client, origin logs)', t.ticks);
+    else if (t.name === 'load-generator') add('bench: load generator thread', t.ticks);
+    else add('bench: other threads', t.ticks);
+  }
+  return { at: performance.now(), machineBusy: machineBusy(), ticks, originMainWaitMs: runQueueWaitMs(originPid) };
 }
 
 export interface CpuUse {
   seconds: number;
+  /** Seconds the origin's main thread was ready to run but waited for a core. */
+  originMainWaitSeconds: number;
   /** CPU seconds per class, and the share of the machine's capacity (cores × seconds) it took. */
   rows: { what: CpuClass | 'idle'; cpuSeconds: number; share: number }[];
 }
@@ -115,5 +135,5 @@ export function cpuBetween(before: CpuSnapshot, after: CpuSnapshot, cores: numbe
   const busy = (after.machineBusy - before.machineBusy) / TICKS_PER_SECOND;
   rows.push({ what: 'everything else on the machine', cpuSeconds: Math.max(0, busy - known), share: Math.max(0, busy - known) / capacity });
   rows.push({ what: 'idle', cpuSeconds: Math.max(0, capacity - busy), share: Math.max(0, capacity - busy) / capacity });
-  return { seconds, rows };
+  return { seconds, rows, originMainWaitSeconds: (after.originMainWaitMs - before.originMainWaitMs) / 1000 };
 }

@@ -8,6 +8,12 @@
 // image, a 404 for an unknown name, or a clear 429/503 (nothing hangs);
 // the cached client's p99 stays within 2x its p99 on an idle origin.
 //
+// The load comes from a worker thread at LOAD_NICENESS (default 10, as Nix;
+// 0 to let it compete with the servers as an equal): strangers' clients do
+// not run on the origin's cores. The cached client runs alone on the main
+// thread, at normal priority, so the generator's event loop does not delay
+// its timings either (generator.ts).
+//
 // Run: npm run bench:load   (LOAD_CLIENTS=N, default 30; LOAD_ROUNDS=N, default
 // 3, each on a fresh origin and edge; prints markdown tables)
 // LOAD_UNBOUNDED=1 lifts every limit (caps, queue, shares, failure memory,
@@ -19,15 +25,17 @@ import { nixEnvironment } from '../../origin/nix/settings.ts';
 import { Worker } from 'node:worker_threads';
 import type { Peaks } from './sampler.ts';
 import { cpuBetween, cpuSnapshot, type CpuUse } from './cpu.ts';
+import { get, REQUEST_LIMIT_MS, type Outcome } from './http.ts';
+import type { GeneratorInput, GeneratorOutput } from './generator.ts';
 import { startOrigin } from '../../test/support/origin.ts';
 import { startEdge } from '../../test/support/edge.ts';
 
 const N = Number(process.env.LOAD_CLIENTS ?? 30);
 const ROUNDS = Number(process.env.LOAD_ROUNDS ?? 3);
 const IDLE_REQUESTS = 300;
+const LOAD_NICENESS = Number(process.env.LOAD_NICENESS ?? 10);
 const NAMES_PER_CLIENT = 5;
 const FLOOD = 100;
-const REQUEST_LIMIT_MS = 120_000;
 const SECRET = 'bench-load-secret';
 const CACHED = 'hello';
 const OFFLINE = { NIX_CONFIG: 'substituters =' };
@@ -36,22 +44,6 @@ const OFFLINE = { NIX_CONFIG: 'substituters =' };
 const PACKAGES = ['hello', 'jq', 'git', 'htop', 'nano', 'curl', 'busybox', 'coreutils', 'zlib', 'openssl', 'cacert', 'ncurses', 'pcre2', 'bashinteractive', 'moreutils'];
 const pairs: string[] = [];
 for (let i = 0; i < PACKAGES.length; i++) for (let j = i + 1; j < PACKAGES.length; j++) pairs.push(`${PACKAGES[i]}/${PACKAGES[j]}`);
-
-interface Outcome {
-  status: number | 'timeout' | 'error';
-  ms: number;
-}
-
-async function get(url: string, client: string): Promise<Outcome> {
-  const started = performance.now();
-  try {
-    const res = await fetch(url, { headers: { 'CF-Connecting-IP': client, Accept: 'application/vnd.oci.image.manifest.v1+json' }, signal: AbortSignal.timeout(REQUEST_LIMIT_MS) });
-    await res.arrayBuffer();
-    return { status: res.status, ms: performance.now() - started };
-  } catch (err) {
-    return { status: (err as Error).name === 'TimeoutError' ? 'timeout' : 'error', ms: performance.now() - started };
-  }
-}
 
 function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -151,12 +143,7 @@ async function round(): Promise<Round> {
     const digest = warm.headers.get('docker-content-digest')!;
     const byDigest = `${origin.url}/v2/${CACHED}/manifests/${digest}`;
     await get(viaEdge, '192.0.2.200');
-    const directGet = async (): Promise<Outcome> => {
-      const started = performance.now();
-      const res = await fetch(byDigest, { headers: { ...secretHeaders, Accept: 'application/vnd.oci.image.manifest.v1+json' }, signal: AbortSignal.timeout(REQUEST_LIMIT_MS) });
-      await res.arrayBuffer();
-      return { status: res.status, ms: performance.now() - started };
-    };
+    const directGet = () => get(byDigest, '192.0.2.200', secretHeaders);
     const originTimes = (from: number, to: number) =>
       origin.logs
         .slice(from, to)
@@ -183,28 +170,13 @@ async function round(): Promise<Round> {
     const sample = sampler(origin.process.pid!);
     const cpuBefore = cpuSnapshot(origin.process.pid!);
     const started = performance.now();
-    const images = Promise.all(pairs.slice(0, N).map((image, i) => get(`${edge.url}/v2/${image}/manifests/latest`, `198.51.100.${i + 1}`)));
-    const unknown = Promise.all(
-      Array.from({ length: N }, async (_, i) => {
-        const outcomes: Outcome[] = [];
-        for (let k = 0; k < NAMES_PER_CLIENT; k++) outcomes.push(await get(`${edge.url}/v2/nosuch${i}x${k}/manifests/latest`, `203.0.113.${i + 1}`));
-        return outcomes;
-      }),
-    ).then((lists) => lists.flat());
-    const flood = (async () => {
-      const outcomes: Outcome[] = [];
-      let next = 0;
-      await Promise.all(
-        Array.from({ length: 10 }, async () => {
-          while (next < FLOOD) {
-            const k = next++;
-            outcomes.push(await get(`${edge.url}/v2/flood${k}/manifests/latest`, '192.0.2.66'));
-          }
-        }),
-      );
-      return outcomes;
-    })();
-    const load = Promise.all([images, unknown, flood]);
+    const generator = new Worker(new URL('./generator.ts', import.meta.url), {
+      workerData: { edgeUrl: edge.url, images: pairs.slice(0, N), clients: N, namesPerClient: NAMES_PER_CLIENT, flood: FLOOD, niceness: LOAD_NICENESS } satisfies GeneratorInput,
+    });
+    const load = new Promise<GeneratorOutput>((resolve, reject) => {
+      generator.once('message', resolve);
+      generator.once('error', reject);
+    });
     const [loadedEdge, loadedOrigin] = await Promise.all([
       cachedClient(viaEdge, load, IDLE_REQUESTS),
       (async () => {
@@ -215,8 +187,10 @@ async function round(): Promise<Round> {
         return outcomes;
       })(),
     ]);
-    const [imageOutcomes, unknownOutcomes, floodOutcomes] = await load;
+    const { imageOutcomes, unknownOutcomes, floodOutcomes } = await load;
+    // Before the generator's thread ends, so its CPU is still in /proc.
     const cpu = cpuBetween(cpuBefore, cpuSnapshot(origin.process.pid!), availableParallelism());
+    await generator.terminate();
     const seconds = (performance.now() - started) / 1000;
     const loadedBenchLag = benchLag();
     const peak = await sample.stop();
@@ -300,6 +274,7 @@ function report(r: Round, index: number): void {
   console.log('| what | CPU s | share of the machine |');
   console.log('| --- | --- | --- |');
   for (const c of r.cpu.rows) console.log(`| ${c.what} | ${c.cpuSeconds.toFixed(1)} | ${(c.share * 100).toFixed(0)} % |`);
+  console.log(`\nThe origin's main thread waited ${r.cpu.originMainWaitSeconds.toFixed(2)} s in all for a core while ready to run (schedstat).`);
 }
 
 function ratio(loaded: Outcome[], idle: Outcome[]): number {
