@@ -228,7 +228,7 @@ function report(r: Round, index: number): void {
       .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
   const caps = r.metrics.split('\n').filter((l) => l.startsWith('nixery_origin_nix_queue_capacity'));
   console.log(`\n### Round ${index + 1} of ${ROUNDS}: load on ${UNBOUNDED ? 'an UNBOUNDED' : 'a bounded'} origin\n`);
-  console.log(`Machine's 1-min load average before the load: ${r.loadBefore.toFixed(1)}; bundled package set, ${N} image clients, ${N}×${NAMES_PER_CLIENT} unknown names, 1 flood client of ${FLOOD}; ${r.seconds.toFixed(1)} s under load.\n`);
+  console.log(`Machine's 1-min load average before the load: ${r.loadBefore.toFixed(1)}; bundled package set, ${N} image clients, ${N}×${NAMES_PER_CLIENT} unknown names, 1 flood client of ${FLOOD}, generated at niceness ${LOAD_NICENESS}; ${r.seconds.toFixed(1)} s under load.\n`);
   console.log('| client class | requests | statuses | p50 ms | p99 ms | max ms |');
   console.log('| --- | --- | --- | --- | --- | --- |');
   const row = (what: string, outcomes: Outcome[]) => {
@@ -288,7 +288,7 @@ for (let i = 0; i < ROUNDS; i++) {
   report(r, i);
 }
 
-console.log(`\n### The goal over ${ROUNDS} round${ROUNDS === 1 ? '' : 's'}: cached p99 under load within 2× of idle\n`);
+console.log(`\n### The goal over ${ROUNDS} round${ROUNDS === 1 ? '' : 's'}: cached p99 under load within 2× of idle (load generated at niceness ${LOAD_NICENESS})\n`);
 console.log('| round | load average before | via the edge: idle → loaded p99 ms | ratio | at the origin: idle → loaded p99 ms | ratio |');
 console.log('| --- | --- | --- | --- | --- | --- |');
 rounds.forEach((r, i) =>
