@@ -104,6 +104,8 @@ interface Round {
   /** The origin's own time for the cached client's requests (its request log's `ms`: from the request's first middleware to the response's end). */
   originMs: { idle: number[]; loaded: number[] };
   originLag: { idle: Lag; loaded: Lag };
+  /** The origin's garbage collections during the load. */
+  originGc: Gc;
   benchLag: { idle: Lag; loaded: Lag };
   cpu: CpuUse;
   peak: Peaks;
@@ -117,6 +119,38 @@ const ms = (outcomes: Outcome[]) => outcomes.map((o) => o.ms);
 function originLag(metrics: string): Lag {
   const value = (name: string) => Number(metrics.split('\n').find((l) => l.startsWith(`nixery_origin_nodejs_eventloop_lag_${name}_seconds `))?.split(' ').pop()) * 1000;
   return { p99: value('p99'), max: value('max') };
+}
+
+interface Gc {
+  /** Per kind (major, minor, incremental): collections, seconds in all, collections longer than 100 ms. */
+  [kind: string]: { count: number; seconds: number; over100ms: number };
+}
+
+/** The origin's GC counters (prom-client's histogram: cumulative, so two scrapes are subtracted). */
+function gcOf(metrics: string): Gc {
+  const gc: Gc = {};
+  for (const line of metrics.split('\n')) {
+    const m = /^nixery_origin_nodejs_gc_duration_seconds_(count|sum|bucket)\{([^}]*)\} (\S+)$/.exec(line);
+    if (!m) continue;
+    const kind = /kind="(\w+)"/.exec(m[2]!)?.[1];
+    if (!kind) continue;
+    const entry = (gc[kind] ??= { count: 0, seconds: 0, over100ms: 0 });
+    const value = Number(m[3]);
+    if (m[1] === 'count') entry.count = value;
+    else if (m[1] === 'sum') entry.seconds = value;
+    else if (/le="0\.1"/.test(m[2]!)) entry.over100ms -= value;
+  }
+  for (const entry of Object.values(gc)) entry.over100ms += entry.count;
+  return gc;
+}
+
+function gcBetween(before: Gc, after: Gc): Gc {
+  const out: Gc = {};
+  for (const [kind, a] of Object.entries(after)) {
+    const b = before[kind] ?? { count: 0, seconds: 0, over100ms: 0 };
+    out[kind] = { count: a.count - b.count, seconds: a.seconds - b.seconds, over100ms: a.over100ms - b.over100ms };
+  }
+  return out;
 }
 
 async function round(): Promise<Round> {
@@ -161,7 +195,8 @@ async function round(): Promise<Round> {
     for (let i = 0; i < IDLE_REQUESTS; i++) idleEdge.push(await get(viaEdge, '192.0.2.200'));
     for (let i = 0; i < IDLE_REQUESTS; i++) idleOrigin.push(await directGet());
     const idleBenchLag = benchLag();
-    const idleOriginLag = originLag(await scrape());
+    const atLoadStart = await scrape();
+    const idleOriginLag = originLag(atLoadStart);
     await settle();
     const loadedLogs = origin.logs.length;
     const idleOriginMs = originTimes(idleLogs, loadedLogs);
@@ -208,6 +243,7 @@ async function round(): Promise<Round> {
       loadedOrigin,
       originMs: { idle: idleOriginMs, loaded: originTimes(loadedLogs, origin.logs.length) },
       originLag: { idle: idleOriginLag, loaded: originLag(metrics) },
+      originGc: gcBetween(gcOf(atLoadStart), gcOf(metrics)),
       benchLag: { idle: idleBenchLag, loaded: loadedBenchLag },
       cpu,
       peak,
@@ -268,6 +304,8 @@ function report(r: Round, index: number): void {
   console.log(`| cached at the origin, p99 as the client sees it | ${p99(ms(r.idleOrigin)).toFixed(1)} | ${p99(ms(r.loadedOrigin)).toFixed(1)} |`);
   console.log(`| cached at the origin, p99 of the origin's own handling (request log) | ${p99(r.originMs.idle).toFixed(1)} | ${p99(r.originMs.loaded).toFixed(1)} |`);
   console.log(`| origin event-loop delay, p99 / max | ${r.originLag.idle.p99.toFixed(1)} / ${r.originLag.idle.max.toFixed(1)} | ${r.originLag.loaded.p99.toFixed(1)} / ${r.originLag.loaded.max.toFixed(1)} |`);
+  const gc = (kind: string) => r.originGc[kind] ?? { count: 0, seconds: 0, over100ms: 0 };
+  console.log(`| origin GC under load: major / minor collections (seconds in all; longer than 100 ms) | | ${gc('major').count} (${gc('major').seconds.toFixed(2)} s; ${gc('major').over100ms}) / ${gc('minor').count} (${gc('minor').seconds.toFixed(2)} s; ${gc('minor').over100ms}) |`);
   console.log(`| bench's own event-loop delay, p99 / max | ${r.benchLag.idle.p99.toFixed(1)} / ${r.benchLag.idle.max.toFixed(1)} | ${r.benchLag.loaded.p99.toFixed(1)} / ${r.benchLag.loaded.max.toFixed(1)} |`);
 
   console.log(`\nWhere the CPU went under load (${r.cpu.seconds.toFixed(1)} s × ${availableParallelism()} cores):\n`);
