@@ -30,16 +30,17 @@ export interface CpuSnapshot {
   /** Busy ticks of the whole machine (every state but idle and iowait). */
   machineBusy: number;
   ticks: Map<CpuClass, number>;
-  /** Time the origin's main thread spent runnable but waiting for a core (schedstat), ms since it started. */
-  originMainWaitMs: number;
+  /** Time the origin's main thread spent runnable but waiting for a core, and how often it was put on one (schedstat), since it started. */
+  originMain: { waitMs: number; runs: number };
 }
 
-/** /proc/<pid>/task/<pid>/schedstat: ns on a core, ns waiting on a run queue, time slices. */
-function runQueueWaitMs(pid: number): number {
+/** /proc/<pid>/task/<pid>/schedstat: ns on a core, ns waiting on a run queue, times it was put on a core. */
+function runQueue(pid: number): { waitMs: number; runs: number } {
   try {
-    return Number(readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').split(' ')[1]) / 1e6;
+    const [, wait, runs] = readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').trim().split(' ');
+    return { waitMs: Number(wait) / 1e6, runs: Number(runs) };
   } catch {
-    return NaN;
+    return { waitMs: NaN, runs: NaN };
   }
 }
 
@@ -111,13 +112,14 @@ export function cpuSnapshot(originPid: number): CpuSnapshot {
     else if (t.name === 'load-generator') add('bench: load generator thread', t.ticks);
     else add('bench: other threads', t.ticks);
   }
-  return { at: performance.now(), machineBusy: machineBusy(), ticks, originMainWaitMs: runQueueWaitMs(originPid) };
+  return { at: performance.now(), machineBusy: machineBusy(), ticks, originMain: runQueue(originPid) };
 }
 
 export interface CpuUse {
   seconds: number;
-  /** Seconds the origin's main thread was ready to run but waited for a core. */
+  /** Seconds the origin's main thread was ready to run but waited for a core, and how many times it was put on one. */
   originMainWaitSeconds: number;
+  originMainRuns: number;
   /** CPU seconds per class, and the share of the machine's capacity (cores × seconds) it took. */
   rows: { what: CpuClass | 'idle'; cpuSeconds: number; share: number }[];
 }
@@ -135,5 +137,5 @@ export function cpuBetween(before: CpuSnapshot, after: CpuSnapshot, cores: numbe
   const busy = (after.machineBusy - before.machineBusy) / TICKS_PER_SECOND;
   rows.push({ what: 'everything else on the machine', cpuSeconds: Math.max(0, busy - known), share: Math.max(0, busy - known) / capacity });
   rows.push({ what: 'idle', cpuSeconds: Math.max(0, capacity - busy), share: Math.max(0, capacity - busy) / capacity });
-  return { seconds, rows, originMainWaitSeconds: (after.originMainWaitMs - before.originMainWaitMs) / 1000 };
+  return { seconds, rows, originMainWaitSeconds: (after.originMain.waitMs - before.originMain.waitMs) / 1000, originMainRuns: after.originMain.runs - before.originMain.runs };
 }

@@ -312,7 +312,7 @@ function report(r: Round, index: number): void {
   console.log('| what | CPU s | share of the machine |');
   console.log('| --- | --- | --- |');
   for (const c of r.cpu.rows) console.log(`| ${c.what} | ${c.cpuSeconds.toFixed(1)} | ${(c.share * 100).toFixed(0)} % |`);
-  console.log(`\nThe origin's main thread waited ${r.cpu.originMainWaitSeconds.toFixed(2)} s in all for a core while ready to run (schedstat).`);
+  console.log(`\nThe origin's main thread waited ${r.cpu.originMainWaitSeconds.toFixed(2)} s in all for a core while ready to run, over ${r.cpu.originMainRuns} times it was put on one (${((r.cpu.originMainWaitSeconds * 1000) / r.cpu.originMainRuns).toFixed(2)} ms each on average; schedstat).`);
 }
 
 function ratio(loaded: Outcome[], idle: Outcome[]): number {
