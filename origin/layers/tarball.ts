@@ -41,9 +41,9 @@ const READ_CHUNK = 1024 * 1024;
  * allocates its whole highWaterMark for every read, so 1 MiB for each small
  * file of a closure (most are) churned external memory into garbage
  * collections on the event loop (6,000 small files: 371 scavenges, 43 when
- * sized). `end`
- * spares the read that would only find the end of the file. Store paths
- * never change, so the size the entry was listed with is the file's.
+ * sized). `end` spares the read that would only find the end of the file.
+ * Store paths never change, so the size the entry was listed with is the
+ * file's.
  */
 function readOptions(size: number): { highWaterMark: number; end?: number } {
   return size > 0 ? { highWaterMark: Math.min(READ_CHUNK, size), end: size - 1 } : { highWaterMark: 1 };
