@@ -46,6 +46,10 @@ export interface Env {
   BLOB_CACHE_MAX_BYTES?: string | number;
   /** The Workers KV namespace of the global manifest tier ([[kv_namespaces]] in wrangler.toml); absent: no global tier. */
   GLOBAL_MANIFESTS?: GlobalStore;
+  /** Seconds between two reports of one manifest's hits to the origin, per isolate; 0 turns reporting off. */
+  USAGE_REPORT_INTERVAL?: string | number;
+  /** The longest a hit waits for its report to be sent (ms). */
+  USAGE_REPORT_DELAY_MS?: string | number;
 }
 
 export type BlobConfig =
@@ -69,6 +73,10 @@ export interface EdgeConfig {
   blobCacheMaxBytes: number;
   /** The global manifest tier's store, or null without the binding. */
   globalStore: GlobalStore | null;
+  /** Hits of one manifest are reported to the origin at most once per this many seconds per isolate; 0: never. */
+  usageReportIntervalSeconds: number;
+  /** The longest a reported hit waits for its batch to be sent (ms). */
+  usageReportDelayMs: number;
 }
 
 export { ConfigError };
@@ -134,7 +142,7 @@ function globalStore(env: Env): GlobalStore | null {
   const binding = env.GLOBAL_MANIFESTS;
   if (binding === undefined || binding === null) return null;
   // A [vars] entry of that name (a string) is a mistake for the binding; say so rather than fail on first use.
-  if (typeof binding !== 'object' || typeof binding.getWithMetadata !== 'function' || typeof binding.put !== 'function') {
+  if (typeof binding !== 'object' || typeof binding.getWithMetadata !== 'function' || typeof binding.put !== 'function' || typeof binding.delete !== 'function') {
     throw new ConfigError('GLOBAL_MANIFESTS', 'must be a KV namespace binding ([[kv_namespaces]] in wrangler.toml), not a variable');
   }
   return binding;
@@ -156,6 +164,9 @@ export function readConfig(env: Env): EdgeConfig {
     blobDelivery: blobDelivery(env, blobs),
     blobCacheMaxBytes: integer(env, 'BLOB_CACHE_MAX_BYTES', 512 * MIB, 0, 5 * 1024 * MIB),
     globalStore: globalStore(env),
+    usageReportIntervalSeconds: integer(env, 'USAGE_REPORT_INTERVAL', 3600, 0, DAY),
+    // ctx.waitUntil gives work 30 s after the response: the delay and the report (8 s at most) fit in it.
+    usageReportDelayMs: integer(env, 'USAGE_REPORT_DELAY_MS', 5_000, 0, 20_000),
   };
 }
 

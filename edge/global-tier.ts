@@ -28,6 +28,7 @@ import { keyString, type ManifestKey } from './manifest-key.ts';
 export interface GlobalStore {
   getWithMetadata<M>(key: string, options: { type: 'arrayBuffer'; cacheTtl?: number }): Promise<{ value: ArrayBuffer | null; metadata: M | null }>;
   put(key: string, value: ArrayBuffer | ArrayBufferView | string, options?: { expirationTtl?: number; metadata?: unknown }): Promise<void>;
+  delete(key: string): Promise<void>;
 }
 
 /** What the tier holds for a key, with when the origin answered (null for a digest). */
@@ -100,6 +101,21 @@ export class GlobalTier {
       await this.store.put(globalKey(key), entry.bytes, { expirationTtl: Math.max(KV_MIN_TTL_SECONDS, lifetimeSeconds), metadata });
     } catch (err) {
       console.error('nixery-edge: global tier write failed', String(err));
+    }
+  }
+
+  /**
+   * Deletes a record (a digest the origin can no longer serve). Visible at
+   * once here and within KV's propagation elsewhere; a data centre that
+   * cached the read keeps its copy up to `cacheTtl` (a day for a digest),
+   * which is why the deleting isolate also remembers the digest as gone
+   * (manifest-cache.ts).
+   */
+  async delete(key: ManifestKey): Promise<void> {
+    try {
+      await this.store.delete(globalKey(key));
+    } catch (err) {
+      console.error('nixery-edge: global tier delete failed', String(err));
     }
   }
 }

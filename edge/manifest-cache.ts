@@ -59,6 +59,7 @@ export interface RememberedFailure {
 export interface ResponseCache {
   match(key: string): Promise<Response | undefined>;
   put(key: string, response: Response): Promise<void>;
+  delete(key: string): Promise<boolean>;
 }
 
 export interface ManifestCacheOptions {
@@ -96,6 +97,12 @@ export class ManifestCache {
   private readonly failures = new Lru<string, RememberedFailure>(1_000);
   /** Digests this isolate knows the global tier holds: their immutable record is not written again. */
   private readonly globalDigests = new Lru<Digest, true>(10_000);
+  /**
+   * Digests the origin said it can no longer serve (`forget`) → until when
+   * to ignore copies of them: other data centres' KV caches, and tag copies
+   * this isolate cannot find by digest, may still hold them.
+   */
+  private readonly gone = new Lru<Digest, number>(10_000);
 
   constructor(options: ManifestCacheOptions) {
     this.options = options;
@@ -112,12 +119,13 @@ export class ManifestCache {
    * goes to `background`).
    */
   async lookup(key: ManifestKey, origin: string, now: number, background?: Background): Promise<CachedManifest | null> {
+    if (key.kind === 'digest' && this.isGone(key.digest, now)) return null;
     const memory = this.fromMemory(key);
     if (memory !== null && this.isFresh(memory, now)) return memory;
     // Stale or absent here; another isolate may have stored a fresher copy.
     let best = memory;
     const shared = await this.fromCache(key, origin);
-    if (shared !== null && (best === null || (shared.storedAt ?? 0) > (best.storedAt ?? 0))) {
+    if (shared !== null && !this.isGone(shared.entry.digest, now) && (best === null || (shared.storedAt ?? 0) > (best.storedAt ?? 0))) {
       this.remember(key, shared.entry, shared.storedAt);
       best = shared;
     }
@@ -126,7 +134,7 @@ export class ManifestCache {
     if (global === undefined || global === null) return best;
     // Another data centre may have asked the origin since.
     const record = await global.read(key);
-    if (record === null || (best !== null && (record.storedAt ?? 0) <= (best.storedAt ?? 0))) return best;
+    if (record === null || this.isGone(record.entry.digest, now) || (best !== null && (record.storedAt ?? 0) <= (best.storedAt ?? 0))) return best;
     this.remember(key, record.entry, record.storedAt);
     this.globalDigests.set(record.entry.digest, true);
     const writes = this.localWrites(key, record.entry, origin, record.storedAt);
@@ -140,6 +148,8 @@ export class ManifestCache {
    */
   store(key: ManifestKey, entry: ManifestEntry, origin: string, now: number): Promise<void> {
     const storedAt = key.kind === 'tag' ? now : null;
+    // The origin served it: whatever it said before, the digest is back (a rebuild makes the same bytes).
+    this.gone.delete(entry.digest);
     this.remember(key, entry, storedAt);
     this.failures.delete(keyString(key));
     return Promise.all([this.localWrites(key, entry, origin, storedAt), this.globalWrites(key, entry, storedAt)]).then(() => undefined);
@@ -162,6 +172,43 @@ export class ManifestCache {
     }
     if (key.kind === 'tag' && storedAt !== null) writes.push(global.write(key, entry, storedAt, this.tagLifetime()));
     return Promise.all(writes).then(() => undefined);
+  }
+
+  /**
+   * Drops a digest the origin can no longer serve from every tier this
+   * isolate can reach: memory (the digest, and the tags naming it), the
+   * Cache API of this data centre, and the global tier; and ignores copies of
+   * it for `goneForSeconds` (KV's read cache of a digest: a day), so the next
+   * request for it goes to the origin. Tag copies in the Cache API and KV are
+   * keyed by tag, not found from here: they are ignored by the same mark.
+   */
+  async forget(digest: Digest, origin: string, now: number, goneForSeconds: number): Promise<void> {
+    this.gone.set(digest, now + goneForSeconds * 1000);
+    this.digests.delete(digest);
+    this.tags.deleteWhere((_, tag) => tag.digest === digest);
+    this.globalDigests.delete(digest);
+    const key: ManifestKey = { kind: 'digest', digest };
+    const global = this.options.global;
+    await Promise.all([this.deleteLocal(cacheUrl(origin, key)), global !== undefined && global !== null ? global.delete(key) : undefined]);
+  }
+
+  private isGone(digest: Digest, now: number): boolean {
+    const until = this.gone.get(digest);
+    if (until === undefined) return false;
+    if (until > now) return true;
+    this.gone.delete(digest);
+    return false;
+  }
+
+  private async deleteLocal(url: string): Promise<void> {
+    const cache = await this.options.cache();
+    if (cache === null) return;
+    try {
+      await cache.delete(url);
+    } catch (err) {
+      // Ignored by the gone mark in this isolate; other isolates drop it at their own report.
+      console.error('nixery-edge: cache delete failed', String(err));
+    }
   }
 
   private tagLifetime(): number {

@@ -14,6 +14,7 @@ import { withDeadline } from '../shared/deadline.ts';
 import { CACHE_CONTROL } from '../shared/responses.ts';
 import { limitOriginRequest, type RateLimitPolicy } from './rate-limit.ts';
 import { rememberFor } from './remembered-errors.ts';
+import type { HitReporter } from './hit-reports.ts';
 
 export interface ManifestServices {
   config: EdgeConfig;
@@ -22,6 +23,8 @@ export interface ManifestServices {
   flights: SingleFlight<ManifestFetch>;
   /** Per-client limits on requests that reach the origin; none without. */
   rateLimit?: RateLimitPolicy;
+  /** Reports manifests answered from the edge's tiers to the origin (hit-reports.ts); null or absent: off. */
+  hits?: HitReporter | null;
 }
 
 /** The part of the Workers ExecutionContext used here. */
@@ -59,7 +62,7 @@ export async function serveManifest(
   const now = Date.now();
 
   const cached = await cache.lookup(key, info.url.origin, now, (promise) => ctx.waitUntil(promise));
-  if (cached !== null && cache.isFresh(cached, now)) return manifestResponse(info, cached.entry, key, config, cached.source);
+  if (cached !== null && cache.isFresh(cached, now)) return fromEdge(info, cached.entry, key, services, ctx, cached.source);
 
   const remembered = cache.failure(key, now);
   if (remembered !== null) {
@@ -69,7 +72,7 @@ export async function serveManifest(
 
   const limited = services.rateLimit ? await limitOriginRequest(services.rateLimit, info.client ?? null) : null;
   if (limited !== null) {
-    if (cached !== null) return manifestResponse(info, cached.entry, key, config, 'stale');
+    if (cached !== null) return fromEdge(info, cached.entry, key, services, ctx, 'stale');
     throw limited;
   }
 
@@ -84,12 +87,12 @@ export async function serveManifest(
       return manifestResponse(info, result.entry, key, config, 'miss');
     case 'refused':
       // An origin too busy to answer (429) is covered by a stale copy like one that failed.
-      if (result.answer.status === 429 && cached !== null) return manifestResponse(info, cached.entry, key, config, 'stale');
+      if (result.answer.status === 429 && cached !== null) return fromEdge(info, cached.entry, key, services, ctx, 'stale');
       return passThrough(info, result.answer);
     case 'failed':
       if (cached !== null) {
         console.warn(`nixery-edge: serving a stale manifest for ${keyString(key)}: ${result.reason}`);
-        return manifestResponse(info, cached.entry, key, config, 'stale');
+        return fromEdge(info, cached.entry, key, services, ctx, 'stale');
       }
       throw unavailableError(result);
   }
@@ -126,6 +129,15 @@ function isUnknownPackage(key: ManifestKey, answer: OriginAnswer): boolean {
   const body = parseErrorBody(answer);
   const detail = body?.errors[0]?.detail as { unknown?: unknown } | null | undefined;
   return Array.isArray(detail?.unknown) && detail.unknown.length > 0;
+}
+
+/**
+ * An answer from the edge's own tiers, which the origin never sees: the
+ * manifest is reported to it as used (after the response, in ctx.waitUntil).
+ */
+function fromEdge(info: RequestInfo, entry: ManifestEntry, key: ManifestKey, services: ManifestServices, ctx: WaitUntil, source: CachedManifest['source'] | 'stale'): Response {
+  services.hits?.hit(entry.digest, info.url.origin, ctx);
+  return manifestResponse(info, entry, key, services.config, source);
 }
 
 function manifestResponse(info: RequestInfo, entry: ManifestEntry, key: ManifestKey, config: EdgeConfig, source: CachedManifest['source'] | 'miss' | 'stale'): Response {

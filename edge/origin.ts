@@ -50,6 +50,8 @@ export interface SendOptions {
   headers?: Record<string, string>;
   /** Also wait for the body within the time limit (false for streamed blobs: only the headers are timed). */
   readBody: boolean;
+  /** A shorter limit than ORIGIN_TIMEOUT_MS (background work that must end within ctx.waitUntil's time). */
+  timeoutMs?: number;
 }
 
 export class OriginClient {
@@ -74,7 +76,7 @@ export class OriginClient {
     headers.set(REQUEST_ID_HEADER, options.requestId);
     if (this.config.originSecret !== null) headers.set(ORIGIN_SECRET_HEADER, this.config.originSecret);
     const controller = new AbortController();
-    const limit = this.config.originTimeoutMs;
+    const limit = Math.min(options.timeoutMs ?? this.config.originTimeoutMs, this.config.originTimeoutMs);
     const timer = setTimeout(() => controller.abort(new OriginUnreachable(`the origin did not answer within ${limit} ms`)), limit);
     try {
       const response = await this.fetcher(`${this.config.originUrl}${path}`, {

@@ -11,7 +11,8 @@ import { Router, type IRequest } from 'itty-router';
 import { errors } from '../shared/errors.ts';
 import { BlobSigner } from './blobs.ts';
 import { EdgeBlobDelivery } from './blob-delivery.ts';
-import { GlobalTier } from './global-tier.ts';
+import { DIGEST_READ_CACHE_SECONDS, GlobalTier } from './global-tier.ts';
+import { HitReporter } from './hit-reports.ts';
 import { configFor, type EdgeConfig, type Env } from './env.ts';
 import { errorResponse } from './errors.ts';
 import { landingPage, pageScript } from './landing.ts';
@@ -46,17 +47,29 @@ function servicesFor(config: EdgeConfig, env: Env): RegistryServices & ApiServic
     let opened: Promise<ResponseCache | null> | null = null;
     const signer = config.blobs.backend === 'gcs' ? new BlobSigner(config.blobs) : null;
     let openedApi: Promise<ResponseCache | null> | null = null;
+    const cache = new ManifestCache({
+      tagTtlSeconds: config.tagTtlSeconds,
+      staleTtlSeconds: config.staleTtlSeconds,
+      digestTtlSeconds: config.digestTtlSeconds,
+      negativeTtlSeconds: config.negativeTtlSeconds,
+      cache: () => (opened ??= openCache(CACHE_NAME)),
+      global: config.globalStore !== null ? new GlobalTier(config.globalStore) : null,
+    });
+    const origin = new OriginClient(config);
     services = {
       config,
-      cache: new ManifestCache({
-        tagTtlSeconds: config.tagTtlSeconds,
-        staleTtlSeconds: config.staleTtlSeconds,
-        digestTtlSeconds: config.digestTtlSeconds,
-        negativeTtlSeconds: config.negativeTtlSeconds,
-        cache: () => (opened ??= openCache(CACHE_NAME)),
-        global: config.globalStore !== null ? new GlobalTier(config.globalStore) : null,
-      }),
-      origin: new OriginClient(config),
+      cache,
+      origin,
+      hits:
+        config.usageReportIntervalSeconds > 0
+          ? new HitReporter({
+              origin,
+              // Ignored for as long as another data centre's KV may serve its cached read of it.
+              forget: (digest, servedUnder) => cache.forget(digest, servedUnder, Date.now(), DIGEST_READ_CACHE_SECONDS),
+              intervalMs: config.usageReportIntervalSeconds * 1000,
+              delayMs: config.usageReportDelayMs,
+            })
+          : null,
       flights: new SingleFlight<ManifestFetch>(),
       signer,
       blobDelivery:

@@ -2,10 +2,11 @@
 // into a typed object. Variable names are Nixery's where the meaning is the
 // same. Anything invalid stops start-up with one line naming the variable.
 import { existsSync, statSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { join, relative, resolve, isAbsolute } from 'node:path';
 import { availableParallelism, hostname, totalmem } from 'node:os';
 import { defaultAdmission, type AdmissionConfig } from './nix/admission.ts';
 import { MIB, type ImageLimits } from './image/limits.ts';
+import type { NixGcConfig } from './nix/garbage-collector.ts';
 
 import { ConfigError, configInteger, configText, gcsEndpoint } from '../shared/config.ts';
 import type { Architecture } from '../shared/names.ts';
@@ -67,6 +68,25 @@ export interface OriginConfig {
   /** Niceness of the threads that gzip layers (0-19): below the event loop that answers cached pulls. */
   layerNiceness: number;
   limits: ImageLimits;
+  retention: RetentionConfig;
+  /**
+   * Seconds between two writes of one image's last use by a replica
+   * (gc/usage.ts), and how long an image record seen in storage is trusted
+   * before looking again (gc/image-hits.ts).
+   */
+  usageWriteIntervalSeconds: number;
+  /** The origin's own Nix garbage collection and the GC roots of builds in flight. */
+  nixGc: NixGcConfig;
+}
+
+/** Retention of images and objects in storage (origin/gc/retention-run.ts, docs/operations.md). */
+export interface RetentionConfig {
+  /** Images not requested for this many days are deleted; 0 turns retention off. */
+  maxIdleDays: number;
+  /** Seconds between runs (across replicas: a run recorded in storage within this time is not repeated). */
+  intervalSeconds: number;
+  /** Seconds an object stays whatever references it (builds in flight), and dead records outlive their objects. */
+  graceSeconds: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -183,6 +203,15 @@ function readPlatforms(env: Env): Architecture[] {
   return platforms;
 }
 
+function readRetention(env: Env): RetentionConfig {
+  return {
+    maxIdleDays: integer(env, 'NIXERY_RETENTION_DAYS', 30, 0, 100 * 365),
+    intervalSeconds: integer(env, 'NIXERY_RETENTION_INTERVAL', 6 * 3600, 1, 30 * 24 * 3600),
+    // Below ten minutes a slow build could lose a layer it wrote before its image record.
+    graceSeconds: integer(env, 'NIXERY_RETENTION_GRACE', 24 * 3600, 600, 30 * 24 * 3600),
+  };
+}
+
 function readAdmission(env: Env): AdmissionConfig {
   // In a container, the cgroup's memory limit, not the node's memory (process.constrainedMemory: 0 when unlimited).
   const constrained = process.constrainedMemory();
@@ -196,6 +225,32 @@ function readAdmission(env: Env): AdmissionConfig {
     queueLength,
     queueWaitSeconds: integer(env, 'NIX_QUEUE_WAIT', 30, 0, 3600),
     clientShare: share === undefined ? null : integer(env, 'NIX_CLIENT_SHARE', 1, 1, 100_000),
+  };
+}
+
+/**
+ * Nix's store and state directories as Nix itself reads them, and where the
+ * roots of builds go: inside Nix's gcroots directory, the only place Nix looks
+ * for roots without registering each one (a root elsewhere would protect nothing).
+ */
+function readNixGc(env: Env): NixGcConfig {
+  const storeDir = get(env, 'NIX_STORE_DIR') ?? '/nix/store';
+  const gcroots = join(get(env, 'NIX_STATE_DIR') ?? '/nix/var/nix', 'gcroots');
+  const rootsDir = resolve(get(env, 'NIX_GC_ROOTS_DIR') ?? join(gcroots, 'nixery-edge'));
+  const inside = relative(gcroots, rootsDir);
+  if (inside === '' || inside.startsWith('..') || isAbsolute(inside)) {
+    throw new ConfigError('NIX_GC_ROOTS_DIR', `must be a directory inside Nix's gcroots directory ${gcroots} (Nix finds roots only there), got ${JSON.stringify(rootsDir)}`);
+  }
+  const minFreeMib = integer(env, 'NIX_GC_MIN_FREE_MIB', 8192, 0, 1024 * 1024 * 1024);
+  const maxFreeMib = integer(env, 'NIX_GC_MAX_FREE_MIB', Math.max(16384, minFreeMib), 0, 1024 * 1024 * 1024);
+  if (maxFreeMib < minFreeMib) throw new ConfigError('NIX_GC_MAX_FREE_MIB', `must be at least NIX_GC_MIN_FREE_MIB (${minFreeMib}), got ${maxFreeMib}`);
+  return {
+    storeDir,
+    rootsDir,
+    minFreeBytes: minFreeMib * MIB,
+    maxFreeBytes: maxFreeMib * MIB,
+    intervalSeconds: integer(env, 'NIX_GC_INTERVAL_SECONDS', 86_400, 0, 365 * 24 * 3600),
+    checkSeconds: integer(env, 'NIX_GC_CHECK_SECONDS', 30, 1, 24 * 3600),
   };
 }
 
@@ -221,5 +276,8 @@ export function readConfig(env: Env = process.env): OriginConfig {
       maxClosureBytes: integer(env, 'MAX_CLOSURE_MIB', 8192, 1, 1024 * 1024) * MIB,
       maxLayerBytes: integer(env, 'MAX_LAYER_MIB', 4096, 1, 1024 * 1024) * MIB,
     },
+    retention: readRetention(env),
+    usageWriteIntervalSeconds: integer(env, 'USAGE_WRITE_INTERVAL', 3600, 1, 24 * 3600),
+    nixGc: readNixGc(env),
   };
 }

@@ -10,11 +10,15 @@ import { BuildChannels } from './image/build-events.ts';
 import { PackageIndexes } from './search/indexes.ts';
 import { mountApi } from './http/api.ts';
 import { scheduleStagingSweep } from './gc/staging.ts';
+import { RetentionSchedule } from './gc/retention-schedule.ts';
+import { retentionPolicy } from './gc/retention.ts';
+import { remakeObject } from './image/remake-object.ts';
 import { ManifestRecovery } from './image/manifest-recovery.ts';
 import { BlobRecovery } from './image/blob-recovery.ts';
 import { ImageStore } from './image/image-store.ts';
 import { LayerStore } from './image/layer-store.ts';
 import { nixCli } from './nix/runner.ts';
+import { realisePaths } from './nix/nix.ts';
 import { createApp } from './http/app.ts';
 import { mountHealth } from './ops/health.ts';
 import { createMetrics } from './ops/metrics.ts';
@@ -26,6 +30,12 @@ import { closeSharedDeflatePool, configureSharedDeflatePool, sharedDeflatePool }
 import { closeSharedLauncher, sharedLauncher } from './nix/process-launcher.ts';
 import { NixAdmission } from './nix/admission.ts';
 import { FailureMemory } from './image/failure-memory.ts';
+import { StoredUsageLog } from './gc/usage.ts';
+import { ImageHits } from './gc/image-hits.ts';
+import { mountEdgeHits } from './http/edge-hits.ts';
+import { GcLock } from './nix/gc-lock.ts';
+import { GcRoots } from './nix/gc-roots.ts';
+import { NixGarbageCollector } from './nix/garbage-collector.ts';
 
 let config: OriginConfig;
 try {
@@ -62,6 +72,21 @@ try {
   const admission = new NixAdmission(config.admission);
   const failures = new FailureMemory({ ttlSeconds: config.failureTtlSeconds });
   const layers = new LayerStore(storage, log);
+  // Builds root what they use; only then may the origin collect the store's garbage.
+  const gcLock = new GcLock();
+  const roots = await GcRoots.open(config.nixGc.rootsDir, gcLock).then(
+    ({ roots, staleRemoved }) => {
+      if (staleRemoved > 0) log.info({ staleRemoved, dir: config.nixGc.rootsDir }, 'GC roots of origins no longer running removed');
+      return roots;
+    },
+    (err: unknown) => {
+      log.error({ err, dir: config.nixGc.rootsDir }, 'cannot make GC roots: the Nix store is not garbage collected by this origin');
+      return undefined;
+    },
+  );
+  const nixGc = roots
+    ? new NixGarbageCollector({ config: config.nixGc, lock: gcLock, nix: { timeoutSeconds: config.nixTimeoutSeconds, signal: cancelBuilds.signal }, log })
+    : undefined;
   const builder = new ImageBuilder({
     source,
     nix: nixCli({ timeoutSeconds: config.nixTimeoutSeconds, signal: cancelBuilds.signal }),
@@ -77,20 +102,43 @@ try {
     admission,
     failures,
     limits: config.limits,
+    ...(roots ? { roots } : {}),
   });
   const indexes = new PackageIndexes({ source, storage, nix: { timeoutSeconds: config.nixTimeoutSeconds, signal: cancelBuilds.signal }, log });
   // Both take the builder: metrics subscribe to its reports, shutdown drains it.
-  const blobRecovery = new BlobRecovery(storage, layers, log);
+  // A lost blob whose store paths were collected fetches them again from the binary caches (NIX_CONFIG substituters).
+  const blobRecovery = new BlobRecovery(storage, layers, log, roots, (paths) => realisePaths(paths, { timeoutSeconds: config.nixTimeoutSeconds, signal: cancelBuilds.signal }));
   const manifestRecovery = new ManifestRecovery(storage, images, log);
+  // Manifests answered here or reported by the edge are the images' last use, which retention reads.
+  const usageIntervalMs = config.usageWriteIntervalSeconds * 1000;
+  const usage = new StoredUsageLog(storage, { intervalMs: usageIntervalMs });
+  const hits = new ImageHits(storage, images, usage, { intervalMs: usageIntervalMs, log });
+  // Off with NIXERY_RETENTION_DAYS=0.
+  const retention =
+    config.retention.maxIdleDays > 0
+      ? new RetentionSchedule({
+          storage,
+          policy: retentionPolicy(config.retention),
+          lastUsed: (key) => usage.lastUsed(key),
+          intervalMs: config.retention.intervalSeconds * 1000,
+          replicaId: config.replicaId,
+          log,
+          forget: (key) => images.forget(key),
+          repair: (digest) => remakeObject(blobRecovery, manifestRecovery, digest),
+        })
+      : null;
   const metrics = createMetrics({
     builder,
+    ...(retention ? { retention } : {}),
     admission,
     failures,
     recovery: {
       blobsRebuilt: () => blobRecovery.stats.recovered,
       blobsUnrecoverable: () => blobRecovery.stats.unrecoverable,
       manifestsRederived: () => manifestRecovery.recovered,
+      storePathsRefetched: () => blobRecovery.stats.pathsRealised,
     },
+    ...(nixGc && roots ? { nixGc: { collector: nixGc, roots } } : {}),
   });
   const shutdown = new GracefulShutdown({ builder, cancel: cancelBuilds, graceSeconds: config.shutdownGraceSeconds, log });
   const app = createApp({
@@ -100,9 +148,13 @@ try {
     source,
     recovery: blobRecovery,
     manifestRecovery,
+    hits,
     log,
     originSecrets: config.originSecrets,
-    api: (app) => mountApi(app, { builder, storage, indexes, events }),
+    api: (app) => {
+      mountApi(app, { builder, storage, indexes, events });
+      mountEdgeHits(app, hits);
+    },
     extra: (app) => {
       metrics.mount(app);
       app.use(shutdown.middleware());
@@ -123,17 +175,26 @@ try {
   sharedDeflatePool().warm();
   sharedLauncher().warm();
   scheduleStagingSweep(storage, log);
+  retention?.start();
+  if (nixGc) {
+    nixGc.start();
+    // Builds are what fill the store: its free space is looked at after each one too.
+    builder.onBuild(() => void nixGc.check());
+  }
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-    process.on(signal, () =>
+    process.on(signal, () => {
+      nixGc?.stop();
       void shutdown
         .begin(signal)
         // The gzip workers end with the builds that used them, before the process does.
         .then(async (code) => {
           await closeSharedDeflatePool();
+          // No build runs any more: nothing of this process needs its roots.
+          await roots?.close().catch((err: unknown) => log.warn({ err }, 'GC roots not removed'));
           await closeSharedLauncher();
           process.exit(code);
-        }),
-    );
+        });
+    });
   }
 } catch (err) {
   process.stderr.write(`nixery-edge origin: cannot start: ${(err as Error).message}\n`);

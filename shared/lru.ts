@@ -55,6 +55,13 @@ export class Lru<K, V> {
     this.totalWeight -= slot.weight;
   }
 
+  /** Deletes every entry the predicate picks (a scan: for rare events, not the hot path); returns how many. */
+  deleteWhere(predicate: (key: K, value: V) => boolean): number {
+    const doomed = [...this.map].filter(([key, slot]) => predicate(key, slot.value)).map(([key]) => key);
+    for (const key of doomed) this.delete(key);
+    return doomed.length;
+  }
+
   clear(): void {
     this.map.clear();
     this.totalWeight = 0;

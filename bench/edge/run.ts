@@ -4,6 +4,13 @@
 // (docker-registry, Debian's distribution 2.8, filesystem storage) holding
 // the very same manifest bytes.
 //
+// The edge rows run with hit reports on (the default: each manifest reported
+// to the origin at most once an hour per isolate, docs/operations.md "Last
+// use"). A table of its own then sets the same hits with reports on, off
+// (USAGE_REPORT_INTERVAL=0) and every second side by side, interleaved over
+// BENCH_HIT_ROUNDS rounds (default 5), medians: the cost of knowing which
+// images are still used.
+//
 // Then, in the same run, two comparisons for the global tier and edge blob
 // delivery (docs/edge.md):
 // - a first pull of the manifest in a "second region" (a new edge, own
@@ -14,7 +21,7 @@
 //   against the default redirect to storage (the GCS emulator) followed by
 //   the client.
 //
-// Run: node bench/edge/run.ts   (prints markdown tables; about 2.5 min)
+// Run: node bench/edge/run.ts   (prints markdown tables; about 5 min)
 // Env: BENCH_DURATION (wrk -d, default 5s), BENCH_CONNECTIONS (wrk -c,
 // default 16), BENCH_ROUNDS (default 2).
 //
@@ -32,6 +39,9 @@ import { startOrigin, type RunningOrigin } from '../../test/support/origin.ts';
 import { bundleWorker, startEdge, type RunningEdge } from '../../scripts/edge-runtime.ts';
 import { MEDIA } from '../../shared/media-types.ts';
 import { ORIGIN_SECRET_HEADER } from '../../shared/headers.ts';
+import { HIT_REPORT_PATH } from '../../shared/hit-report.ts';
+import { HitBatch } from '../../edge/hit-batch.ts';
+import type { Digest } from '../../shared/digest.ts';
 import { Miniflare } from 'miniflare';
 import { createHash } from 'node:crypto';
 import { Storage } from '@google-cloud/storage';
@@ -47,6 +57,8 @@ const REGION_SAMPLES = Number(process.env.BENCH_REGION_SAMPLES ?? '7');
 const BLOB_CLIENTS = Number(process.env.BENCH_BLOB_CLIENTS ?? '4');
 const BLOB_SECONDS = Number(process.env.BENCH_BLOB_SECONDS ?? '5');
 const SECRET = 'bench-secret';
+/** Rounds of the hit report rows: their differences are small, so more rounds than the rest, and medians. */
+const HIT_ROUNDS = Number(process.env.BENCH_HIT_ROUNDS ?? '5');
 const IMAGE = 'hello';
 
 interface Result {
@@ -175,6 +187,7 @@ async function blobLoad(url: string, digest: string, size: number): Promise<Blob
   return { rate, mbps: (rate * size) / 1024 / 1024, p50: at(0.5), p99: at(0.99), sources: [...sources].join(', ') };
 }
 
+const digestOfText = (text: string): Digest => `sha256:${createHash('sha256').update(text).digest('hex')}`;
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 interface Target {
@@ -187,9 +200,12 @@ const dir = await mkdtemp(join(tmpdir(), 'bench-edge-'));
 let origin: RunningOrigin | undefined;
 let edge: RunningEdge | undefined;
 let fronted: RunningEdge | undefined;
+let unreported: RunningEdge | undefined;
+let chatty: RunningEdge | undefined;
 let ceiling: Miniflare | undefined;
 let registry: ChildProcess | undefined;
 const results: Result[] = [];
+const hitRows: { what: string; rounds: Result[]; reports: number }[] = [];
 const notes: string[] = [];
 const regionRows: { what: string; samples: number[]; sources: string }[] = [];
 const blobRows: { what: string; rate: number; mbps: number; p50: number; p99: number; note: string }[] = [];
@@ -201,12 +217,16 @@ try {
   // refuseTls: false measures workerd's own socket, as docs/edge.md's measurements did; `fronted` is what `npm run edge` serves.
   edge = await startEdge({ bundle, bindings, refuseTls: false });
   fronted = await startEdge({ bundle, bindings });
+  unreported = await startEdge({ bundle, bindings: { ...bindings, USAGE_REPORT_INTERVAL: '0' }, refuseTls: false });
+  chatty = await startEdge({ bundle, bindings: { ...bindings, USAGE_REPORT_INTERVAL: '1', USAGE_REPORT_DELAY_MS: '0' }, refuseTls: false });
   const docker = { Accept: MEDIA.dockerManifest };
   const originHeaders = { ...docker, [ORIGIN_SECRET_HEADER]: SECRET };
 
   // Warm every cache: the origin builds the image, the edges store the manifest.
   const viaEdge = await digestOf(`${edge.url}/v2/${IMAGE}/manifests/latest`, docker);
   await digestOf(`${fronted.url}/v2/${IMAGE}/manifests/latest`, docker);
+  await digestOf(`${unreported.url}/v2/${IMAGE}/manifests/latest`, docker);
+  await digestOf(`${chatty.url}/v2/${IMAGE}/manifests/latest`, docker);
   const viaOrigin = await digestOf(`${origin.url}/v2/${IMAGE}/manifests/latest`, originHeaders);
 
   // The reference registry gets the same image, manifest bytes unchanged (docker → docker, no conversion).
@@ -251,12 +271,35 @@ try {
       const isEdge = target.url.startsWith(edge.url) || target.url.startsWith(fronted.url) || target.url.startsWith(ceilingUrl);
       const before = origin.logs.length;
       const result = await wrk(target.what, target.url, target.headers);
-      if (isEdge) originRequestsDuringEdgeRuns += origin.logs.slice(before).filter((l) => l.msg === 'request').length;
+      if (isEdge) originRequestsDuringEdgeRuns += origin.logs.slice(before).filter((l) => l.msg === 'request' && l.path !== HIT_REPORT_PATH).length;
       const best = results[index];
       if (best === undefined || result.requestsPerSecond > best.requestsPerSecond) results[index] = result;
     }
   }
-  notes.push(`origin requests during the edge runs: ${originRequestsDuringEdgeRuns} (revalidations of the tag, once per MANIFEST_TAG_TTL = 60 s)`);
+  notes.push(`origin requests during the edge runs: ${originRequestsDuringEdgeRuns} (revalidations of the tag, once per MANIFEST_TAG_TTL = 60 s), besides hit reports`);
+
+  // --- Edge hits with hit reports on and off ---
+  const hitTargets: Target[] = [
+    { what: 'by tag, hit reports on (the default: each manifest once an hour per isolate)', url: edgeTag, headers: docker },
+    { what: 'by tag, hit reports off (USAGE_REPORT_INTERVAL=0)', url: `${unreported.url}/v2/${IMAGE}/manifests/latest`, headers: docker },
+    { what: 'by digest, hit reports on (the default)', url: edgeDigest, headers: docker },
+    { what: 'by digest, hit reports off (USAGE_REPORT_INTERVAL=0)', url: `${unreported.url}/v2/${IMAGE}/manifests/${digest}`, headers: docker },
+    { what: 'by digest, a report every second (USAGE_REPORT_INTERVAL=1, USAGE_REPORT_DELAY_MS=0)', url: `${chatty.url}/v2/${IMAGE}/manifests/${digest}`, headers: docker },
+  ];
+  // Each isolate has seen the manifest by tag and by digest before it is measured: steady hits.
+  for (const target of hitTargets) await digestOf(target.url, target.headers);
+  for (let round = 0; round < HIT_ROUNDS; round++) {
+    for (const [index, target] of hitTargets.entries()) {
+      const before = origin.logs.length;
+      const result = await wrk(target.what, target.url, target.headers);
+      // A report sent by the row's last hits is logged a moment later: count it for its own row.
+      await new Promise((r) => setTimeout(r, 300));
+      const reports = origin.logs.slice(before).filter((l) => l.msg === 'request' && l.path === HIT_REPORT_PATH).length;
+      const row = (hitRows[index] ??= { what: target.what, rounds: [], reports: 0 });
+      row.rounds.push(result);
+      row.reports += reports;
+    }
+  }
 
   // --- A first pull in a second region ---
   const kvDir = join(dir, 'kv');
@@ -344,6 +387,8 @@ try {
 } finally {
   await emulator?.stop();
   await ceiling?.dispose();
+  await chatty?.stop();
+  await unreported?.stop();
   await fronted?.stop();
   await edge?.stop();
   await origin?.stop();
@@ -364,7 +409,37 @@ for (const note of notes) console.log(`- ${note}`);
 const edgeBest = Math.min(results[0]!.requestsPerSecond, results[1]!.requestsPerSecond);
 const registryBest = Math.max(results[4]!.requestsPerSecond, results[5]!.requestsPerSecond);
 console.log(`- edge hit / reference registry: ${(edgeBest / registryBest).toFixed(2)}× (slower edge row over faster registry row)`);
-
+if (hitRows.length > 0) {
+  const medianRound = (rounds: Result[]) => [...rounds].sort((a, b) => a.requestsPerSecond - b.requestsPerSecond)[Math.floor(rounds.length / 2)]!;
+  const ms = (text: string) => (text.endsWith('us') ? Number(text.slice(0, -2)) / 1000 : text.endsWith('ms') ? Number(text.slice(0, -2)) : text.endsWith('s') ? Number(text.slice(0, -1)) * 1000 : Number.NaN);
+  const medianOf = (values: number[]) => median(values);
+  console.log(`\nEdge hits (isolate memory) with hit reports on and off: wrk -t1 -c${CONNECTIONS} -d${DURATION}, ${HIT_ROUNDS} interleaved rounds; req/s: median and best round; p50 and p99: medians over the rounds\n`);
+  console.log('| edge cache hit | req/s (median) | req/s (best) | p50 | p99 | reports the origin got |');
+  console.log('|---|---:|---:|---:|---:|---:|');
+  const summary = hitRows.map((row) => ({
+    what: row.what,
+    rate: medianRound(row.rounds).requestsPerSecond,
+    best: Math.max(...row.rounds.map((r) => r.requestsPerSecond)),
+    p50: medianOf(row.rounds.map((r) => ms(r.p50))),
+    p99: medianOf(row.rounds.map((r) => ms(r.p99))),
+    reports: row.reports,
+  }));
+  for (const r of summary) console.log(`| ${r.what} | ${r.rate.toFixed(0)} | ${r.best.toFixed(0)} | ${r.p50.toFixed(2)} ms | ${r.p99.toFixed(2)} ms | ${r.reports} |`);
+  const [onTag, offTag, onDigest, offDigest, chattyDigest] = summary;
+  // What reporting adds to a hit between reports, timed alone: the batch's lookup of a digest reported already.
+  const batch = new HitBatch({ intervalMs: 3_600_000, maxBatch: 256 });
+  const hot = digestOfText('bench');
+  batch.add(hot, 'https://registry.example', 0);
+  const hits = 1_000_000;
+  const started = performance.now();
+  for (let i = 0; i < hits; i++) batch.add(hot, 'https://registry.example', i % 1000);
+  const perHitNs = ((performance.now() - started) * 1e6) / hits;
+  console.log('');
+  console.log(`- the batch's work per hit between reports, timed alone in Node: ${perHitNs.toFixed(0)} ns, against ${(1e6 / onDigest!.rate).toFixed(0)} µs per hit served (1 / the median req/s above, 16 connections)`);
+  for (const [on, off, how] of [[onTag!, offTag!, 'by tag'], [onDigest!, offDigest!, 'by digest'], [chattyDigest!, offDigest!, 'by digest, a report every second']] as const) {
+    console.log(`- hit reports on / off, ${how}: ${(on.rate / off.rate).toFixed(2)}× req/s (medians), p50 ${on.p50.toFixed(2)} vs ${off.p50.toFixed(2)} ms, p99 ${on.p99.toFixed(2)} vs ${off.p99.toFixed(2)} ms`);
+  }
+}
 if (regionRows.length > 0) {
   console.log(`\nA first pull of ${IMAGE}:latest's manifest in a region that never saw it (a new edge each sample: own isolate and Cache API), ${REGION_SAMPLES} samples each, interleaved; loopback\n`);
   console.log('| what answered | median | min | max | answered from |');

@@ -159,4 +159,18 @@ export const privateFamily: Family = {
   },
 };
 
-export const families: readonly Family[] = [debianFamily, nixpkgsFamily, staleFamily, privateFamily];
+/**
+ * Debian's graph with no data: the no-data rules on a real package graph,
+ * whose paths that refer to nothing are sometimes shared (debconf, xkb-data),
+ * unlike the generated set's, where every one is owned.
+ */
+export const debianPrivateFamily: Family = {
+  name: 'debian, no data',
+  about: "Debian's sequences with no NIX_POPULARITY_URL: the no-data rules on a real package graph",
+  sequence(seed) {
+    const { images, big, describe } = debianFamily.sequence(seed);
+    return { images, popularityByName: new Map(), big, describe };
+  },
+};
+
+export const families: readonly Family[] = [debianFamily, nixpkgsFamily, staleFamily, privateFamily, debianPrivateFamily];

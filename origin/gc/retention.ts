@@ -9,7 +9,9 @@
 //   - an object younger than the grace period is kept whatever references
 //     it, so a build in flight (its layers written, its record not yet) never
 //     loses a layer;
-//   - an image never seen in use counts as used when its record was written.
+//   - an image never seen in use counts as used when its record was written;
+//   - an index (one name over several platforms) keeps its platforms' images
+//     for as long as it is kept itself, and goes before them.
 import type { Digest } from '../../shared/digest.ts';
 import type { ImageRecord } from '../image/image-store.ts';
 
@@ -20,6 +22,13 @@ export interface RetentionPolicy {
   graceMs: number;
 }
 
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+/** The policy a configuration names (origin/config.ts RetentionConfig). */
+export function retentionPolicy(config: { maxIdleDays: number; graceSeconds: number }): RetentionPolicy {
+  return { maxIdleMs: config.maxIdleDays * DAY_MS, graceMs: config.graceSeconds * 1000 };
+}
+
 export interface ImageEntry {
   key: string;
   /** Every digest the image's record references (config, manifests, layers); null when the record does not say. */
@@ -28,6 +37,8 @@ export interface ImageEntry {
   lastUsed: number | null;
   /** When its record was written (ms). */
   written: number;
+  /** For an index: the image keys of its platforms' images, which it keeps. */
+  members?: readonly string[];
 }
 
 export interface ObjectEntry {
@@ -40,6 +51,7 @@ export interface ObjectEntry {
 }
 
 export interface RetentionPlan {
+  /** Image keys to delete, indexes first (their records name the others). */
   images: string[];
   objects: ObjectEntry[];
   bytes: number;
@@ -47,23 +59,56 @@ export interface RetentionPlan {
   pinnedBy: string | null;
 }
 
-export function planRetention(images: readonly ImageEntry[], objects: readonly ObjectEntry[], policy: RetentionPolicy, now: number): RetentionPlan {
-  const expired = new Set(images.filter((i) => now - (i.lastUsed ?? i.written) > policy.maxIdleMs && now - i.written > policy.graceMs).map((i) => i.key));
+export interface ImagePlan {
+  /** Image keys to delete, indexes first (their records name the others). */
+  expired: string[];
+  /** Every digest a kept image references. */
+  referenced: Set<Digest>;
+  /** A kept image whose record does not say what it references, which pins every object; null when none does. */
+  pinnedBy: string | null;
+}
+
+/** Which images go, and what the ones that stay reference. */
+export function planImages(images: readonly ImageEntry[], policy: RetentionPolicy, now: number): ImagePlan {
+  const idle = (i: ImageEntry) => now - (i.lastUsed ?? i.written) > policy.maxIdleMs && now - i.written > policy.graceMs;
+  const expired = new Set(images.filter(idle).map((i) => i.key));
+  // A kept index keeps its platforms' images, whatever their own use says.
+  for (const index of images) if (!expired.has(index.key)) for (const member of index.members ?? []) expired.delete(member);
   const kept = images.filter((i) => !expired.has(i.key));
-  const unknown = kept.find((i) => i.references === null);
-  if (unknown) return { images: [...expired].sort(), objects: [], bytes: 0, pinnedBy: unknown.key };
-  const referenced = new Set(kept.flatMap((i) => i.references ?? []));
-  const deletable = objects.filter((o) => !referenced.has(o.digest) && now - o.written > policy.graceMs);
+  const isIndex = new Set(images.filter((i) => i.members !== undefined).map((i) => i.key));
+  const order = (a: string, b: string) => Number(isIndex.has(b)) - Number(isIndex.has(a)) || (a < b ? -1 : a > b ? 1 : 0);
   return {
-    images: [...expired].sort(),
+    expired: [...expired].sort(order),
+    referenced: new Set(kept.flatMap((i) => i.references ?? [])),
+    pinnedBy: kept.find((i) => i.references === null)?.key ?? null,
+  };
+}
+
+/** Whether an object may go: no kept image references it and it is older than the grace period. */
+export function isCollectable(object: Pick<ObjectEntry, 'digest' | 'written'>, referenced: ReadonlySet<Digest>, policy: RetentionPolicy, now: number): boolean {
+  return !referenced.has(object.digest) && now - object.written > policy.graceMs;
+}
+
+export function planRetention(images: readonly ImageEntry[], objects: readonly ObjectEntry[], policy: RetentionPolicy, now: number): RetentionPlan {
+  const plan = planImages(images, policy, now);
+  if (plan.pinnedBy !== null) return { images: plan.expired, objects: [], bytes: 0, pinnedBy: plan.pinnedBy };
+  const deletable = objects.filter((o) => isCollectable(o, plan.referenced, policy, now));
+  return {
+    images: plan.expired,
     objects: deletable,
     bytes: deletable.reduce((sum, o) => sum + o.size, 0),
     pinnedBy: null,
   };
 }
 
-/** What an image record references; null for a record from before records kept their recipe. */
+/**
+ * What an image record references; null for a record from before records
+ * kept their recipe (or, for an index, its platforms' images). An index
+ * references its own manifests; the manifests it lists belong to its
+ * platforms' images, which it keeps (ImageEntry.members).
+ */
 export function imageReferences(record: ImageRecord): Digest[] | null {
+  if (record.members) return [record.manifests.docker.digest, record.manifests.oci.digest];
   if (!record.recipe || !record.config) return null;
   return [record.config, record.manifests.docker.digest, record.manifests.oci.digest, ...record.recipe.layers.map((l) => l.digest)];
 }

@@ -18,6 +18,7 @@ import { summarizeImage, type ImageSummary } from '../image/image-summary.ts';
 import type { PackageIndexes } from '../search/indexes.ts';
 import type { PackageIndex } from '../search/package-index.ts';
 import { NixError, NixFetchError } from '../nix/nix.ts';
+import { readJsonBody } from './body.ts';
 
 export interface ApiDeps {
   builder: ImageBuilder;
@@ -34,18 +35,6 @@ function sendJson(res: Response, status: number, value: unknown, cacheControl = 
   const body = JSON.stringify(value);
   res.status(status).set({ 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(body)), 'Cache-Control': cacheControl });
   res.end(res.req.method === 'HEAD' ? undefined : body);
-}
-
-/** The request body, refused past `max` bytes without reading the rest. */
-async function readBody(req: Request, max: number): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > max) throw errors.queryInvalid(`the request body is larger than ${max} bytes`, { max });
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks).toString('utf8');
 }
 
 export function mountApi(app: express.Express, deps: ApiDeps): void {
@@ -98,13 +87,7 @@ export function mountApi(app: express.Express, deps: ApiDeps): void {
   app.post(API_PATHS.builds, async (req, res, next) => {
     try {
       res.locals.route = 'api-build';
-      const text = await readBody(req, API_LIMITS.maxBodyBytes);
-      let body: unknown;
-      try {
-        body = JSON.parse(text);
-      } catch {
-        throw errors.queryInvalid('the body is not JSON: {"packages": ["hello"], "tag": "latest"}');
-      }
+      const body = await readJsonBody(req, API_LIMITS.maxBodyBytes, '{"packages": ["hello"], "tag": "latest"}');
       const request = parseBuildRequest(body);
       await startBuild(request.spec, request.tag);
       sendJson(res, 202, { name: request.name, tag: request.tag, image: canonicalImage(request.spec), events: eventsPath(request.name, request.tag) });

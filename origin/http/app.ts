@@ -20,7 +20,7 @@ export interface AppDeps extends RegistryDeps {
   originSecrets: readonly string[];
   /** Extra routes outside /v2/ (health, metrics), mounted before the registry. */
   extra?: (app: express.Express) => void;
-  /** Routes behind the edge's secret besides the pull API (the page's /api/, http/api.ts). */
+  /** Routes behind the edge's secret besides the pull API (the page's /api/, http/api.ts; the edge's /edge/, http/edge-hits.ts). */
   api?: (app: express.Express) => void;
 }
 
@@ -69,7 +69,8 @@ export function createApp(deps: AppDeps): express.Express {
 
   deps.extra?.(app);
 
-  app.use(['/v2', '/api'], (req, res, next) => {
+  // /edge/ is the edge's own traffic (its hit reports, http/edge-hits.ts): behind the same secret.
+  app.use(['/v2', '/api', '/edge'], (req, res, next) => {
     const given = req.get(ORIGIN_SECRET_HEADER);
     if (deps.originSecrets.length > 0 && !deps.originSecrets.some((secret) => secretMatches(secret, given))) {
       next(errors.denied('this origin answers its edge only'));

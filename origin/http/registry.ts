@@ -17,6 +17,7 @@ import { nextPageLink, parseTagListQuery, tagListPage } from '../../shared/tag-l
 import { referrersAnswer } from '../../shared/referrers.ts';
 import type { ImageBuilder } from '../image/builder.ts';
 import type { ImageStore } from '../image/image-store.ts';
+import type { ImageHits } from '../gc/image-hits.ts';
 import { redirect, type Reply } from './reply.ts';
 import { parseRange } from './range.ts';
 
@@ -31,6 +32,8 @@ export interface RegistryDeps {
   recovery?: BlobRecovery | undefined;
   /** Re-derives lost or damaged manifests and configs from image records. */
   manifestRecovery?: ManifestRecovery | undefined;
+  /** Counts every manifest answered as its image's use (gc/image-hits.ts); absent, nothing is counted. */
+  hits?: Pick<ImageHits, 'answered'> | undefined;
 }
 
 const encoder = new TextEncoder();
@@ -70,32 +73,39 @@ async function tagList(req: Request, name: string, source: PackageSource): Promi
   return { status: 200, headers, body: encoder.encode(JSON.stringify(page.body)) };
 }
 
-async function manifest(req: Request, route: Extract<RegistryRoute, { kind: 'manifest' }>, { builder, images, manifestRecovery }: RegistryDeps): Promise<Reply> {
+async function manifest(req: Request, route: Extract<RegistryRoute, { kind: 'manifest' }>, { builder, images, manifestRecovery, hits }: RegistryDeps): Promise<Reply> {
   const spec = parseImageName(route.name);
-  let digest: Digest;
-  let cacheControl: string;
+  const reference = route.reference;
   // A tag's answer depends on Accept (manifest format, index or not); a digest's never does.
-  const vary: Record<string, string> = route.reference.kind === 'tag' ? { Vary: 'Accept' } : {};
-  if (route.reference.kind === 'digest') {
-    digest = route.reference.digest;
-    cacheControl = CACHE_CONTROL.immutable;
-  } else {
+  const vary: Record<string, string> = reference.kind === 'tag' ? { Vary: 'Accept' } : {};
+  const cacheControl = reference.kind === 'digest' ? CACHE_CONTROL.immutable : 'public, max-age=60';
+  const resolve = async (): Promise<Digest> => {
+    if (reference.kind === 'digest') return reference.digest;
     const wanted = negotiate(req.get('accept'));
     const platforms = builder.platforms;
     if (!spec.platformNamed && platforms.length > 1 && wanted.index !== null) {
-      digest = (await builder.index(spec, route.reference.tag)).manifests[wanted.index].digest;
-    } else {
-      // A name without a platform, to a client that reads no index: the default platform's image.
-      const image = spec.platformNamed ? spec : { ...spec, arch: platforms[0]! };
-      digest = (await builder.image(image, route.reference.tag)).manifests[wanted.manifest].digest;
+      return (await builder.index(spec, reference.tag)).manifests[wanted.index].digest;
     }
-    cacheControl = 'public, max-age=60';
-  }
-  let found = await images.manifest(digest);
-  if (manifestRecovery && (!found || !(await ManifestRecovery.intact(digest, found.bytes)))) {
-    found = (await manifestRecovery.recover(digest)) ? await images.manifest(digest) : null;
+    // A name without a platform, to a client that reads no index: the default platform's image.
+    const image = spec.platformNamed ? spec : { ...spec, arch: platforms[0]! };
+    return (await builder.image(image, reference.tag)).manifests[wanted.manifest].digest;
+  };
+  const stored = async (digest: Digest) => {
+    const found = await images.manifest(digest);
+    if (!manifestRecovery || (found && (await ManifestRecovery.intact(digest, found.bytes)))) return found;
+    return (await manifestRecovery.recover(digest)) ? await images.manifest(digest) : null;
+  };
+  let digest = await resolve();
+  let found = await stored(digest);
+  // A tag answered from a record this replica still holds in memory after retention deleted the
+  // image (its manifest and record gone from storage): forget it and resolve again, which builds.
+  if (!found && reference.kind === 'tag' && images.forgetManifest(digest)) {
+    digest = await resolve();
+    found = await stored(digest);
   }
   if (!found) throw errors.manifestUnknown(`manifest unknown: ${digest}`, { digest });
+  // The edge's tag revalidations and misses land here: the origin's own count of use, recorded without delaying the answer.
+  hits?.answered(digest, Date.now());
   return {
     status: 200,
     headers: { 'Content-Type': found.mediaType, 'Docker-Content-Digest': digest, ETag: `"${digest}"`, 'Cache-Control': cacheControl, ...vary },
@@ -112,7 +122,12 @@ async function blob(req: Request, digest: Digest, { storage, recovery, manifestR
     const size = await recovery.recover(digest);
     info = size === null ? null : { size };
   }
-  // Not a layer: a config, which its image record can derive again.
+  // Not a layer: a config, which its image record can derive again; one of
+  // another size than the record's config was truncated, as good as missing.
+  if (info && expected === null && manifestRecovery) {
+    const configSize = await manifestRecovery.expectedConfigSize(digest);
+    if (configSize !== null && configSize !== info.size) info = null;
+  }
   if (!info && manifestRecovery && (await manifestRecovery.recover(digest))) info = await storage.stat(key);
   if (!info) throw errors.blobUnknown(digest);
   const url = await storage.publicUrl(key);

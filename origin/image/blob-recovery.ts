@@ -2,7 +2,13 @@
 // storage (deleted by GC, an operator or a bucket lifecycle rule) or has the
 // wrong size (truncated), the blob-sources index names the layer whose record
 // says which store paths made it, and the layer is written again from them,
-// with the same digest (layers are reproducible) or not at all.
+// with the same digest (layers are reproducible) or not at all. The store
+// paths are rooted while they are read (nix/gc-roots.ts), so the origin's own
+// garbage collection cannot take them half way through the tarball. Paths a
+// collection took already are fetched again from the binary caches when a
+// `realise` is given (a store path names its contents, so the cache's copy is
+// the same; the digest check stays the judge); a path no cache has (built
+// here from a local package set) leaves the blob unknown.
 import { access } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { digestHex, type Digest } from '../../shared/digest.ts';
@@ -12,12 +18,18 @@ import { STORAGE_KEYS } from '../../shared/storage-keys.ts';
 import { storePathEntries, type TarEntry } from '../layers/entries.ts';
 import { symlinkTreeEntries } from '../layers/symlink-tree.ts';
 import type { Storage } from '../storage/storage.ts';
+import type { GcRoots } from '../nix/gc-roots.ts';
 import type { BlobSource, LayerRecipe, LayerStore } from './layer-store.ts';
 
 export interface BlobRecoveryStats {
   recovered: number;
   unrecoverable: number;
+  /** Store paths fetched again (from binary caches) to rebuild a blob. */
+  pathsRealised: number;
 }
+
+/** Makes missing store paths valid again (nix.ts realisePaths: substitution); throws when it cannot. */
+export type RealisePaths = (paths: readonly string[]) => Promise<void>;
 
 /** The store paths a recipe reads: they must all exist for the layer to be made again. */
 export function recipePaths(recipe: LayerRecipe): string[] {
@@ -32,16 +44,20 @@ export class BlobRecovery {
   private readonly flights = new SingleFlight<number | null>();
   // A digest's size never changes: remembered, so a blob request costs no extra reads after the first.
   private readonly sizes = new Lru<string, number | null>(8192);
-  readonly stats: BlobRecoveryStats = { recovered: 0, unrecoverable: 0 };
+  readonly stats: BlobRecoveryStats = { recovered: 0, unrecoverable: 0, pathsRealised: 0 };
 
   private readonly storage: Storage;
   private readonly layers: LayerStore;
   private readonly log: Logger;
+  private readonly roots: GcRoots | undefined;
+  private readonly realise: RealisePaths | undefined;
 
-  constructor(storage: Storage, layers: LayerStore, log: Logger) {
+  constructor(storage: Storage, layers: LayerStore, log: Logger, roots?: GcRoots, realise?: RealisePaths) {
     this.storage = storage;
     this.layers = layers;
     this.log = log;
+    this.roots = roots;
+    this.realise = realise;
   }
 
   /** The size a blob must have, from its layer record; null when no record knows the blob. */
@@ -68,18 +84,40 @@ export class BlobRecovery {
     return this.flights.run(digest, async () => {
       const record = await this.recordOf(digest);
       if (!record?.recipe) return this.lost(digest, 'no layer record with a recipe');
-      const missing = [];
-      for (const path of recipePaths(record.recipe)) if (!(await exists(path))) missing.push(path);
-      if (missing.length > 0) return this.lost(digest, `store paths gone: ${missing.join(' ')}`);
-      const key = STORAGE_KEYS.blob(digestHex(digest));
-      const present = await this.storage.stat(key);
-      // Create-only commits keep an existing object, so a damaged one must go first.
-      if (present && present.size !== record.size) await this.storage.delete(key);
-      if (!(await this.layers.rewrite(record, await recipeEntries(record.recipe)))) return this.lost(digest, 'the rebuilt layer has another digest');
-      this.stats.recovered++;
-      this.log.warn({ digest, size: record.size, damaged: present !== null }, 'lost blob rebuilt from its layer record');
-      return record.size;
+      const recipe = record.recipe;
+      const held = this.roots?.hold();
+      try {
+        const paths = recipePaths(recipe);
+        // Rooted first: a path fetched again below is kept from the moment it is valid.
+        let missing = held ? await held.protect(paths) : await missingOf(paths);
+        if (missing.length > 0 && this.realise) missing = await this.fetchAgain(digest, missing);
+        if (missing.length > 0) return this.lost(digest, `store paths gone: ${missing.join(' ')}`);
+        const key = STORAGE_KEYS.blob(digestHex(digest));
+        const present = await this.storage.stat(key);
+        // Create-only commits keep an existing object, so a damaged one must go first.
+        if (present && present.size !== record.size) await this.storage.delete(key);
+        if (!(await this.layers.rewrite(record, await recipeEntries(recipe)))) return this.lost(digest, 'the rebuilt layer has another digest');
+        this.stats.recovered++;
+        this.log.warn({ digest, size: record.size, damaged: present !== null }, 'lost blob rebuilt from its layer record');
+        return record.size;
+      } finally {
+        await held?.release();
+      }
     }).result;
+  }
+
+  /** Fetches missing store paths from the binary caches; returns those still missing. */
+  private async fetchAgain(digest: Digest, missing: string[]): Promise<string[]> {
+    try {
+      await this.realise!(missing);
+    } catch (err) {
+      this.log.warn({ digest, paths: missing.length, err }, 'store paths of a lost blob cannot be fetched again');
+      return missingOf(missing);
+    }
+    const still = await missingOf(missing);
+    this.stats.pathsRealised += missing.length - still.length;
+    this.log.info({ digest, paths: missing.length - still.length }, 'store paths of a lost blob fetched again');
+    return still;
   }
 
   private lost(digest: Digest, why: string): null {
@@ -87,6 +125,12 @@ export class BlobRecovery {
     this.log.warn({ digest, why }, 'blob cannot be rebuilt');
     return null;
   }
+}
+
+async function missingOf(paths: readonly string[]): Promise<string[]> {
+  const missing = [];
+  for (const path of paths) if (!(await exists(path))) missing.push(path);
+  return missing;
 }
 
 async function exists(path: string): Promise<boolean> {

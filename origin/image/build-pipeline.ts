@@ -11,6 +11,11 @@
 //
 // Everything it touches comes in as `deps` (Nix, the layer store, the image
 // store), so the steps can be driven without real Nix.
+//
+// With `deps.roots`, the build holds GC roots (nix/gc-roots.ts) from the end of
+// its evaluation until it ends: the origin's own garbage collection
+// (nix/garbage-collector.ts) may run at any moment and must not take a .drv
+// nix-build is about to read or a store path a layer is being tarred from.
 import { checkSizes, type ImageLimits } from './limits.ts';
 import type { LearnedPopularityStore } from '../popularity/learned-store.ts';
 import { availableParallelism } from 'node:os';
@@ -18,6 +23,8 @@ import type { Logger } from 'pino';
 import { NIX_SYSTEM, canonicalImage, type ImageSpec } from '../../shared/names.ts';
 import type { ResolvedSource } from '../sources/source.ts';
 import type { Nix } from '../nix/runner.ts';
+import type { GcRoots, RootSet } from '../nix/gc-roots.ts';
+import { errors } from '../../shared/errors.ts';
 import type { Resolution } from '../nix/nix.ts';
 import { nixProgressLog } from '../nix/progress.ts';
 import { groupLayers, layerId } from '../layers/group.ts';
@@ -61,6 +68,8 @@ export interface PipelineDeps {
   /** Cancels the layer writes (Nix itself is cancelled by its own options). */
   signal?: AbortSignal | undefined;
   observer?: BuildObserver;
+  /** GC roots for what this build uses (nix/gc-roots.ts); without, nothing is rooted (no collection runs). */
+  roots?: GcRoots | undefined;
 }
 
 /** One layer to write: its identity, how to make its entries, and its size for scheduling. */
@@ -79,13 +88,35 @@ interface LayerJob {
 const LAYER_WRITERS = Math.max(1, Math.min(4, availableParallelism()));
 
 export async function buildImage(spec: ImageSpec, source: ResolvedSource, deps: PipelineDeps): Promise<ImageRecord> {
+  const roots = deps.roots?.hold();
+  try {
+    return await build(spec, source, deps, roots);
+  } finally {
+    // Failed, cancelled or stored: what only this build kept may be collected now.
+    await roots?.release();
+  }
+}
+
+async function build(spec: ImageSpec, source: ResolvedSource, deps: PipelineDeps, roots: RootSet | undefined): Promise<ImageRecord> {
   const started = performance.now();
   const log = deps.log.child({ image: canonicalImage(spec) });
   const channel = currentBuildChannel();
   const nixLog = nixProgressLog(log, channel && ((line) => channel.nix(line)));
 
   const admit = deps.admit ?? (<T>(_step: string, work: () => Promise<T>) => work());
-  const resolution = await nixStep('evaluation', () => admit('evaluation', () => deps.nix.resolvePackages(source.nix, NIX_SYSTEM[spec.arch], spec.packages, nixLog)));
+  const resolve = () => deps.nix.resolvePackages(source.nix, NIX_SYSTEM[spec.arch], spec.packages, nixLog);
+  const resolution = await nixStep('evaluation', () => admit('evaluation', async () => {
+    if (!roots) return resolve();
+    // The .drv files are rooted before any collection may start; the outputs before they exist.
+    const { result, missing } = await roots.evaluate(resolve, (r) => [...derivationsOf(r), ...outputsOf(r)]);
+    const lost = derivationsOf(result).filter((drv) => missing.includes(drv));
+    // Only a collection this origin did not run (an operator's) can take them between evaluation and roots.
+    if (lost.length > 0) {
+      log.warn({ lost }, 'derivations collected before they were rooted');
+      throw errors.unavailable('the Nix store was garbage collected while this image was evaluated; retry', { retryable: true });
+    }
+    return result;
+  }));
   if (resolution.problems.length > 0) throw describeProblems(resolution.problems);
 
   const drvs = derivationsOf(resolution);

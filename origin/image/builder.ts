@@ -19,6 +19,7 @@ import { canonicalImage, type Architecture, type ImageSpec } from '../../shared/
 import { SingleFlight } from '../../shared/single-flight.ts';
 import type { Popularity } from '../layers/graph.ts';
 import type { Nix } from '../nix/runner.ts';
+import type { GcRoots } from '../nix/gc-roots.ts';
 import type { PackageSource, ResolvedSource } from '../sources/source.ts';
 import { buildImage } from './build-pipeline.ts';
 import { buildIndexes } from './image-index.ts';
@@ -47,6 +48,8 @@ export interface BuilderOptions {
   events?: BuildChannels;
   /** NIXERY_PLATFORMS: what a name without a platform is built for; the first is the default. `['amd64']` if unset. */
   platforms?: readonly Architecture[];
+  /** GC roots for each build's store paths, while the origin collects Nix garbage (nix/gc-roots.ts). */
+  roots?: GcRoots;
 }
 
 /** One build, as reported to subscribers once it ended. */
@@ -142,7 +145,10 @@ export class ImageBuilder {
           }
         }),
       );
-      const record = await this.store.saveIndexes(await buildIndexes(members));
+      // The platforms' image keys, so retention keeps those images while the index is used.
+      const cacheKey = resolved.cacheKey;
+      const memberKeys = cacheKey === null ? [] : platforms.map((arch) => sourceImageKey(cacheKey, { ...spec, arch, platformNamed: true }));
+      const record = await this.store.saveIndexes(await buildIndexes(members), memberKeys);
       if (key !== null) await this.store.remember(key, record);
       return record;
     }).result;
@@ -187,6 +193,7 @@ export class ImageBuilder {
         maxLayers,
         popularity: this.opts.popularity?.(),
         learned: this.opts.learned,
+        roots: this.opts.roots,
         log,
         signal,
         observer: {

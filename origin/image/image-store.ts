@@ -32,6 +32,8 @@ export interface ImageRecord {
   recipe?: ImageConfigInput;
   /** The config's digest, indexed with the manifests' (absent in older records). */
   config?: Digest;
+  /** An index's: the image keys of its platforms' images, which it keeps from retention (absent in older index records). */
+  members?: string[];
 }
 
 /** The reverse index entry: which image a manifest or config belongs to. */
@@ -68,30 +70,55 @@ export function evaluatedImageKey(drvs: readonly string[], spec: ImageSpec): str
   return hashKey(['drvs', IMAGE_FORMAT, drvs, spec.arch, spec.packages]);
 }
 
+/**
+ * The digests a record can derive again, which image-sources maps to it: an
+ * image's config and manifests, an index's two formats; none for a record
+ * from before records kept what derives them.
+ */
+export function derivedDigests(record: ImageRecord): Digest[] {
+  if (record.recipe && record.config) return [record.config, record.manifests.docker.digest, record.manifests.oci.digest];
+  if (record.members && record.members.length > 0) return [record.manifests.docker.digest, record.manifests.oci.digest];
+  return [];
+}
+
 export class ImageStore {
   private readonly storage: Storage;
-  private readonly records: Lru<string, ImageRecord>;
+  private readonly records: Lru<string, { record: ImageRecord; at: number }>;
+  private readonly memoryMs: number;
   readonly stats: ImageStoreStats = { hits: 0, misses: 0 };
 
-  constructor(storage: Storage, capacity = 1024) {
+  /**
+   * `memoryMs`: how long a record is served from memory before storage is
+   * asked again. Retention deletes records another replica may remember;
+   * past this, that replica sees the deletion and builds the image again
+   * rather than naming manifests that are gone.
+   */
+  constructor(storage: Storage, capacity = 1024, memoryMs = 10 * 60 * 1000) {
     this.storage = storage;
     this.records = new Lru(capacity);
+    this.memoryMs = memoryMs;
+  }
+
+  /** Drops a record from memory (retention deleted it). */
+  forget(key: string): void {
+    this.records.delete(key);
   }
 
   /** The record of a built image, from memory or storage; null when no replica built it. */
   async lookup(key: string): Promise<ImageRecord | null> {
     const memory = this.records.get(key);
-    if (memory) {
+    if (memory && performance.now() - memory.at < this.memoryMs) {
       this.stats.hits++;
-      return memory;
+      return memory.record;
     }
     const stored = await this.storage.get(STORAGE_KEYS.image(key));
     if (stored) {
       const record = JSON.parse(new TextDecoder().decode(stored)) as ImageRecord;
-      this.records.set(key, record);
+      this.records.set(key, { record, at: performance.now() });
       this.stats.hits++;
       return record;
     }
+    this.records.delete(key);
     this.stats.misses++;
     return null;
   }
@@ -112,8 +139,11 @@ export class ImageStore {
     };
   }
 
-  /** Writes both formats of an index (content-addressed, create-only, beside manifests) and returns its record. */
-  async saveIndexes(indexes: Record<ManifestFormat, SerializedBlob>): Promise<ImageRecord> {
+  /**
+   * Writes both formats of an index (content-addressed, create-only, beside
+   * manifests) and returns its record, which names its platforms' image keys.
+   */
+  async saveIndexes(indexes: Record<ManifestFormat, SerializedBlob>, members: readonly string[]): Promise<ImageRecord> {
     for (const format of ['docker', 'oci'] as const) {
       await this.storage.put(STORAGE_KEYS.manifest(digestHex(indexes[format].digest)), indexes[format].bytes, indexes[format].mediaType, { createOnly: true });
     }
@@ -122,19 +152,53 @@ export class ImageStore {
         docker: { digest: indexes.docker.digest, size: indexes.docker.bytes.length },
         oci: { digest: indexes.oci.digest, size: indexes.oci.bytes.length },
       },
+      members: [...members],
     };
   }
 
   /** Remembers a finished image under its key; call after `saveManifests`. */
   async remember(key: string, record: ImageRecord): Promise<void> {
-    this.records.set(key, record);
-    if (record.recipe && record.config) {
-      const source = new TextEncoder().encode(JSON.stringify({ image: key } satisfies ImageSource));
-      for (const digest of [record.config, record.manifests.docker.digest, record.manifests.oci.digest]) {
-        await this.storage.put(STORAGE_KEYS.imageSource(digestHex(digest)), source, MEDIA.json);
-      }
+    this.records.set(key, { record, at: performance.now() });
+    // Every digest the record answers with leads back to it: a manifest or
+    // config, so recovery can derive it again (manifest-recovery.ts; an
+    // index's from its platforms' records), and every manifest, an index's
+    // included, so a request for it counts as the image's use (gc/image-hits.ts).
+    const source = new TextEncoder().encode(JSON.stringify({ image: key } satisfies ImageSource));
+    for (const digest of [...(record.config ? [record.config] : []), record.manifests.docker.digest, record.manifests.oci.digest]) {
+      await this.storage.put(STORAGE_KEYS.imageSource(digestHex(digest)), source, MEDIA.json);
     }
     await this.storage.put(STORAGE_KEYS.image(key), new TextEncoder().encode(JSON.stringify(record)), MEDIA.json);
+  }
+
+  /** The key of the image a manifest or config digest belongs to (the image-sources index), or null when none is indexed. */
+  async imageOf(digest: Digest): Promise<string | null> {
+    const source = await this.storage.get(STORAGE_KEYS.imageSource(digestHex(digest)));
+    if (!source) return null;
+    try {
+      const image = (JSON.parse(new TextDecoder().decode(source)) as Partial<ImageSource>).image;
+      return typeof image === 'string' ? image : null;
+    } catch {
+      // A damaged entry indexes nothing; the image's next build writes it again.
+      return null;
+    }
+  }
+
+  /**
+   * Forgets the records in memory that answer with this manifest: storage
+   * no longer has it nor a record to derive it from (retention deleted the
+   * image), so the next lookup reads storage and finds the image gone.
+   * Returns whether any was forgotten.
+   */
+  forgetManifest(digest: Digest): boolean {
+    const members: string[] = [];
+    const forgotten = this.records.deleteWhere((_, { record }) => {
+      const answers = record.manifests.docker.digest === digest || record.manifests.oci.digest === digest;
+      // An index built again must not name its platforms' manifests from memory either.
+      if (answers) members.push(...(record.members ?? []));
+      return answers;
+    });
+    for (const member of members) this.records.delete(member);
+    return forgotten > 0;
   }
 
   /** The stored record under an image key, bypassing memory (recovery reads what storage holds). */

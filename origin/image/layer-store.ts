@@ -48,12 +48,15 @@ export class LayerStore {
 
   /** Returns the layer with this identity, writing it from `entries()` if no replica has yet. */
   ensure(id: string, entries: () => Promise<TarEntry[]>, signal?: AbortSignal, recipe?: LayerRecipe): Promise<LayerRecord> {
-    const cached = this.memory.get(id);
-    if (cached) {
-      this.stats.hits++;
-      return Promise.resolve(cached);
-    }
     return this.flights.run(id, async () => {
+      // Remembered records are checked too: retention may have deleted the
+      // blob since (origin/gc/retention-run.ts), and an image must never be
+      // built on a layer that is gone. One stat per layer of a build.
+      const cached = this.memory.get(id);
+      if (cached && (await this.storage.stat(STORAGE_KEYS.blob(digestHex(cached.digest))))) {
+        this.stats.hits++;
+        return cached;
+      }
       const stored = await this.storage.get(STORAGE_KEYS.layer(id));
       if (stored) {
         const record = JSON.parse(new TextDecoder().decode(stored)) as LayerRecord;

@@ -32,8 +32,9 @@ export function nixStepError(step: string, err: unknown): unknown {
     return errors.manifestUnknown(`cannot build this image: ${err.message}`, { system: err.requiredSystem, drv: err.drv, nix: err.stderr });
   }
   if (err instanceof NixError) {
-    // A full store (or TMPDIR) is not Nix's failure but a wait: 503 naming it.
-    const full = storageFullError({ message: `${err.message}\n${err.stderr}` }, 'the Nix store');
+    // A full store or TMPDIR is not Nix's failure but a wait: 503 naming both, as Nix's
+    // words do not tell which (a builder writes to either; Nix's own note covers both).
+    const full = storageFullError({ message: `${err.message}\n${err.stderr}` }, 'the Nix store or its build directory (TMPDIR)');
     if (full !== null) return full;
     const message = err.timedOut ? `nix ${step} timed out` : `nix ${step} failed`;
     return errors.internal(`${message}: ${err.message}`, { nix: err.stderr });

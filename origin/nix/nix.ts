@@ -312,3 +312,45 @@ export async function evaluatePackageIndex(source: NixSource, system: string, op
   );
   return JSON.parse(stdout) as RawPackageIndex;
 }
+
+/** What one `nix-store --gc` run deleted. */
+export interface GcSummary {
+  paths: number;
+  bytesFreed: number;
+}
+
+/** Nix's last line of a collection: "12 store paths deleted, 3.45 MiB freed" (Nix 2.x always counts in MiB). */
+export function parseGcSummary(stdout: string): GcSummary | null {
+  const match = /(\d+) store paths? deleted, ([\d.]+) (KiB|MiB|GiB) freed/.exec(stdout);
+  if (!match) return null;
+  const unit = { KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 }[match[3] as 'KiB' | 'MiB' | 'GiB'];
+  return { paths: Number(match[1]), bytesFreed: Math.round(Number(match[2]) * unit) };
+}
+
+/**
+ * Deletes what no GC root keeps (`nix-store --gc`), at most `maxFreedBytes`
+ * when given; niced, in its own process group and bounded by the timeout like
+ * every Nix command (a run cut short is harmless: the next one goes on).
+ *
+ * With keep-outputs: a build roots its .drv files (gc-roots.ts), and their
+ * closure holds the .drv files of its build inputs; keep-outputs keeps those
+ * inputs' outputs too. Without it a collection may delete an input nix-build
+ * found valid a moment before and is about to use (Nix 2.8 then fails the
+ * build with "path '…' is not valid", as the collection test showed).
+ */
+export async function collectGarbage(maxFreedBytes: number | null, options: NixOptions): Promise<GcSummary> {
+  const limit = maxFreedBytes === null ? [] : ['--max-freed', String(Math.max(0, Math.floor(maxFreedBytes)))];
+  const stdout = await run('nix-store', ['--gc', '--option', 'keep-outputs', 'true', ...limit], options);
+  return parseGcSummary(stdout) ?? { paths: 0, bytesFreed: 0 };
+}
+
+/**
+ * Makes store paths valid again by substitution (`nix-store --realise` of
+ * output paths, not derivations: it fetches them from the configured binary
+ * caches, checked against their signatures, and builds nothing). Fails when
+ * no cache has one of them.
+ */
+export async function realisePaths(paths: readonly string[], options: NixOptions): Promise<void> {
+  if (paths.length === 0) return;
+  await run('nix-store', ['--realise', ...paths], options);
+}

@@ -3,13 +3,13 @@
 // renamed into place, so a crash never leaves a partial object under its
 // key (rename is atomic within a filesystem).
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile, link, unlink } from 'node:fs/promises';
+import { mkdir, opendir, readdir, readFile, rename, rm, stat, writeFile, link, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { finished } from 'node:stream/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { isStaleStaging, type SweepResult } from '../gc/staging.ts';
-import { checkStorageKey, type ByteRange, type ObjectInfo, type StagedWrite, type Storage } from './storage.ts';
+import { checkListPrefix, checkStorageKey, type ByteRange, type ListedObject, type ObjectInfo, type StagedWrite, type Storage } from './storage.ts';
 
 const TMP_DIR = '.tmp';
 
@@ -147,6 +147,40 @@ export class FilesystemStorage implements Storage {
       result.bytes += size;
     }
     return result;
+  }
+
+  /**
+   * Walks the directories under the prefix one entry at a time (opendir
+   * streams a directory rather than reading it whole), so a directory of a
+   * million blobs is never one array in memory. The time written is the
+   * file's mtime: every write creates a new file (temp file, then link or
+   * rename), so it is when the object under this key was written.
+   */
+  async *list(prefix: string): AsyncIterable<ListedObject> {
+    checkListPrefix(prefix, TMP_DIR);
+    yield* this.walk(prefix === '' ? this.root : join(this.root, ...prefix.slice(0, -1).split('/')), prefix);
+  }
+
+  private async *walk(dir: string, keyPrefix: string): AsyncIterable<ListedObject> {
+    let handle;
+    try {
+      handle = await opendir(dir);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return;
+      throw err;
+    }
+    for await (const entry of handle) {
+      if (keyPrefix === '' && entry.name === TMP_DIR) continue;
+      const key = keyPrefix + entry.name;
+      if (entry.isDirectory()) {
+        yield* this.walk(join(dir, entry.name), `${key}/`);
+      } else if (entry.isFile()) {
+        // Deleted between the listing and the stat: not there any more, so not listed.
+        const info = await stat(join(dir, entry.name)).catch(() => null);
+        if (info) yield { key, size: info.size, written: info.mtimeMs };
+      }
+    }
   }
 
   async delete(key: string): Promise<void> {

@@ -31,7 +31,7 @@ import type { Bucket, File, StorageOptions } from '@google-cloud/storage';
 import type { IncomingMessage } from 'node:http';
 import { importSigningKey, signGcsUrl } from '../../shared/gcs-signer.ts';
 import type { SigningKey } from '../../shared/gcs-signer.ts';
-import { checkStorageKey, type ByteRange, type ObjectInfo, type StagedWrite, type Storage } from './storage.ts';
+import { checkListPrefix, checkStorageKey, type ByteRange, type ListedObject, type ObjectInfo, type StagedWrite, type Storage } from './storage.ts';
 import { withTimeout } from '../../shared/deadline.ts';
 
 export interface GcsSigningOptions {
@@ -301,6 +301,27 @@ export class GcsStorage implements Storage {
 
   async delete(key: string): Promise<void> {
     await this.file(key).delete({ ignoreNotFound: true });
+  }
+
+  /**
+   * The library's paged listing, one page (up to `pageSize` objects) per
+   * request and in memory at a time. The time written is the object's
+   * `timeCreated`: every write makes a new generation, created then. An
+   * object without one counts as just written, which keeps it (retention).
+   */
+  async *list(prefix: string, pageSize = 1000): AsyncIterable<ListedObject> {
+    checkListPrefix(prefix, STAGING);
+    const staging = `${this.prefix}${STAGING}/`;
+    let pageToken: string | undefined;
+    do {
+      const [files, next] = await this.bucket.getFiles({ prefix: this.prefix + prefix, maxResults: pageSize, autoPaginate: false, ...(pageToken ? { pageToken } : {}) });
+      for (const file of files) {
+        if (file.name.startsWith(staging)) continue;
+        const written = Date.parse(String(file.metadata.timeCreated ?? file.metadata.updated ?? ''));
+        yield { key: file.name.slice(this.prefix.length), size: Number(file.metadata.size ?? 0), written: Number.isNaN(written) ? Date.now() : written };
+      }
+      pageToken = (next as { pageToken?: string } | null)?.pageToken;
+    } while (pageToken);
   }
 
   async sweepStaging(now: number, maxAgeMs: number): Promise<SweepResult> {

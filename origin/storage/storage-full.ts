@@ -8,8 +8,11 @@ export const STORAGE_FULL_RETRY_AFTER_SECONDS = 60;
 
 // ENOSPC: no space; EDQUOT: a quota, which the client experiences the same way.
 const FULL_CODES = new Set(['ENOSPC', 'EDQUOT']);
-// Nix reports a full store in its stderr, which execa carries in the message.
-const FULL_TEXT = /No space left on device|Disk quota exceeded/;
+// Nix reports a full store in its stderr, which execa carries in the message. A
+// builder that ran out of space may say anything ("I/O error" from busybox);
+// Nix then adds its own note, having checked the store's and the build
+// directory's free space.
+const FULL_TEXT = /No space left on device|Disk quota exceeded|lack of free disk space/;
 
 function describesFull(err: unknown, depth: number): string | null {
   if (depth > 5 || typeof err !== 'object' || err === null) return null;

@@ -15,6 +15,14 @@ export interface ObjectInfo {
   contentType?: string;
 }
 
+/** One object as a listing names it. */
+export interface ListedObject {
+  key: string;
+  size: number;
+  /** When the object under this key was last written (ms since epoch). */
+  written: number;
+}
+
 export interface ByteRange {
   /** Inclusive start offset. */
   start: number;
@@ -52,6 +60,13 @@ export interface Storage {
    */
   publicUrl(key: string): Promise<string | null>;
   delete(key: string): Promise<void>;
+  /**
+   * Every object whose key starts with `prefix` (empty, or ending in `/`), a
+   * page at a time, in no particular order; staged writes are never listed.
+   * A caller that keeps only what it needs holds one page in memory, however
+   * large the bucket.
+   */
+  list(prefix: string): AsyncIterable<ListedObject>;
   /** Deletes staged writes older than `maxAgeMs` (origin/gc/staging.ts): leftovers of a crashed process. */
   sweepStaging(now: number, maxAgeMs: number): Promise<SweepResult>;
 }
@@ -68,4 +83,12 @@ export function checkStorageKey(key: string, reserved: string): string {
     throw new Error(`invalid storage key ${JSON.stringify(key)}`);
   }
   return key;
+}
+
+/** A listing prefix: empty (everything) or whole key segments ending in `/`. */
+export function checkListPrefix(prefix: string, reserved: string): string {
+  if (prefix === '') return prefix;
+  if (!prefix.endsWith('/')) throw new Error(`invalid listing prefix ${JSON.stringify(prefix)}: empty or key segments ending in "/"`);
+  checkStorageKey(prefix.slice(0, -1), reserved);
+  return prefix;
 }

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Storage } from '@google-cloud/storage';
 import { startOrigin, type RunningOrigin } from '../support/origin.ts';
-import { startEdge, originRequests, type RunningTestEdge } from '../support/edge.ts';
+import { startEdge, originRequests, clientRequests, type RunningTestEdge } from '../support/edge.ts';
 import { pullAndUnpack, runInRootfs } from '../support/clients.ts';
 import { startCountingProxy, startGcsEmulator, verifySignedUrl, type CountingProxy, type GcsEmulator } from '../support/gcs-emulator.ts';
 import { createHash } from 'node:crypto';
@@ -150,7 +150,7 @@ describe('the edge in front of a running origin', () => {
       if (method !== 'HEAD') assert.equal(await errorCode(res), code, `${method} ${path}`);
     }
     // The origin logs every request it gets, refused or not.
-    assert.equal(originRequests(origin.logs.slice(before), '').length, 0);
+    assert.equal(clientRequests(origin.logs.slice(before)).length, 0);
   });
 
   test('the origin’s own endpoints (/healthz, /metrics) are not forwarded', async () => {
@@ -160,7 +160,7 @@ describe('the edge in front of a running origin', () => {
       assert.equal(res.status, 404, path);
       assert.equal(await errorCode(res), 'NAME_UNKNOWN');
     }
-    assert.equal(originRequests(origin.logs.slice(before), '').length, 0);
+    assert.equal(clientRequests(origin.logs.slice(before)).length, 0);
   });
 
   test('an unknown package is the origin’s MANIFEST_UNKNOWN, passed through', async () => {
@@ -180,7 +180,7 @@ describe('the edge in front of a running origin', () => {
     assert.equal(page.status, 200);
     assert.match(page.headers.get('content-type') ?? '', /^text\/html/);
     assert.match(await page.text(), new RegExp(`docker pull ${edge.host.replace(/\./g, '\\.')}/shell/hello`));
-    assert.equal(originRequests(origin.logs.slice(before), '').length, 0);
+    assert.equal(clientRequests(origin.logs.slice(before)).length, 0);
   });
 });
 
@@ -298,7 +298,7 @@ describe('blobs with GCS storage', () => {
     const head = await fetch(`${edge.url}/v2/hello/blobs/${digest}`, { method: 'HEAD', redirect: 'manual' });
     assert.equal(head.status, 307);
     assert.equal(head.headers.get('location'), location, 'a recent URL is reused');
-    assert.equal(originRequests(origin.logs.slice(before), '').length, 0);
+    assert.equal(clientRequests(origin.logs.slice(before)).length, 0);
   });
 
   test('manifests still come from the origin, and the pull API otherwise behaves the same', async () => {
@@ -440,7 +440,7 @@ describe('two regions, one global tier, blobs served by the edge (BLOB_DELIVERY=
     assert.equal(res.headers.get(EDGE_CACHE), 'cache');
     await res.arrayBuffer();
     const storageBefore = proxy.requests.length;
-    const originBefore = originRequests(origin.logs, '').length;
+    const originBefore = clientRequests(origin.logs).length;
     const whole = await fetch(url);
     assert.equal(whole.status, 200);
     assert.equal(whole.headers.get(EDGE_CACHE), 'cache');
@@ -450,7 +450,7 @@ describe('two regions, one global tier, blobs served by the edge (BLOB_DELIVERY=
     const bytes = new Uint8Array(await whole.arrayBuffer());
     assert.equal(sha256(bytes), layer.digest);
     assert.equal(proxy.requests.length, storageBefore, 'no storage request');
-    assert.equal(originRequests(origin.logs, '').length, originBefore, 'no origin request');
+    assert.equal(clientRequests(origin.logs).length, originBefore, 'no origin request');
   });
 
   test('Range and HEAD are answered from the cached blob', async () => {

@@ -74,3 +74,46 @@ test('staging leftovers older than the limit are swept from .tmp/; younger ones 
     assert.deepEqual(await readdir(join(root, '.tmp')), [`${now - 60_000}-4567abcd`]);
   });
 });
+
+test('a listing names every object under a prefix with its size and time written, never staged writes or other prefixes', async () => {
+  await withStorage(async (storage, root) => {
+    const { utimes, writeFile } = await import('node:fs/promises');
+    const before = Date.now();
+    await storage.put('blobs/sha256/aa', new TextEncoder().encode('12345'), 'application/octet-stream');
+    await storage.put('blobs/sha256/bb', new TextEncoder().encode('1'), 'application/octet-stream');
+    await storage.put('blob-sources/sha256/aa.json', new TextEncoder().encode('{}'), 'application/json');
+    await storage.put('images/k.json', new TextEncoder().encode('{}'), 'application/json');
+    await writeFile(join(root, '.tmp', `${before}-0123abcd`), 'staged');
+    const old = new Date('2020-01-02T03:04:05Z');
+    await utimes(join(root, 'blobs/sha256/bb'), old, old);
+    const listed = [];
+    for await (const object of storage.list('blobs/')) listed.push(object);
+    listed.sort((a, b) => a.key.localeCompare(b.key));
+    assert.deepEqual(listed.map((o) => [o.key, o.size]), [['blobs/sha256/aa', 5], ['blobs/sha256/bb', 1]]);
+    assert.ok(listed[0]!.written >= before - 1000 && listed[0]!.written <= Date.now() + 1000, `${listed[0]!.written} is about now`);
+    assert.equal(listed[1]!.written, old.getTime());
+    const everything = [];
+    for await (const object of storage.list('')) everything.push(object.key);
+    assert.deepEqual(everything.sort(), ['blob-sources/sha256/aa.json', 'blobs/sha256/aa', 'blobs/sha256/bb', 'images/k.json']);
+    const none = [];
+    for await (const object of storage.list('manifests/')) none.push(object);
+    assert.deepEqual(none, []);
+    for (const prefix of ['blobs', '../', '.tmp/', 'a//']) {
+      await assert.rejects(async () => {
+        for await (const object of storage.list(prefix)) assert.fail(object.key);
+      }, /invalid/, prefix);
+    }
+  });
+});
+
+test('a listing of a directory of thousands of objects names each exactly once', async () => {
+  await withStorage(async (storage, root) => {
+    const { mkdir, writeFile } = await import('node:fs/promises');
+    await mkdir(join(root, 'blobs/sha256'), { recursive: true });
+    const count = 3000;
+    for (let i = 0; i < count; i++) await writeFile(join(root, 'blobs/sha256', i.toString(16).padStart(64, '0')), 'x');
+    const seen = new Set<string>();
+    for await (const object of storage.list('blobs/sha256/')) seen.add(object.key);
+    assert.equal(seen.size, count);
+  });
+});

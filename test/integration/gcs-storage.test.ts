@@ -343,3 +343,26 @@ test('staging leftovers older than the limit are swept; younger ones and objects
   assert.deepEqual(await storage.sweepStaging(now, 3_600_000), { removed: 1, bytes: 'old leftover'.length });
   assert.deepEqual(await objectNames(storage), ['_staging/' + `${now - 60_000}-cd`, 'blobs/sha256/kept'].sort());
 });
+
+test('a listing names every object under a prefix with its size and time written, page by page, never staged writes', async () => {
+  const storage = backend({ prefix: 'registry-a' });
+  const client = new GoogleStorage({ ...CLIENT_OPTIONS, apiEndpoint: emulator.url });
+  const before = Date.now();
+  for (const [key, bytes] of [['blobs/sha256/aa', '12345'], ['blobs/sha256/bb', '1'], ['blobs/sha256/cc', '12'], ['images/k.json', '{}']] as const) {
+    await storage.put(key, new TextEncoder().encode(bytes), 'application/octet-stream');
+  }
+  await client.bucket(storage.bucketName).file(`registry-a/_staging/${before}-ab`).save('staged');
+  await client.bucket(storage.bucketName).file('elsewhere/blobs/sha256/dd').save('another registry');
+  const listed = [];
+  // Pages of two: three blobs take two requests.
+  for await (const object of storage.list('blobs/', 2)) listed.push(object);
+  listed.sort((a, b) => a.key.localeCompare(b.key));
+  assert.deepEqual(listed.map((o) => [o.key, o.size]), [['blobs/sha256/aa', 5], ['blobs/sha256/bb', 1], ['blobs/sha256/cc', 2]]);
+  for (const object of listed) assert.ok(object.written >= before - 5000 && object.written <= Date.now() + 5000, `${object.key} written ${object.written}`);
+  const everything = [];
+  for await (const object of storage.list('', 1)) everything.push(object.key);
+  assert.deepEqual(everything.sort(), ['blobs/sha256/aa', 'blobs/sha256/bb', 'blobs/sha256/cc', 'images/k.json']);
+  await assert.rejects(async () => {
+    for await (const object of storage.list('blobs')) assert.fail(object.key);
+  }, /invalid listing prefix/);
+});

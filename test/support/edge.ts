@@ -3,6 +3,7 @@
 // pointed at a given origin URL.
 import { bundleWorker, startEdge as startWorker, type RateLimitSpec, type WorkerBundle } from '../../scripts/edge-runtime.ts';
 import type { Miniflare } from 'miniflare';
+import { HIT_REPORT_PATH } from '../../shared/hit-report.ts';
 
 export interface RunningTestEdge {
   url: string;
@@ -51,4 +52,13 @@ export async function startEdge(originUrl: string, options: StartTestEdgeOptions
 /** The origin's request log lines (pino JSON, one per request) whose path matches. */
 export function originRequests(logs: Record<string, unknown>[], pathPart: string): Record<string, unknown>[] {
   return logs.filter((line) => line.msg === 'request' && typeof line.path === 'string' && line.path.includes(pathPart));
+}
+
+/**
+ * The origin's request log lines made on a client's behalf: all but the
+ * edge's own hit reports, which a manifest hit sends up to
+ * USAGE_REPORT_DELAY_MS later, so at any moment of a later test.
+ */
+export function clientRequests(logs: Record<string, unknown>[]): Record<string, unknown>[] {
+  return logs.filter((line) => line.msg === 'request' && line.path !== HIT_REPORT_PATH);
 }

@@ -30,11 +30,14 @@ export interface StartOriginOptions {
   env?: Record<string, string>;
   /** Reuse a storage directory (e.g. to restart an origin over the same data). */
   storagePath?: string;
+  /** The command that runs the origin, from node's; e.g. inside a private mount namespace (private-nix.ts). */
+  wrap?: (command: string, args: string[]) => { command: string; args: string[] };
 }
 
 export async function startOrigin(options: StartOriginOptions = {}): Promise<RunningOrigin> {
   const storagePath = options.storagePath ?? (await mkdtemp(join(tmpdir(), 'nixery-edge-storage-')));
-  const child = spawn(NODE, [join(REPO, 'origin/main.ts')], {
+  const argv = (options.wrap ?? ((command, args) => ({ command, args })))(NODE, [join(REPO, 'origin/main.ts')]);
+  const child = spawn(argv.command, argv.args, {
     cwd: REPO,
     env: {
       ...process.env,
@@ -45,6 +48,10 @@ export async function startOrigin(options: StartOriginOptions = {}): Promise<Run
       STORAGE_BACKEND: 'filesystem',
       STORAGE_PATH: storagePath,
       LOG_LEVEL: 'info',
+      // The machine's store is shared by every test running: only an origin with a store of its own
+      // (private-nix.ts) may collect garbage.
+      NIX_GC_MIN_FREE_MIB: '0',
+      NIX_GC_INTERVAL_SECONDS: '0',
       ...options.env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -83,7 +83,7 @@ async function builderWith(nix: Nix, platforms: Architecture[]) {
 
 test('an index and concurrent single-platform pulls share one build per platform; the index lists those images', async () => {
   const nix = fakeNix();
-  const { builder, reports } = await builderWith(nix, ['amd64', 'arm64']);
+  const { builder, reports, storage } = await builderWith(nix, ['amd64', 'arm64']);
   const [index, arm64, amd64] = await Promise.all([
     builder.index(parseImageName('hello'), 'latest'),
     builder.image(parseImageName('arm64/hello'), 'latest'),
@@ -98,6 +98,19 @@ test('an index and concurrent single-platform pulls share one build per platform
     ['amd64', amd64.manifests.docker.digest],
     ['arm64', arm64.manifests.docker.digest],
   ]);
+  // The index record names its platforms' image records, which retention keeps with it.
+  assert.equal(index.members?.length, 2);
+  for (const [member, image] of [[index.members![0]!, amd64], [index.members![1]!, arm64]] as const) {
+    assert.deepEqual((await builder.store.storedRecord(member))?.manifests, image.manifests);
+  }
+  // Both formats of a lost index are derived again from its platforms' records, byte for byte.
+  const { ManifestRecovery } = await import('../../origin/image/manifest-recovery.ts');
+  const { STORAGE_KEYS } = await import('../../shared/storage-keys.ts');
+  const saved = await Promise.all(['docker', 'oci'].map(async (f) => (await builder.store.manifest(index.manifests[f as 'docker' | 'oci'].digest))!.bytes));
+  for (const f of ['docker', 'oci'] as const) await storage.delete(STORAGE_KEYS.manifest(index.manifests[f].digest.slice(7)));
+  assert.equal(await builder.store.manifest(index.manifests.oci.digest), null);
+  assert.ok(await new ManifestRecovery(storage, builder.store, log).recover(index.manifests.oci.digest));
+  assert.deepEqual(await Promise.all(['docker', 'oci'].map(async (f) => (await builder.store.manifest(index.manifests[f as 'docker' | 'oci'].digest))!.bytes)), saved);
   // Known now: answered from the image cache, without asking Nix anything.
   const calls = nix.calls.length;
   assert.deepEqual(await builder.index(parseImageName('hello'), 'latest'), index);

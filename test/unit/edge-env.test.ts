@@ -24,6 +24,8 @@ test('defaults fill everything but ORIGIN_URL, and a trailing slash is dropped f
     blobDelivery: 'redirect',
     blobCacheMaxBytes: 512 * 1024 * 1024,
     globalStore: null,
+    usageReportIntervalSeconds: 3600,
+    usageReportDelayMs: 5_000,
   });
 });
 
@@ -52,6 +54,9 @@ test('an invalid variable is named in the error', () => {
     [{ ORIGIN_URL: 'http://x', BLOB_DELIVERY: 'edge' }, 'BLOB_DELIVERY'],
     [{ ORIGIN_URL: 'http://x', STORAGE_BACKEND: 'gcs', BUCKET: 'b', GCS_SIGNING_ACCOUNT: 'a@b', GCS_SIGNING_KEY: PEM, BLOB_DELIVERY: 'proxy' }, 'BLOB_DELIVERY'],
     [{ ORIGIN_URL: 'http://x', BLOB_CACHE_MAX_BYTES: '-1' }, 'BLOB_CACHE_MAX_BYTES'],
+    [{ ORIGIN_URL: 'http://x', USAGE_REPORT_INTERVAL: 'off' }, 'USAGE_REPORT_INTERVAL'],
+    // Past what ctx.waitUntil allows after the response.
+    [{ ORIGIN_URL: 'http://x', USAGE_REPORT_DELAY_MS: '30000' }, 'USAGE_REPORT_DELAY_MS'],
     // A [vars] entry where a KV binding belongs.
     [{ ORIGIN_URL: 'http://x', GLOBAL_MANIFESTS: 'my-namespace' } as unknown as Env, 'GLOBAL_MANIFESTS'],
   ];

@@ -82,6 +82,9 @@ class FakeCache implements ResponseCache {
   async put(key: string, response: Response): Promise<void> {
     this.entries.set(key, { body: new Uint8Array(await response.arrayBuffer()), headers: new Headers(response.headers) });
   }
+  async delete(key: string): Promise<boolean> {
+    return this.entries.delete(key);
+  }
 }
 
 async function entry(text: string): Promise<ManifestEntry> {
@@ -173,6 +176,9 @@ class FakeKv implements GlobalStore {
     const bytes = typeof value === 'string' ? new TextEncoder().encode(value) : new Uint8Array(ArrayBuffer.isView(value) ? value.buffer.slice(value.byteOffset, value.byteOffset + value.byteLength) : value);
     this.entries.set(key, { value: bytes, metadata: options?.metadata ?? null, ttl: options?.expirationTtl });
   }
+  async delete(key: string): Promise<void> {
+    this.entries.delete(key);
+  }
 }
 
 function regionWith(kv: FakeKv, tagTtlSeconds = 60): ManifestCache {
@@ -227,4 +233,31 @@ test('records of another layout, or a digest key holding another digest, are not
   assert.equal(decodeRecord(key, bytes, { v: 1, digest: `sha256:${'b'.repeat(64)}`, mediaType: 'x', storedAt: null }), null);
   const tag: ManifestKey = { kind: 'tag', format: 'oci', image: 'amd64/hello', tag: 'latest' };
   assert.equal(decodeRecord(tag, bytes, { v: 1, digest: key.digest, mediaType: 'x', storedAt: null })?.storedAt, 0, 'a tag without a time is stale');
+});
+
+test('a forgotten digest is gone from memory, the Cache API and the global tier, tag copies naming it are ignored, and an origin answer brings it back', async () => {
+  const kv = new FakeKv();
+  const shared = new FakeCache();
+  const region = new ManifestCache({ tagTtlSeconds: 60, staleTtlSeconds: 600, digestTtlSeconds: 3600, negativeTtlSeconds: 10, cache: async () => shared, global: new GlobalTier(kv) });
+  const tag: ManifestKey = { kind: 'tag', format: 'docker', image: 'amd64/hello', tag: 'latest' };
+  const dead = await entry('{"dead":1}');
+  const byDigest: ManifestKey = { kind: 'digest', digest: dead.digest };
+  await region.store(tag, dead, ORIGIN, 1_000);
+  assert.equal((await region.lookup(byDigest, ORIGIN, 2_000))?.source, 'memory');
+
+  await region.forget(dead.digest, ORIGIN, 2_000, 86_400);
+  assert.equal(shared.entries.has(cacheUrl(ORIGIN, byDigest)), false, 'deleted from the Cache API');
+  assert.equal(kv.entries.has(globalKey(byDigest)), false, 'deleted from the global tier');
+  assert.equal(shared.entries.has(cacheUrl(ORIGIN, tag)), true, 'the tag’s Cache API copy cannot be found by digest');
+  assert.equal(await region.lookup(byDigest, ORIGIN, 3_000), null);
+  assert.equal(await region.lookup(tag, ORIGIN, 3_000), null, 'the tag’s copies in the Cache API and KV name a gone digest: ignored');
+  // Another data centre's KV cache may still hand the record out; this isolate does not take it.
+  await new GlobalTier(kv).write(byDigest, dead, null, 3600);
+  assert.equal(await region.lookup(byDigest, ORIGIN, 4_000), null);
+  // Past the mark, copies count again (KV's cached reads have expired by then).
+  assert.equal((await region.lookup(byDigest, ORIGIN, 2_000 + 86_400_000))?.source, 'global');
+
+  await region.forget(dead.digest, ORIGIN, 5_000, 86_400);
+  await region.store(byDigest, dead, ORIGIN, 6_000);
+  assert.equal((await region.lookup(byDigest, ORIGIN, 7_000))?.source, 'memory', 'the origin served it again: no longer gone');
 });

@@ -55,3 +55,27 @@ test('an image record references its config, both manifests and every layer; an 
   assert.deepEqual(imageReferences({ manifests, config: d('c'), recipe: { arch: 'amd64', layers: [layer], packages: ['hello'] } }), [d('c'), d('m'), d('o'), d('l')]);
   assert.equal(imageReferences({ manifests }), null);
 });
+
+test('a used index keeps its platforms\' images however idle they are, and an idle index goes before its platforms', async () => {
+  const { planImages } = await import('../../origin/gc/retention.ts');
+  const images: ImageEntry[] = [
+    { key: 'amd64-image', references: [d('a')], lastUsed: 0, written: 0 },
+    { key: 'arm64-image', references: [d('b')], lastUsed: 0, written: 0 },
+    { key: 'index', references: [d('i')], lastUsed: NOW - DAY, written: 0, members: ['amd64-image', 'arm64-image'] },
+    { key: 'old-platform', references: [d('c')], lastUsed: 0, written: 0 },
+    { key: 'old-index', references: [d('j')], lastUsed: 0, written: 0, members: ['old-platform'] },
+  ];
+  const plan = planImages(images, policy, NOW);
+  assert.deepEqual(plan.expired, ['old-index', 'old-platform']);
+  assert.deepEqual([...plan.referenced].sort(), [d('a'), d('b'), d('i')].sort());
+  // An index inside the grace period (just written, however idle) keeps its platforms too.
+  const young = planImages([images[0]!, { ...images[2]!, lastUsed: 0, written: NOW - DAY / 2 }], policy, NOW);
+  assert.deepEqual(young.expired, []);
+});
+
+test('an index record references its own manifests; one from before it named its platforms says nothing', async () => {
+  const { imageReferences } = await import('../../origin/gc/retention.ts');
+  const manifests = { docker: { digest: d('m'), size: 1 }, oci: { digest: d('o'), size: 1 } };
+  assert.deepEqual(imageReferences({ manifests, members: ['x', 'y'] }), [d('m'), d('o')]);
+  assert.equal(imageReferences({ manifests }), null);
+});

@@ -32,11 +32,14 @@ test('a full disk is found through a cause chain; other errors and RegistryError
   assert.equal(storageFullError(null), null);
 });
 
-test('a Nix failure whose stderr says the device is full is a 503 naming the Nix store; other Nix failures stay 500', () => {
+test('a Nix failure whose stderr says the device is full, or carries Nix\'s note about free disk space, is a 503 naming the Nix store and TMPDIR; other Nix failures stay 500', () => {
   const full = nixStepError('build', new NixError('nix-build failed', "error: writing to file: No space left on device", false, 1));
   assert.ok(full instanceof Error);
   assert.equal((full as { status?: number }).status, 503);
-  assert.match((full as Error).message, /^the Nix store is full: No space left on device/);
+  assert.match((full as Error).message, /^the Nix store or its build directory \(TMPDIR\) is full: No space left on device/);
+  const note = nixStepError('build', new NixError('nix-build failed', "head: standard output: I/O error\nerror: builder for '/nix/store/x-a.drv' failed with exit code 1\n       note: build failure may have been caused by lack of free disk space", false, 1));
+  assert.equal((note as { status?: number }).status, 503);
+  assert.match((note as Error).message, /is full: lack of free disk space/);
   const other = nixStepError('build', new NixError('nix-build failed', 'error: builder failed', false, 1));
   assert.equal((other as { status?: number }).status, 500);
 });

@@ -36,3 +36,17 @@ test('a key family fills its placeholder', () => {
   assert.equal(STORAGE_KEYS.popularity('0a'), 'popularity/0a.json');
   assert.equal(STORAGE_KEYS.health('origin-7'), 'health/origin-7');
 });
+
+test('a key family gives the prefix to list it by and reads its placeholder back from a key, refusing other families', () => {
+  assert.equal(STORAGE_KEYS.blob.prefix, 'blobs/sha256/');
+  assert.equal(STORAGE_KEYS.image.prefix, 'images/');
+  assert.equal(STORAGE_KEYS.blobSource.prefix, 'blob-sources/sha256/');
+  assert.equal(STORAGE_KEYS.image.parse('images/abc.json'), 'abc');
+  assert.equal(STORAGE_KEYS.blobSource.parse(STORAGE_KEYS.blobSource('ff')), 'ff');
+  assert.equal(STORAGE_KEYS.image.parse('images/abc'), null);
+  assert.equal(STORAGE_KEYS.image.parse('images/.json'), null);
+  assert.equal(STORAGE_KEYS.blob.parse('manifests/sha256/ff'), null);
+  assert.equal(STORAGE_KEYS.popularity.parse('popularity/learned/r1.json'), null);
+  assert.equal(STORAGE_KEYS.learnedPopularityIndex.parse('popularity/learned/replicas.json'), '');
+  assert.equal(STORAGE_KEYS.learnedPopularityIndex.prefix, 'popularity/learned/');
+});

@@ -1,0 +1,315 @@
+// One retention run over storage: list the image records, decide with
+// retention.ts which images and objects go, and delete them, then the small
+// records that only described what is gone. The decisions are retention.ts's
+// (pure); this module is the listing, the reading and the order of deletions.
+//
+// The order, so that a crash at any point leaves every remaining record
+// pointing at objects that exist or can be made again:
+//
+//   1. Expired image records (each followed by its usage record), indexes
+//      before the images they name. Image records are what pulls start from
+//      (a tag finds its record); once one is gone, nothing that serves a
+//      pull points at its manifests, config or layers. An index goes first so that no index record is left naming
+//      a platform image whose record is gone.
+//   2. Unreferenced manifests and blobs. Nothing kept references them. Before
+//      a layer blob is deleted its blob-sources entry is written again, which
+//      stamps when the blob went: its layer record (the recipe) outlives the
+//      blob by the grace period. A build that found the layer just before
+//      the deletion (it stat'ed the blob, then wrote an image record naming
+//      it after this run listed the images) therefore still has a recipe:
+//      the blob route rebuilds the blob on the first request
+//      (image/blob-recovery.ts).
+//      Then the images are listed a third time: a record written during the
+//      deletions that names a deleted object gets it made again at once
+//      (`repair`: blob and manifest recovery), not when a client asks, which
+//      behind the edge with GCS storage never reaches the origin.
+//   3. Dead records: image-sources entries for digests no kept image
+//      references, usage records of images whose record is gone, and
+//      blob-sources entries (then the layer record they
+//      name) whose blob has been gone for longer than the grace period.
+//      blob-sources goes before its layer record: a crash in between leaves
+//      a layer record whose blob is missing, which is what a layer record
+//      can rebuild from its own recipe. Each is checked again after it is
+//      deleted (its image record exists again, its blob was written again by
+//      a concurrent build) and put back if so.
+//
+// Concurrent builds: an object younger than the grace period is never
+// deleted (a build writing new layers), images written since the run's first
+// listing are read again before any object is deleted (a build that reused
+// old objects), and what remains, a build that read a layer between that
+// second listing and the deletion, is covered by the third listing and the
+// stamp in step 2 (a record written even later still finds the layer
+// records, and the blob route rebuilds from them).
+import type { Digest } from '../../shared/digest.ts';
+import { STORAGE_KEYS, type KeyFamily } from '../../shared/storage-keys.ts';
+import { MEDIA } from '../../shared/media-types.ts';
+import { mapLimit } from '../image/map-limit.ts';
+import { derivedDigests, type ImageRecord, type ImageSource } from '../image/image-store.ts';
+import type { BlobSource, LayerRecord } from '../image/layer-store.ts';
+import type { ListedObject, Storage } from '../storage/storage.ts';
+import { imageReferences, isCollectable, planImages, type ImageEntry, type RetentionPolicy } from './retention.ts';
+
+/** When an image was last requested (ms), or null if never recorded (origin/gc/usage.ts). */
+export type LastUsed = (imageKey: string) => Promise<number | null>;
+
+export interface RetentionRunOptions {
+  storage: Storage;
+  policy: RetentionPolicy;
+  lastUsed: LastUsed;
+  /** Decide and report, delete nothing. */
+  dryRun?: boolean;
+  now?: () => number;
+  /** Storage requests in flight at once. */
+  concurrency?: number;
+  /**
+   * Makes a deleted object again (blob and manifest recovery) when an image
+   * record written during the run names it; true when it could.
+   */
+  repair?: (digest: Digest) => Promise<boolean>;
+}
+
+export interface RetentionReport {
+  dryRun: boolean;
+  /** Image keys deleted (or that would be), indexes first. */
+  images: string[];
+  /** Blobs and manifests deleted (or that would be). */
+  objects: ListedObject[];
+  /** Their bytes. */
+  bytes: number;
+  /** Small records deleted (or that would be): image-sources, blob-sources, layer records. */
+  records: string[];
+  /** A kept image whose record does not say what it references; while one exists, no object is deleted. */
+  pinnedBy: string | null;
+  /** Objects this run deleted that an image written meanwhile names, and whether they were made again. */
+  remade: { digest: Digest; made: boolean }[];
+  /** Blobs and manifests in storage when they were listed, before this run deleted any. */
+  stored: { objects: number; bytes: number };
+  ms: number;
+}
+
+const decoder = new TextDecoder();
+const encoder = new TextEncoder();
+const SHA256_HEX = /^[a-f0-9]{64}$/;
+/** Deletions of one batch run together; a batch is at most this many objects. */
+const BATCH = 64;
+
+function json<T>(bytes: Uint8Array): T | null {
+  try {
+    return JSON.parse(decoder.decode(bytes)) as T;
+  } catch {
+    return null;
+  }
+}
+
+/** The digest a content-addressed key (or its index entry) names; null for anything else found under the prefix. */
+function digestOf(family: KeyFamily, key: string): Digest | null {
+  const hex = family.parse(key);
+  return hex !== null && SHA256_HEX.test(hex) ? `sha256:${hex}` : null;
+}
+
+async function collect(objects: AsyncIterable<ListedObject>): Promise<ListedObject[]> {
+  const out: ListedObject[] = [];
+  for await (const object of objects) out.push(object);
+  return out;
+}
+
+/** Runs `work` over a listing in batches, so at most one batch of a large listing is held at once. */
+async function inBatches(objects: AsyncIterable<ListedObject>, concurrency: number, work: (object: ListedObject) => Promise<void>): Promise<void> {
+  let batch: ListedObject[] = [];
+  for await (const object of objects) {
+    batch.push(object);
+    if (batch.length >= BATCH) {
+      await mapLimit(batch, concurrency, work);
+      batch = [];
+    }
+  }
+  await mapLimit(batch, concurrency, work);
+}
+
+interface ReadImage {
+  entry: ImageEntry;
+  /** Null when the record does not parse. */
+  record: ImageRecord | null;
+}
+
+/** Reads the image records listed, with their last use; records deleted since the listing are skipped. */
+async function readImages(storage: Storage, listed: readonly ListedObject[], lastUsed: LastUsed, concurrency: number): Promise<ReadImage[]> {
+  const read = await mapLimit(listed, concurrency, async (object): Promise<ReadImage | null> => {
+    const key = STORAGE_KEYS.image.parse(object.key);
+    if (key === null) return null;
+    const bytes = await storage.get(object.key);
+    if (!bytes) return null;
+    const record = json<ImageRecord>(bytes);
+    // A record that does not parse says nothing of what it references: it pins, as an old record does.
+    const references = record ? imageReferences(record) : null;
+    const entry: ImageEntry = { key, references, lastUsed: await lastUsed(key), written: object.written, ...(record?.members ? { members: record.members } : {}) };
+    return { entry, record };
+  });
+  return read.filter((r): r is ReadImage => r !== null);
+}
+
+export async function runRetention(options: RetentionRunOptions): Promise<RetentionReport> {
+  const { storage, policy, lastUsed } = options;
+  const dryRun = options.dryRun ?? false;
+  const clock = options.now ?? Date.now;
+  const concurrency = options.concurrency ?? 16;
+  const started = performance.now();
+  const now = clock();
+  const report: RetentionReport = { dryRun, images: [], objects: [], bytes: 0, records: [], pinnedBy: null, remade: [], stored: { objects: 0, bytes: 0 }, ms: 0 };
+
+  // 1. Images: which go, and what the others reference.
+  const firstListing = await collect(storage.list(STORAGE_KEYS.image.prefix));
+  const images = await readImages(storage, firstListing, lastUsed, concurrency);
+  const plan = planImages(images.map((i) => i.entry), policy, now);
+  report.images = plan.expired;
+  report.pinnedBy = plan.pinnedBy;
+  const expired = new Set(plan.expired);
+  for (const key of dryRun ? [] : plan.expired) {
+    await storage.delete(STORAGE_KEYS.image(key));
+    // Its last use describes nothing any more; an image built again under the key starts a new one.
+    await storage.delete(STORAGE_KEYS.usage(key));
+  }
+
+  // Records written since the first listing (a build that reused old objects,
+  // an expired image built again) are kept whatever they reference.
+  const firstWritten = new Map(firstListing.map((o) => [o.key, o.written]));
+  const newRecords = async (): Promise<ReadImage[]> => {
+    const fresh = (await collect(storage.list(STORAGE_KEYS.image.prefix))).filter((o) => {
+      const key = STORAGE_KEYS.image.parse(o.key);
+      // New, written again, or deleted above and already back.
+      return key !== null && (firstWritten.get(o.key) !== o.written || (!dryRun && expired.has(key)));
+    });
+    return await readImages(storage, fresh, async () => null, concurrency);
+  };
+  const referenced = plan.referenced;
+  const keptImages = images.filter((i) => !expired.has(i.entry.key));
+  for (const added of await newRecords()) {
+    keptImages.push(added);
+    if (added.entry.references === null) report.pinnedBy ??= added.entry.key;
+    for (const digest of added.entry.references ?? []) referenced.add(digest);
+  }
+
+  // 2. Blobs and manifests no kept image references, past the grace period.
+  const deletedBlobs = new Set<Digest>();
+  const deleted = new Set<Digest>();
+  for (const family of [STORAGE_KEYS.manifest, STORAGE_KEYS.blob]) {
+    await inBatches(storage.list(family.prefix), concurrency, async (object) => {
+      report.stored.objects++;
+      report.stored.bytes += object.size;
+      const digest = digestOf(family, object.key);
+      if (digest === null || report.pinnedBy !== null || !isCollectable({ digest, written: object.written }, referenced, policy, now)) return;
+      report.objects.push(object);
+      report.bytes += object.size;
+      if (dryRun) return;
+      deleted.add(digest);
+      if (family === STORAGE_KEYS.blob) {
+        deletedBlobs.add(digest);
+        const source = STORAGE_KEYS.blobSource(digest.slice('sha256:'.length));
+        const bytes = await storage.get(source);
+        if (bytes) await storage.put(source, bytes, MEDIA.json);
+      }
+      await storage.delete(object.key);
+    });
+  }
+  // A record written while objects were being deleted may name one of them
+  // (a build that found it just before): made again now, from the records
+  // kept for it, rather than when a client asks. Behind the edge with GCS a
+  // client's blob request goes to GCS alone and would never reach recovery.
+  if (!dryRun && deleted.size > 0) {
+    for (const added of await newRecords()) {
+      if (added.entry.references === null) report.pinnedBy ??= added.entry.key;
+      for (const digest of added.entry.references ?? []) {
+        referenced.add(digest);
+        if (!deleted.has(digest)) continue;
+        const made = options.repair ? await options.repair(digest).catch(() => false) : false;
+        report.remade.push({ digest, made });
+      }
+      keptImages.push(added);
+    }
+  }
+  /** A kept image that references a manifest or config digest, for image-sources entries naming a deleted image. */
+  const owner = new Map<Digest, string>();
+  for (const { entry, record } of keptImages) {
+    for (const digest of record ? derivedDigests(record) : []) owner.set(digest, entry.key);
+  }
+  // Without knowing what every kept image references, no record can be said to be dead.
+  if (report.pinnedBy === null) await deleteDeadRecords(storage, { referenced, owner, expired, kept: new Set(keptImages.map((i) => i.entry.key)), deletedBlobs, policy, now, dryRun, concurrency, report });
+  report.ms = Math.round(performance.now() - started);
+  return report;
+}
+
+interface DeadRecordContext {
+  referenced: ReadonlySet<Digest>;
+  owner: ReadonlyMap<Digest, string>;
+  expired: ReadonlySet<string>;
+  /** Image keys whose records stay. */
+  kept: ReadonlySet<string>;
+  /** Blobs this run deleted: their records stay for the grace period from now. */
+  deletedBlobs: ReadonlySet<Digest>;
+  policy: RetentionPolicy;
+  now: number;
+  dryRun: boolean;
+  concurrency: number;
+  report: RetentionReport;
+}
+
+/** 3. The small records that only describe what is gone. */
+async function deleteDeadRecords(storage: Storage, c: DeadRecordContext): Promise<void> {
+  const old = (object: ListedObject) => c.now - object.written > c.policy.graceMs;
+
+  await inBatches(storage.list(STORAGE_KEYS.imageSource.prefix), c.concurrency, async (object) => {
+    const digest = digestOf(STORAGE_KEYS.imageSource, object.key);
+    if (digest === null) return;
+    const bytes = await storage.get(object.key);
+    const image = bytes ? json<ImageSource>(bytes)?.image : undefined;
+    if (c.referenced.has(digest)) {
+      // Two images can share a manifest: keep the entry pointing at one that stays.
+      const keeper = c.owner.get(digest);
+      if (keeper !== undefined && image !== undefined && c.expired.has(image) && !c.dryRun) {
+        await storage.put(object.key, encoder.encode(JSON.stringify({ image: keeper } satisfies ImageSource)), MEDIA.json);
+      }
+      return;
+    }
+    if (!old(object)) return;
+    // An image built again since the listing wrote its entries before its record
+    // (a dry run deleted no record: one it would have deleted does not count).
+    if (image !== undefined && !(c.dryRun && c.expired.has(image)) && (await storage.stat(STORAGE_KEYS.image(image)))) return;
+    c.report.records.push(object.key);
+    if (c.dryRun || !bytes) return;
+    await storage.delete(object.key);
+    if (image !== undefined && (await storage.stat(STORAGE_KEYS.image(image)))) await storage.put(object.key, bytes, MEDIA.json);
+  });
+
+  // Last use of images whose record is gone (dropped by the scrub, deleted by hand): a usage record
+  // is written only when an image's manifest is answered, so one older than the grace period without
+  // its record describes nothing.
+  await inBatches(storage.list(STORAGE_KEYS.usage.prefix), c.concurrency, async (object) => {
+    const key = STORAGE_KEYS.usage.parse(object.key);
+    if (key === null || c.kept.has(key) || c.expired.has(key) || !old(object)) return;
+    if (await storage.stat(STORAGE_KEYS.image(key))) return;
+    c.report.records.push(object.key);
+    if (!c.dryRun) await storage.delete(object.key);
+  });
+
+  await inBatches(storage.list(STORAGE_KEYS.blobSource.prefix), c.concurrency, async (object) => {
+    const digest = digestOf(STORAGE_KEYS.blobSource, object.key);
+    if (digest === null || c.referenced.has(digest) || c.deletedBlobs.has(digest) || !old(object)) return;
+    const blob = STORAGE_KEYS.blob(digest.slice('sha256:'.length));
+    if (await storage.stat(blob)) return;
+    const bytes = await storage.get(object.key);
+    const layerId = bytes ? json<BlobSource>(bytes)?.layer : undefined;
+    const layerKey = layerId !== undefined ? STORAGE_KEYS.layer(layerId) : null;
+    const layerBytes = layerKey ? await storage.get(layerKey) : null;
+    // Only the record of this very blob: the entry may be stale and the id's record describe another.
+    const layer = layerBytes && json<LayerRecord>(layerBytes)?.digest === digest ? layerBytes : null;
+    c.report.records.push(object.key, ...(layer && layerKey ? [layerKey] : []));
+    if (c.dryRun) return;
+    await storage.delete(object.key);
+    if (layer && layerKey) await storage.delete(layerKey);
+    // A build wrote the layer again meanwhile (blob first, then its records): give them back.
+    if (await storage.stat(blob)) {
+      if (layer && layerKey) await storage.put(layerKey, layer, MEDIA.json);
+      if (bytes) await storage.put(object.key, bytes, MEDIA.json);
+    }
+  });
+}

@@ -1,0 +1,162 @@
+// The scrub (`npm run gc -- --verify`): reads every blob and manifest and
+// checks its sha256 against its name, then checks that every image record's
+// objects are there. What is damaged is deleted and made again through the
+// recovery the blob and manifest routes use (image/blob-recovery.ts,
+// image/manifest-recovery.ts); a missing image-sources entry of a record is
+// written again, so a later loss of its manifests stays recoverable.
+//
+// An image some object of which cannot be made again (its recipe is gone, or
+// its store paths are not in this machine's /nix/store) loses its record,
+// and an index naming it loses its record too: the next pull by tag builds
+// the image again (Nix rebuilds or substitutes what is gone) instead of
+// naming a blob that answers 404 for ever. That is the damage beyond repair
+// the scrub reports, and exits non-zero for.
+import { createHash } from 'node:crypto';
+import type { Digest } from '../../shared/digest.ts';
+import { MEDIA } from '../../shared/media-types.ts';
+import { STORAGE_KEYS, type KeyFamily } from '../../shared/storage-keys.ts';
+import type { BlobRecovery } from '../image/blob-recovery.ts';
+import { derivedDigests, type ImageRecord, type ImageSource } from '../image/image-store.ts';
+import type { ManifestRecovery } from '../image/manifest-recovery.ts';
+import { mapLimit } from '../image/map-limit.ts';
+import type { ListedObject, Storage } from '../storage/storage.ts';
+import { imageReferences } from './retention.ts';
+import { remakeObject } from '../image/remake-object.ts';
+
+export interface ScrubOptions {
+  storage: Storage;
+  blobs: BlobRecovery;
+  manifests: ManifestRecovery;
+  /** Objects read at once. */
+  concurrency?: number;
+}
+
+export interface ScrubReport {
+  /** Blobs and manifests read, and their bytes. */
+  read: number;
+  bytes: number;
+  /** Objects whose bytes did not match their digest: deleted, then made again or not. */
+  damaged: { key: string; repaired: boolean }[];
+  /** Objects an image record names that were not in storage: made again or not. */
+  missing: { digest: Digest; image: string; repaired: boolean }[];
+  /** image-sources entries written again for records that lacked them. */
+  sourcesRestored: number;
+  /** Image records deleted because an object of theirs cannot be made again (the next pull builds them). */
+  droppedImages: string[];
+  /** Records from before recipes: what they reference cannot be checked. */
+  unchecked: string[];
+}
+
+const SHA256_HEX = /^[a-f0-9]{64}$/;
+const decoder = new TextDecoder();
+const encoder = new TextEncoder();
+
+function digestIn(family: KeyFamily, key: string): Digest | null {
+  const hex = family.parse(key);
+  return hex !== null && SHA256_HEX.test(hex) ? `sha256:${hex}` : null;
+}
+
+async function sha256Of(storage: Storage, key: string): Promise<Digest | null> {
+  const stream = await storage.read(key);
+  if (!stream) return null;
+  const hash = createHash('sha256');
+  for await (const chunk of stream) hash.update(chunk as Buffer);
+  return `sha256:${hash.digest('hex')}`;
+}
+
+function remake(options: ScrubOptions, digest: Digest): Promise<boolean> {
+  return remakeObject(options.blobs, options.manifests, digest);
+}
+
+export async function scrub(options: ScrubOptions): Promise<ScrubReport> {
+  const { storage } = options;
+  const concurrency = options.concurrency ?? 4;
+  const report: ScrubReport = { read: 0, bytes: 0, damaged: [], missing: [], sourcesRestored: 0, droppedImages: [], unchecked: [] };
+  const present = new Set<Digest>();
+
+  // 1. Every blob and manifest against its name.
+  for (const family of [STORAGE_KEYS.blob, STORAGE_KEYS.manifest]) {
+    const listed: ListedObject[] = [];
+    for await (const object of storage.list(family.prefix)) listed.push(object);
+    await mapLimit(listed, concurrency, async (object) => {
+      const digest = digestIn(family, object.key);
+      if (digest === null) return;
+      const actual = await sha256Of(storage, object.key);
+      if (actual === null) return;
+      report.read++;
+      report.bytes += object.size;
+      if (actual === digest) {
+        present.add(digest);
+        return;
+      }
+      // Wrong bytes are worse than none: a client would fail on the digest. Gone first, then made again.
+      await storage.delete(object.key);
+      const repaired = await remake(options, digest);
+      if (repaired) present.add(digest);
+      report.damaged.push({ key: object.key, repaired });
+    });
+  }
+
+  // 2. Every image record's objects, images before the indexes that name them.
+  const records: { key: string; record: ImageRecord | null }[] = [];
+  for await (const object of storage.list(STORAGE_KEYS.image.prefix)) {
+    const key = STORAGE_KEYS.image.parse(object.key);
+    const bytes = key === null ? null : await storage.get(object.key);
+    if (key === null || bytes === null) continue;
+    let record: ImageRecord | null = null;
+    try {
+      record = JSON.parse(decoder.decode(bytes)) as ImageRecord;
+    } catch {
+      // A record that does not parse serves nothing: dropped below, built again on the next pull.
+    }
+    records.push({ key, record });
+  }
+  const listedKeys = new Set(records.map((r) => r.key));
+  records.sort((a, b) => Number(a.record?.members !== undefined) - Number(b.record?.members !== undefined));
+  const dropped = new Set<string>();
+  const drop = async (key: string) => {
+    await storage.delete(STORAGE_KEYS.image(key));
+    dropped.add(key);
+    report.droppedImages.push(key);
+  };
+  for (const { key, record } of records) {
+    if (record === null) {
+      await drop(key);
+      continue;
+    }
+    const references = imageReferences(record);
+    if (references === null) {
+      report.unchecked.push(key);
+      continue;
+    }
+    // Recovery finds a record through these: one lost with a race or by hand is written again.
+    const source = encoder.encode(JSON.stringify({ image: key } satisfies ImageSource));
+    for (const digest of derivedDigests(record)) {
+      const sourceKey = STORAGE_KEYS.imageSource(digest.slice('sha256:'.length));
+      const stored = await storage.get(sourceKey);
+      const named = stored ? safeParse<ImageSource>(stored)?.image : undefined;
+      if (named !== undefined && (named === key || (await storage.stat(STORAGE_KEYS.image(named))))) continue;
+      await storage.put(sourceKey, source, MEDIA.json);
+      report.sourcesRestored++;
+    }
+    // An index whose platform's record is gone would name manifests nothing can make again.
+    let whole = (record.members ?? []).every((member) => !dropped.has(member) && listedKeys.has(member));
+    for (const digest of references) {
+      if (present.has(digest)) continue;
+      const repaired = await remake(options, digest);
+      if (repaired) present.add(digest);
+      report.missing.push({ digest, image: key, repaired });
+      if (!repaired) whole = false;
+    }
+    if (!whole) await drop(key);
+  }
+  return report;
+}
+
+function safeParse<T>(bytes: Uint8Array): T | null {
+  try {
+    return JSON.parse(decoder.decode(bytes)) as T;
+  } catch {
+    return null;
+  }
+}
