@@ -12,6 +12,7 @@
 // (origin shutdown, tests' after hooks).
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
+import { workerExecArgv } from '../worker-argv.ts';
 
 export interface DeflateJob {
   id: number;
@@ -121,7 +122,7 @@ export class DeflatePool {
   }
 
   private spawn(): Slot {
-    const slot: Slot = { worker: new Worker(WORKER, { workerData: { niceness: this.niceness } satisfies DeflateWorkerData }), current: null };
+    const slot: Slot = { worker: new Worker(WORKER, { execArgv: workerExecArgv(), workerData: { niceness: this.niceness } satisfies DeflateWorkerData }), current: null };
     const fail = (err: Error) => {
       const index = this.slots.indexOf(slot);
       if (index >= 0) this.slots.splice(index, 1);

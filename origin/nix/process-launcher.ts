@@ -11,6 +11,7 @@
 // pids, from any thread). Idle, the worker is unref'd: a launcher nobody
 // closes never keeps a process alive; it is ref'd while a command runs.
 import { Worker } from 'node:worker_threads';
+import { workerExecArgv } from '../worker-argv.ts';
 
 export interface LaunchRequest {
   id: number;
@@ -141,7 +142,7 @@ export class ProcessLauncher {
 
   private ensureWorker(): Worker {
     if (this.worker) return this.worker;
-    const worker = new Worker(WORKER);
+    const worker = new Worker(WORKER, { execArgv: workerExecArgv() });
     worker.unref();
     worker.on('message', (event: LaunchEvent) => this.onEvent(event));
     const fail = (err: Error) => {

@@ -1,7 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
+import { execa } from 'execa';
 import { LaunchError, ProcessLauncher } from '../../origin/nix/process-launcher.ts';
+import { workerExecArgv } from '../../origin/worker-argv.ts';
 import { deferrer } from '../support/cleanup.ts';
 
 const env = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
@@ -84,4 +86,22 @@ test('closing the launcher kills the commands still running and rejects their pr
   while (!gone(pid) && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 50));
   assert.ok(gone(pid), `sleep (${pid}) still runs`);
   await assert.rejects(launcher.launch('true', [], options).started, /closed/);
+});
+
+test('workers leave out the code a script was started with and keep every other Node option', () => {
+  assert.deepEqual(workerExecArgv(['--input-type=module', '--eval', 'code()', '--max-old-space-size=512']), ['--max-old-space-size=512']);
+  assert.deepEqual(workerExecArgv(['-e', 'code()', '--inspect=0', '-p', '1', '--input-type', 'module']), ['--inspect=0']);
+  assert.deepEqual(workerExecArgv(['--eval=code()', '--print=1', '--enable-source-maps']), ['--enable-source-maps']);
+});
+
+test('a script run with node -e starts commands through the launcher', { timeout: 60_000 }, async () => {
+  const script = `
+    import { ProcessLauncher } from ${JSON.stringify(new URL('../../origin/nix/process-launcher.ts', import.meta.url).href)};
+    const launcher = new ProcessLauncher();
+    const finished = await launcher.launch('sh', ['-c', 'echo launched'], { env: { PATH: process.env.PATH }, niceness: 0, maxStdoutBytes: 1024 }).finished;
+    await launcher.close();
+    process.stdout.write(finished.stdout);
+  `;
+  const { stdout } = await execa(process.execPath, ['--input-type=module', '-e', script]);
+  assert.equal(stdout, 'launched');
 });
