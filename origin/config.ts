@@ -65,6 +65,8 @@ export interface OriginConfig {
   admission: AdmissionConfig;
   /** Seconds a failed image (build, evaluation, unknown package, limit) is remembered. */
   failureTtlSeconds: number;
+  /** Niceness of the threads that gzip layers (0-19): below the event loop that answers cached pulls. */
+  layerNiceness: number;
   limits: ImageLimits;
   retention: RetentionConfig;
   /**
@@ -268,6 +270,7 @@ export function readConfig(env: Env = process.env): OriginConfig {
     platforms: readPlatforms(env),
     admission: readAdmission(env),
     failureTtlSeconds: integer(env, 'FAILURE_TTL', 30, 0, 24 * 3600),
+    layerNiceness: integer(env, 'LAYER_NICENESS', 10, 0, 19),
     limits: {
       maxPackages: integer(env, 'MAX_IMAGE_PACKAGES', 64, 1, 10_000),
       maxClosureBytes: integer(env, 'MAX_CLOSURE_MIB', 8192, 1, 1024 * 1024) * MIB,

@@ -26,7 +26,8 @@ import { GracefulShutdown } from './ops/shutdown.ts';
 import { loadPopularity } from './popularity/load.ts';
 import { LearnedPopularityStore } from './popularity/learned-store.ts';
 import { checkNixCanBuild } from './nix/preflight.ts';
-import { closeSharedDeflatePool, sharedDeflatePool } from './layers/deflate-pool.ts';
+import { closeSharedDeflatePool, configureSharedDeflatePool, sharedDeflatePool } from './layers/deflate-pool.ts';
+import { closeSharedLauncher, sharedLauncher } from './nix/process-launcher.ts';
 import { NixAdmission } from './nix/admission.ts';
 import { FailureMemory } from './image/failure-memory.ts';
 import { StoredUsageLog } from './gc/usage.ts';
@@ -48,6 +49,8 @@ try {
 }
 
 const log = createLogger(config.logLevel);
+// Before any layer is written: the workers take their niceness when they start.
+configureSharedDeflatePool({ niceness: config.layerNiceness });
 // A Nix that cannot build is named now, in one line, rather than by the first pull.
 // The origin still starts: it can serve every image already in storage.
 const nix = await checkNixCanBuild({ timeoutSeconds: config.nixTimeoutSeconds });
@@ -170,6 +173,7 @@ try {
   shutdown.serve(server);
   // Started with the origin, so the first new image does not wait for them.
   sharedDeflatePool().warm();
+  sharedLauncher().warm();
   scheduleStagingSweep(storage, log);
   retention?.start();
   if (nixGc) {
@@ -187,6 +191,7 @@ try {
           await closeSharedDeflatePool();
           // No build runs any more: nothing of this process needs its roots.
           await roots?.close().catch((err: unknown) => log.warn({ err }, 'GC roots not removed'));
+          await closeSharedLauncher();
           process.exit(code);
         });
     });

@@ -8,21 +8,34 @@
 // image, a 404 for an unknown name, or a clear 429/503 (nothing hangs);
 // the cached client's p99 stays within 2x its p99 on an idle origin.
 //
-// Run: npm run bench:load   (LOAD_CLIENTS=N, default 30; prints markdown tables)
+// The load comes from a worker thread at LOAD_NICENESS (default 10, as Nix;
+// 0 to let it compete with the servers as an equal): strangers' clients do
+// not run on the origin's cores. The cached client runs alone on the main
+// thread, at normal priority, so the generator's event loop does not delay
+// its timings either (generator.ts).
+//
+// Run: npm run bench:load   (LOAD_CLIENTS=N, default 30; LOAD_ROUNDS=N, default
+// 3, each on a fresh origin and edge; prints markdown tables)
 // LOAD_UNBOUNDED=1 lifts every limit (caps, queue, shares, failure memory,
 // the edge's rate limit) to show what the same load does without them.
-import { loadavg } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { execa } from 'execa';
 import { nixEnvironment } from '../../origin/nix/settings.ts';
 import { Worker } from 'node:worker_threads';
 import type { Peaks } from './sampler.ts';
+import { cpuBetween, cpuSnapshot, type CpuUse } from './cpu.ts';
+import { get, REQUEST_LIMIT_MS, type Outcome } from './http.ts';
+import type { GeneratorInput, GeneratorOutput } from './generator.ts';
 import { startOrigin } from '../../test/support/origin.ts';
 import { startEdge } from '../../test/support/edge.ts';
 
 const N = Number(process.env.LOAD_CLIENTS ?? 30);
+const ROUNDS = Number(process.env.LOAD_ROUNDS ?? 3);
+const IDLE_REQUESTS = 300;
+const LOAD_NICENESS = Number(process.env.LOAD_NICENESS ?? 10);
 const NAMES_PER_CLIENT = 5;
 const FLOOD = 100;
-const REQUEST_LIMIT_MS = 120_000;
 const SECRET = 'bench-load-secret';
 const CACHED = 'hello';
 const OFFLINE = { NIX_CONFIG: 'substituters =' };
@@ -31,22 +44,6 @@ const OFFLINE = { NIX_CONFIG: 'substituters =' };
 const PACKAGES = ['hello', 'jq', 'git', 'htop', 'nano', 'curl', 'busybox', 'coreutils', 'zlib', 'openssl', 'cacert', 'ncurses', 'pcre2', 'bashinteractive', 'moreutils'];
 const pairs: string[] = [];
 for (let i = 0; i < PACKAGES.length; i++) for (let j = i + 1; j < PACKAGES.length; j++) pairs.push(`${PACKAGES[i]}/${PACKAGES[j]}`);
-
-interface Outcome {
-  status: number | 'timeout' | 'error';
-  ms: number;
-}
-
-async function get(url: string, client: string): Promise<Outcome> {
-  const started = performance.now();
-  try {
-    const res = await fetch(url, { headers: { 'CF-Connecting-IP': client, Accept: 'application/vnd.oci.image.manifest.v1+json' }, signal: AbortSignal.timeout(REQUEST_LIMIT_MS) });
-    await res.arrayBuffer();
-    return { status: res.status, ms: performance.now() - started };
-  } catch (err) {
-    return { status: (err as Error).name === 'TimeoutError' ? 'timeout' : 'error', ms: performance.now() - started };
-  }
-}
 
 function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -88,112 +85,254 @@ await execa('nix-build', ['--no-out-link', 'bundled-pkgs/buildable.nix'], { env:
 
 const UNBOUNDED = process.env.LOAD_UNBOUNDED === '1';
 const unbounded = { NIX_MAX_EVALUATIONS: '1024', NIX_MAX_BUILDS: '1024', NIX_QUEUE_LENGTH: '100000', NIX_CLIENT_SHARE: '100000', FAILURE_TTL: '0' };
-const origin = await startOrigin({ env: { ORIGIN_SECRET: SECRET, ...(UNBOUNDED ? unbounded : {}) } });
-const edge = await startEdge(origin.url, {
-  bindings: { ORIGIN_SECRET: SECRET },
-  ...(UNBOUNDED ? { ratelimits: { ORIGIN_RATE_LIMITER: { simple: { limit: 1_000_000, period: 60 as const } } } } : {}),
-});
-try {
-  const direct = `${origin.url}/v2/${CACHED}/manifests/latest`;
-  const viaEdge = `${edge.url}/v2/${CACHED}/manifests/latest`;
-  const secretHeaders = { 'X-Nixery-Edge-Secret': SECRET };
-  const warm = await fetch(direct, { headers: { ...secretHeaders, Accept: 'application/vnd.oci.image.manifest.v1+json' } });
-  if (warm.status !== 200) throw new Error(`cannot build ${CACHED}: ${await warm.text()}`);
-  // By digest: a path source (the bundled set) evaluates on every request by tag, so only a digest is a cache hit at the origin.
-  const byDigest = `${origin.url}/v2/${CACHED}/manifests/${warm.headers.get('docker-content-digest')}`;
-  await get(viaEdge, '192.0.2.200');
-  const directGet = async (): Promise<Outcome> => {
-    const started = performance.now();
-    const res = await fetch(byDigest, { headers: { ...secretHeaders, Accept: 'application/vnd.oci.image.manifest.v1+json' }, signal: AbortSignal.timeout(REQUEST_LIMIT_MS) });
-    await res.arrayBuffer();
-    return { status: res.status, ms: performance.now() - started };
+
+interface Lag {
+  p99: number;
+  max: number;
+}
+
+interface Round {
+  loadBefore: number;
+  seconds: number;
+  imageOutcomes: Outcome[];
+  unknownOutcomes: Outcome[];
+  floodOutcomes: Outcome[];
+  idleEdge: Outcome[];
+  loadedEdge: Outcome[];
+  idleOrigin: Outcome[];
+  loadedOrigin: Outcome[];
+  /** The origin's own time for the cached client's requests (its request log's `ms`: from the request's first middleware to the response's end). */
+  originMs: { idle: number[]; loaded: number[] };
+  originLag: { idle: Lag; loaded: Lag };
+  /** The origin's garbage collections during the load. */
+  originGc: Gc;
+  benchLag: { idle: Lag; loaded: Lag };
+  cpu: CpuUse;
+  peak: Peaks;
+  metrics: string;
+}
+
+const p99 = (values: number[]) => percentile(values, 99);
+const ms = (outcomes: Outcome[]) => outcomes.map((o) => o.ms);
+
+/** The origin's event-loop delay since the previous scrape (prom-client resets its histogram on every scrape). */
+function originLag(metrics: string): Lag {
+  const value = (name: string) => Number(metrics.split('\n').find((l) => l.startsWith(`nixery_origin_nodejs_eventloop_lag_${name}_seconds `))?.split(' ').pop()) * 1000;
+  return { p99: value('p99'), max: value('max') };
+}
+
+interface Gc {
+  /** Per kind (major, minor, incremental): collections, seconds in all, collections longer than 100 ms. */
+  [kind: string]: { count: number; seconds: number; over100ms: number };
+}
+
+/** The origin's GC counters (prom-client's histogram: cumulative, so two scrapes are subtracted). */
+function gcOf(metrics: string): Gc {
+  const gc: Gc = {};
+  for (const line of metrics.split('\n')) {
+    const m = /^nixery_origin_nodejs_gc_duration_seconds_(count|sum|bucket)\{([^}]*)\} (\S+)$/.exec(line);
+    if (!m) continue;
+    const kind = /kind="(\w+)"/.exec(m[2]!)?.[1];
+    if (!kind) continue;
+    const entry = (gc[kind] ??= { count: 0, seconds: 0, over100ms: 0 });
+    const value = Number(m[3]);
+    if (m[1] === 'count') entry.count = value;
+    else if (m[1] === 'sum') entry.seconds = value;
+    else if (/le="0\.1"/.test(m[2]!)) entry.over100ms -= value;
+  }
+  for (const entry of Object.values(gc)) entry.over100ms += entry.count;
+  return gc;
+}
+
+function gcBetween(before: Gc, after: Gc): Gc {
+  const out: Gc = {};
+  for (const [kind, a] of Object.entries(after)) {
+    const b = before[kind] ?? { count: 0, seconds: 0, over100ms: 0 };
+    out[kind] = { count: a.count - b.count, seconds: a.seconds - b.seconds, over100ms: a.over100ms - b.over100ms };
+  }
+  return out;
+}
+
+async function round(): Promise<Round> {
+  const origin = await startOrigin({ env: { ORIGIN_SECRET: SECRET, ...(UNBOUNDED ? unbounded : {}) } });
+  const edge = await startEdge(origin.url, {
+    bindings: { ORIGIN_SECRET: SECRET },
+    ...(UNBOUNDED ? { ratelimits: { ORIGIN_RATE_LIMITER: { simple: { limit: 1_000_000, period: 60 as const } } } } : {}),
+  });
+  const benchDelay = monitorEventLoopDelay({ resolution: 10 });
+  benchDelay.enable();
+  const benchLag = (): Lag => {
+    const lag = { p99: benchDelay.percentile(99) / 1e6, max: benchDelay.max / 1e6 };
+    benchDelay.reset();
+    return lag;
   };
+  try {
+    const direct = `${origin.url}/v2/${CACHED}/manifests/latest`;
+    const viaEdge = `${edge.url}/v2/${CACHED}/manifests/latest`;
+    const secretHeaders = { 'X-Nixery-Edge-Secret': SECRET };
+    const scrape = async () => (await fetch(`${origin.url}/metrics`)).text();
+    const warm = await fetch(direct, { headers: { ...secretHeaders, Accept: 'application/vnd.oci.image.manifest.v1+json' } });
+    if (warm.status !== 200) throw new Error(`cannot build ${CACHED}: ${await warm.text()}`);
+    // By digest: a path source (the bundled set) evaluates on every request by tag, so only a digest is a cache hit at the origin.
+    const digest = warm.headers.get('docker-content-digest')!;
+    const byDigest = `${origin.url}/v2/${CACHED}/manifests/${digest}`;
+    await get(viaEdge, '192.0.2.200');
+    const directGet = () => get(byDigest, '192.0.2.200', secretHeaders);
+    const originTimes = (from: number, to: number) =>
+      origin.logs
+        .slice(from, to)
+        .filter((l) => l.msg === 'request' && typeof l.path === 'string' && l.path.endsWith(digest))
+        .map((l) => Number(l.ms));
+    // Log lines arrive through a pipe: a moment for the last ones before they are counted.
+    const settle = () => new Promise((resolve) => setTimeout(resolve, 300));
 
-  // Idle: the cached client alone.
-  const idleEdge: Outcome[] = [];
-  const idleOrigin: Outcome[] = [];
-  for (let i = 0; i < 300; i++) idleEdge.push(await get(viaEdge, '192.0.2.200'));
-  for (let i = 0; i < 300; i++) idleOrigin.push(await directGet());
+    // Idle: the cached client alone.
+    await scrape();
+    benchLag();
+    const idleLogs = origin.logs.length;
+    const idleEdge: Outcome[] = [];
+    const idleOrigin: Outcome[] = [];
+    for (let i = 0; i < IDLE_REQUESTS; i++) idleEdge.push(await get(viaEdge, '192.0.2.200'));
+    for (let i = 0; i < IDLE_REQUESTS; i++) idleOrigin.push(await directGet());
+    const idleBenchLag = benchLag();
+    const atLoadStart = await scrape();
+    const idleOriginLag = originLag(atLoadStart);
+    await settle();
+    const loadedLogs = origin.logs.length;
+    const idleOriginMs = originTimes(idleLogs, loadedLogs);
 
-  const loadBefore = loadavg()[0]!;
-  const sample = sampler(origin.process.pid!);
-  const started = performance.now();
-  const images = Promise.all(pairs.slice(0, N).map((image, i) => get(`${edge.url}/v2/${image}/manifests/latest`, `198.51.100.${i + 1}`)));
-  const unknown = Promise.all(
-    Array.from({ length: N }, async (_, i) => {
-      const outcomes: Outcome[] = [];
-      for (let k = 0; k < NAMES_PER_CLIENT; k++) outcomes.push(await get(`${edge.url}/v2/nosuch${i}x${k}/manifests/latest`, `203.0.113.${i + 1}`));
-      return outcomes;
-    }),
-  ).then((lists) => lists.flat());
-  const flood = (async () => {
-    const outcomes: Outcome[] = [];
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: 10 }, async () => {
-        while (next < FLOOD) {
-          const k = next++;
-          outcomes.push(await get(`${edge.url}/v2/flood${k}/manifests/latest`, '192.0.2.66'));
-        }
-      }),
-    );
-    return outcomes;
-  })();
-  const load = Promise.all([images, unknown, flood]);
-  const [loadedEdge, loadedOrigin] = await Promise.all([
-    cachedClient(viaEdge, load, 300),
-    (async () => {
-      const outcomes: Outcome[] = [];
-      let done = false;
-      void load.then(() => (done = true));
-      while (!done || outcomes.length < 300) outcomes.push(await directGet());
-      return outcomes;
-    })(),
-  ]);
-  const [imageOutcomes, unknownOutcomes, floodOutcomes] = await load;
-  const seconds = (performance.now() - started) / 1000;
-  const peak = await sample.stop();
-  const metrics = await (await fetch(`${origin.url}/metrics`)).text();
+    const loadBefore = loadavg()[0]!;
+    const sample = sampler(origin.process.pid!);
+    const cpuBefore = cpuSnapshot(origin.process.pid!);
+    const started = performance.now();
+    const generator = new Worker(new URL('./generator.ts', import.meta.url), {
+      workerData: { edgeUrl: edge.url, images: pairs.slice(0, N), clients: N, namesPerClient: NAMES_PER_CLIENT, flood: FLOOD, niceness: LOAD_NICENESS } satisfies GeneratorInput,
+    });
+    const load = new Promise<GeneratorOutput>((resolve, reject) => {
+      generator.once('message', resolve);
+      generator.once('error', reject);
+    });
+    const [loadedEdge, loadedOrigin] = await Promise.all([
+      cachedClient(viaEdge, load, IDLE_REQUESTS),
+      (async () => {
+        const outcomes: Outcome[] = [];
+        let done = false;
+        void load.then(() => (done = true));
+        while (!done || outcomes.length < IDLE_REQUESTS) outcomes.push(await directGet());
+        return outcomes;
+      })(),
+    ]);
+    const { imageOutcomes, unknownOutcomes, floodOutcomes } = await load;
+    // Before the generator's thread ends, so its CPU is still in /proc.
+    const cpu = cpuBetween(cpuBefore, cpuSnapshot(origin.process.pid!), availableParallelism());
+    await generator.terminate();
+    const seconds = (performance.now() - started) / 1000;
+    const loadedBenchLag = benchLag();
+    const peak = await sample.stop();
+    const metrics = await scrape();
+    await settle();
+    return {
+      loadBefore,
+      seconds,
+      imageOutcomes,
+      unknownOutcomes,
+      floodOutcomes,
+      idleEdge,
+      loadedEdge,
+      idleOrigin,
+      loadedOrigin,
+      originMs: { idle: idleOriginMs, loaded: originTimes(loadedLogs, origin.logs.length) },
+      originLag: { idle: idleOriginLag, loaded: originLag(metrics) },
+      originGc: gcBetween(gcOf(atLoadStart), gcOf(metrics)),
+      benchLag: { idle: idleBenchLag, loaded: loadedBenchLag },
+      cpu,
+      peak,
+      metrics,
+    };
+  } finally {
+    benchDelay.disable();
+    await edge.stop();
+    await origin.stop();
+  }
+}
+
+function report(r: Round, index: number): void {
   const metric = (prefix: string) =>
-    metrics
+    r.metrics
       .split('\n')
       .filter((l) => l.startsWith(prefix))
       .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
-
-  const caps = metrics.split('\n').filter((l) => l.startsWith('nixery_origin_nix_queue_capacity'));
-  console.log(`\nLoad on ${UNBOUNDED ? 'an UNBOUNDED' : 'a bounded'} origin (machine's 1-min load average before the load: ${loadBefore.toFixed(1)}; bundled package set, ${N} image clients, ${N}×${NAMES_PER_CLIENT} unknown names, 1 flood client of ${FLOOD}; ${seconds.toFixed(1)} s under load)\n`);
+  const caps = r.metrics.split('\n').filter((l) => l.startsWith('nixery_origin_nix_queue_capacity'));
+  console.log(`\n### Round ${index + 1} of ${ROUNDS}: load on ${UNBOUNDED ? 'an UNBOUNDED' : 'a bounded'} origin\n`);
+  console.log(`Machine's 1-min load average before the load: ${r.loadBefore.toFixed(1)}; bundled package set, ${N} image clients, ${N}×${NAMES_PER_CLIENT} unknown names, 1 flood client of ${FLOOD}, generated at niceness ${LOAD_NICENESS}; ${r.seconds.toFixed(1)} s under load.\n`);
   console.log('| client class | requests | statuses | p50 ms | p99 ms | max ms |');
   console.log('| --- | --- | --- | --- | --- | --- |');
   const row = (what: string, outcomes: Outcome[]) => {
-    const ms = outcomes.map((o) => o.ms);
-    console.log(`| ${what} | ${outcomes.length} | ${statuses(outcomes)} | ${percentile(ms, 50).toFixed(1)} | ${percentile(ms, 99).toFixed(1)} | ${Math.max(...ms).toFixed(1)} |`);
+    const values = ms(outcomes);
+    console.log(`| ${what} | ${outcomes.length} | ${statuses(outcomes)} | ${percentile(values, 50).toFixed(1)} | ${percentile(values, 99).toFixed(1)} | ${Math.max(...values).toFixed(1)} |`);
   };
-  row(`distinct images (${N} clients, 1 each)`, imageOutcomes);
-  row(`distinct unknown names (${N} clients, ${NAMES_PER_CLIENT} each)`, unknownOutcomes);
-  row(`flood: one client, ${FLOOD} unknown names, 10 at a time`, floodOutcomes);
-  row('cached image via the edge, idle', idleEdge);
-  row('cached image via the edge, under load', loadedEdge);
-  row('cached image at the origin (by digest), idle', idleOrigin);
-  row('cached image at the origin (by digest), under load', loadedOrigin);
+  row(`distinct images (${N} clients, 1 each)`, r.imageOutcomes);
+  row(`distinct unknown names (${N} clients, ${NAMES_PER_CLIENT} each)`, r.unknownOutcomes);
+  row(`flood: one client, ${FLOOD} unknown names, 10 at a time`, r.floodOutcomes);
+  row('cached image via the edge, idle', r.idleEdge);
+  row('cached image via the edge, under load', r.loadedEdge);
+  row('cached image at the origin (by digest), idle', r.idleOrigin);
+  row('cached image at the origin (by digest), under load', r.loadedOrigin);
 
-  const ratio = (loaded: Outcome[], idle: Outcome[]) => percentile(loaded.map((o) => o.ms), 99) / percentile(idle.map((o) => o.ms), 99);
-  const hung = [...imageOutcomes, ...unknownOutcomes, ...floodOutcomes].filter((o) => o.status === 'timeout' || o.status === 'error').length;
-  const unclear = [...imageOutcomes, ...unknownOutcomes, ...floodOutcomes].filter((o) => typeof o.status === 'number' && ![200, 404, 429, 503].includes(o.status)).length;
+  const all = [...r.imageOutcomes, ...r.unknownOutcomes, ...r.floodOutcomes];
+  const hung = all.filter((o) => o.status === 'timeout' || o.status === 'error').length;
+  const unclear = all.filter((o) => typeof o.status === 'number' && ![200, 404, 429, 503].includes(o.status)).length;
   const capOf = (queue: string) => Number(caps.find((l) => l.includes(`queue="${queue}"`) && l.includes('kind="slots"'))?.split(' ').pop());
+  const refused = (reason: string) => metric(`nixery_origin_nix_queue_refused_total{queue="evaluation",reason="${reason}"}`) + metric(`nixery_origin_nix_queue_refused_total{queue="build",reason="${reason}"}`);
   console.log('\n| measure | value | goal |');
   console.log('| --- | --- | --- |');
-  console.log(`| peak nix-instantiate processes | ${peak.evaluations} | ≤ NIX_MAX_EVALUATIONS = ${capOf('evaluation')} |`);
-  console.log(`| peak nix-build processes | ${peak.builds} | ≤ NIX_MAX_BUILDS = ${capOf('build')} |`);
-  console.log(`| peak nix-store processes (closure queries, not queued) | ${peak.nixStore} | ≤ NIX_MAX_BUILDS (one per build) |`);
-  console.log(`| peak Nix processes in all | ${peak.nixTotal} | |`);
-  console.log(`| peak RSS of the Nix processes | ${peak.nixRssMiB.toFixed(0)} MiB | |`);
-  console.log(`| peak RSS of the origin | ${peak.originRssMiB.toFixed(0)} MiB | |`);
+  console.log(`| peak nix-instantiate processes | ${r.peak.evaluations} | ≤ NIX_MAX_EVALUATIONS = ${capOf('evaluation')} |`);
+  console.log(`| peak nix-build processes | ${r.peak.builds} | ≤ NIX_MAX_BUILDS = ${capOf('build')} |`);
+  console.log(`| peak nix-store processes (closure queries, not queued) | ${r.peak.nixStore} | ≤ NIX_MAX_BUILDS (one per build) |`);
+  console.log(`| peak Nix processes in all | ${r.peak.nixTotal} | |`);
+  console.log(`| peak RSS of the Nix processes | ${r.peak.nixRssMiB.toFixed(0)} MiB | |`);
+  console.log(`| peak RSS of the origin | ${r.peak.originRssMiB.toFixed(0)} MiB | |`);
   console.log(`| requests that hung (no answer in ${REQUEST_LIMIT_MS / 1000} s) or failed | ${hung} | 0 |`);
   console.log(`| answers other than 200, 404, 429, 503 | ${unclear} | 0 |`);
-  console.log(`| origin 429s: queue full / client share / wait | ${metric('nixery_origin_nix_queue_refused_total{queue="evaluation",reason="queue-full"}') + metric('nixery_origin_nix_queue_refused_total{queue="build",reason="queue-full"}')} / ${metric('nixery_origin_nix_queue_refused_total{queue="evaluation",reason="client-share"}') + metric('nixery_origin_nix_queue_refused_total{queue="build",reason="client-share"}')} / ${metric('nixery_origin_nix_queue_refused_total{queue="evaluation",reason="wait-timeout"}') + metric('nixery_origin_nix_queue_refused_total{queue="build",reason="wait-timeout"}')} | |`);
-  console.log(`| cached p99 under load / idle, via the edge | ${ratio(loadedEdge, idleEdge).toFixed(2)}× | ≤ 2× |`);
-  console.log(`| cached p99 under load / idle, at the origin | ${ratio(loadedOrigin, idleOrigin).toFixed(2)}× | ≤ 2× |`);
-} finally {
-  await edge.stop();
-  await origin.stop();
+  console.log(`| origin 429s: queue full / client share / wait | ${refused('queue-full')} / ${refused('client-share')} / ${refused('wait-timeout')} | |`);
+  console.log(`| cached p99 under load / idle, via the edge | ${ratio(r.loadedEdge, r.idleEdge).toFixed(2)}× | ≤ 2× |`);
+  console.log(`| cached p99 under load / idle, at the origin | ${ratio(r.loadedOrigin, r.idleOrigin).toFixed(2)}× | ≤ 2× |`);
+
+  console.log('\nWhere the cached client\'s time goes (ms):\n');
+  console.log('| | idle | under load |');
+  console.log('| --- | --- | --- |');
+  console.log(`| cached at the origin, p99 as the client sees it | ${p99(ms(r.idleOrigin)).toFixed(1)} | ${p99(ms(r.loadedOrigin)).toFixed(1)} |`);
+  console.log(`| cached at the origin, p99 of the origin's own handling (request log) | ${p99(r.originMs.idle).toFixed(1)} | ${p99(r.originMs.loaded).toFixed(1)} |`);
+  console.log(`| origin event-loop delay, p99 / max (a 10 ms timer's lateness: an idle loop reads about 11-13) | ${r.originLag.idle.p99.toFixed(1)} / ${r.originLag.idle.max.toFixed(1)} | ${r.originLag.loaded.p99.toFixed(1)} / ${r.originLag.loaded.max.toFixed(1)} |`);
+  const gc = (kind: string) => r.originGc[kind] ?? { count: 0, seconds: 0, over100ms: 0 };
+  console.log(`| origin GC under load: major / minor collections (seconds in all; longer than 100 ms) | | ${gc('major').count} (${gc('major').seconds.toFixed(2)} s; ${gc('major').over100ms}) / ${gc('minor').count} (${gc('minor').seconds.toFixed(2)} s; ${gc('minor').over100ms}) |`);
+  console.log(`| bench's own event-loop delay, p99 / max (the same timer) | ${r.benchLag.idle.p99.toFixed(1)} / ${r.benchLag.idle.max.toFixed(1)} | ${r.benchLag.loaded.p99.toFixed(1)} / ${r.benchLag.loaded.max.toFixed(1)} |`);
+
+  console.log(`\nWhere the CPU went under load (${r.cpu.seconds.toFixed(1)} s × ${availableParallelism()} cores):\n`);
+  console.log('| what | CPU s | share of the machine |');
+  console.log('| --- | --- | --- |');
+  for (const c of r.cpu.rows) console.log(`| ${c.what} | ${c.cpuSeconds.toFixed(1)} | ${(c.share * 100).toFixed(0)} % |`);
+  console.log(`\nThe origin's main thread waited ${r.cpu.originMainWaitSeconds.toFixed(2)} s in all for a core while ready to run, over ${r.cpu.originMainRuns} times it was put on one (${((r.cpu.originMainWaitSeconds * 1000) / r.cpu.originMainRuns).toFixed(2)} ms each on average; schedstat).`);
 }
+
+function ratio(loaded: Outcome[], idle: Outcome[]): number {
+  return p99(ms(loaded)) / p99(ms(idle));
+}
+
+const rounds: Round[] = [];
+for (let i = 0; i < ROUNDS; i++) {
+  const r = await round();
+  rounds.push(r);
+  report(r, i);
+}
+
+console.log(`\n### The goal over ${ROUNDS} round${ROUNDS === 1 ? '' : 's'}: cached p99 under load within 2× of idle (load generated at niceness ${LOAD_NICENESS})\n`);
+console.log('| round | load average before | via the edge: idle → loaded p99 ms | ratio | at the origin: idle → loaded p99 ms | ratio |');
+console.log('| --- | --- | --- | --- | --- | --- |');
+rounds.forEach((r, i) =>
+  console.log(
+    `| ${i + 1} | ${r.loadBefore.toFixed(1)} | ${p99(ms(r.idleEdge)).toFixed(1)} → ${p99(ms(r.loadedEdge)).toFixed(1)} | ${ratio(r.loadedEdge, r.idleEdge).toFixed(2)}× | ${p99(ms(r.idleOrigin)).toFixed(1)} → ${p99(ms(r.loadedOrigin)).toFixed(1)} | ${ratio(r.loadedOrigin, r.idleOrigin).toFixed(2)}× |`,
+  ),
+);
+const median = (values: number[]) => percentile(values, 50);
+console.log(`| median | | | ${median(rounds.map((r) => ratio(r.loadedEdge, r.idleEdge))).toFixed(2)}× | | ${median(rounds.map((r) => ratio(r.loadedOrigin, r.idleOrigin))).toFixed(2)}× |`);

@@ -2,12 +2,17 @@
 // every gzip stream of the process: one pool, shared, so concurrent layers
 // never run more compressions at once than there are cores.
 //
+// Workers may run below the origin's priority (`niceness`): a layer's
+// compression is background work next to answering cached pulls, and on
+// Linux os.setPriority(0, n) inside a thread changes that thread only.
+//
 // Idle workers are unref'd: a pool nobody closes never keeps a process (a
 // test, a script) alive. A worker is ref'd while it holds a job, so awaiting
 // a job keeps the process running as it should. `close()` ends the workers
 // (origin shutdown, tests' after hooks).
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
+import { workerExecArgv } from '../worker-argv.ts';
 
 export interface DeflateJob {
   id: number;
@@ -19,6 +24,10 @@ export interface DeflateJob {
   /** The job that ends the deflate stream. */
   last: boolean;
   level: number;
+}
+
+export interface DeflateWorkerData {
+  niceness: number;
 }
 
 export type DeflateResult = { id: number; bytes: Uint8Array; pieces: number; storedPieces: number } | { id: number; error: string };
@@ -47,16 +56,25 @@ function owned(view: Uint8Array): Uint8Array {
   return view.byteOffset === 0 && view.byteLength === view.buffer.byteLength && view.buffer instanceof ArrayBuffer ? view : view.slice();
 }
 
+export interface DeflatePoolOptions {
+  /** Niceness of the worker threads, 0 (the process's own) to 19 (lowest); 0 unless told. */
+  niceness?: number;
+}
+
 export class DeflatePool {
   readonly size: number;
+  readonly niceness: number;
   private readonly slots: Slot[] = [];
   private readonly queue: Pending[] = [];
   private nextId = 1;
   private closed = false;
 
-  constructor(size: number) {
+  constructor(size: number, options: DeflatePoolOptions = {}) {
     if (!Number.isInteger(size) || size < 1) throw new Error(`a deflate pool needs at least one worker, not ${size}`);
+    const niceness = options.niceness ?? 0;
+    if (!Number.isInteger(niceness) || niceness < 0 || niceness > 19) throw new Error(`a deflate pool's niceness must be 0-19, not ${niceness}`);
     this.size = size;
+    this.niceness = niceness;
   }
 
   /** Compresses a job on the next free worker; jobs start in the order they were submitted. Takes ownership of `data` and `dictionary`: a view of a whole buffer moves to the worker (detached here) rather than being copied. */
@@ -104,7 +122,7 @@ export class DeflatePool {
   }
 
   private spawn(): Slot {
-    const slot: Slot = { worker: new Worker(WORKER), current: null };
+    const slot: Slot = { worker: new Worker(WORKER, { execArgv: workerExecArgv(), workerData: { niceness: this.niceness } satisfies DeflateWorkerData }), current: null };
     const fail = (err: Error) => {
       const index = this.slots.indexOf(slot);
       if (index >= 0) this.slots.splice(index, 1);
@@ -135,6 +153,12 @@ export class DeflatePool {
 }
 
 let shared: DeflatePool | null = null;
+let sharedOptions: DeflatePoolOptions = {};
+
+/** How the shared pool's workers run (the origin's LAYER_NICENESS); for workers started after the call. */
+export function configureSharedDeflatePool(options: DeflatePoolOptions): void {
+  sharedOptions = options;
+}
 
 /**
  * Workers at most. availableParallelism() counts the node's cores, not a
@@ -145,7 +169,7 @@ const MAX_WORKERS = 8;
 
 /** The process's pool: one worker per core, up to MAX_WORKERS. */
 export function sharedDeflatePool(): DeflatePool {
-  shared ??= new DeflatePool(Math.min(MAX_WORKERS, availableParallelism()));
+  shared ??= new DeflatePool(Math.min(MAX_WORKERS, availableParallelism()), sharedOptions);
   return shared;
 }
 

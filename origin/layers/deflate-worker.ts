@@ -1,11 +1,30 @@
 // A worker thread of the deflate pool (deflate-pool.ts): compresses the
 // pieces of one job in order, each with the 32 KiB before it as dictionary.
-import { parentPort } from 'node:worker_threads';
+import { writeFileSync } from 'node:fs';
+import { setPriority } from 'node:os';
+import { parentPort, workerData } from 'node:worker_threads';
 import { compressPiece, WINDOW } from './deflate-chunk.ts';
-import type { DeflateJob, DeflateResult } from './deflate-pool.ts';
+import type { DeflateJob, DeflateResult, DeflateWorkerData } from './deflate-pool.ts';
 
 if (!parentPort) throw new Error('deflate-worker.ts runs as a worker thread');
 const port = parentPort;
+
+try {
+  // Named, so `top -H` and /proc tell these threads from V8's and libuv's (Linux; elsewhere they stay unnamed).
+  writeFileSync('/proc/thread-self/comm', 'deflate');
+} catch {
+  // No /proc: only the name is lost.
+}
+
+const { niceness } = workerData as DeflateWorkerData;
+if (niceness > 0) {
+  try {
+    // pid 0 is the calling thread on Linux (setpriority on its TID): this worker only, never the origin's event loop.
+    setPriority(0, niceness);
+  } catch {
+    // Not allowed: the worker compresses at the origin's priority.
+  }
+}
 
 /** A piece's output in one buffer of its own: a pooled small Buffer must never be transferred (it would detach its neighbours). */
 function ownBuffer(parts: Uint8Array[]): Uint8Array {

@@ -35,6 +35,20 @@ export interface LayerDigests {
 const MTIME = new Date(1000);
 const READ_CHUNK = 1024 * 1024;
 
+/**
+ * Reads of up to 1 MiB, so a large file takes a few hops to the thread pool
+ * rather than one per 64 KiB; but never larger than the file: a read stream
+ * allocates its whole highWaterMark for every read, so 1 MiB for each small
+ * file of a closure (most are) churned external memory into garbage
+ * collections on the event loop (6,000 small files: 371 scavenges, 43 when
+ * sized). `end` spares the read that would only find the end of the file.
+ * Store paths never change, so the size the entry was listed with is the
+ * file's.
+ */
+function readOptions(size: number): { highWaterMark: number; end?: number } {
+  return size > 0 ? { highWaterMark: Math.min(READ_CHUNK, size), end: size - 1 } : { highWaterMark: 1 };
+}
+
 /** Passes bytes through while hashing and counting them. */
 class HashingCounter extends Transform {
   readonly hash: Hash = createHash('sha256');
@@ -82,8 +96,7 @@ export async function writeLayerTarball(entries: readonly TarEntry[], sink: Writ
           const target = pack.entry(header(entry), (err) => (err ? reject(err) : resolve()));
           // Without a listener, the entry's 'error' when the pack is destroyed (an aborted write) would crash the process.
           target.on('error', reject);
-          // 1 MiB reads: a file is read in a few hops to the thread pool rather than one per 64 KiB.
-          createReadStream(entry.source, { highWaterMark: READ_CHUNK }).on('error', reject).pipe(target);
+          createReadStream(entry.source, readOptions(entry.size)).on('error', reject).pipe(target);
         });
       } else {
         await new Promise<void>((resolve, reject) => {

@@ -1,14 +1,13 @@
 // Runs Nix: resolves an image's packages, builds them, and reads their
 // runtime closure. Every value a client influenced is passed as a separate
 // argv entry (--argstr), never through a shell or into Nix source.
-import { execa, type ExecaError } from 'execa';
-import { setPriority } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { StorePathInfo } from '../layers/graph.ts';
 import { parseDumpDb } from './closure.ts';
 import { redactCredentials } from '../sources/redact.ts';
 import { originNixConfig } from './settings.ts';
 import { terminateTree } from './process-tree.ts';
+import { LaunchError, sharedLauncher } from './process-launcher.ts';
 
 const IMAGE_NIX = fileURLToPath(new URL('./image.nix', import.meta.url));
 const FETCH_NIX = fileURLToPath(new URL('./fetch.nix', import.meta.url));
@@ -109,6 +108,9 @@ export interface NixOptions {
 /** Niceness of Nix and its builders (0 is the origin's, 19 the lowest). */
 const NIX_NICENESS = 10;
 
+/** Output a command may print: a package index of all nixpkgs is tens of MiB. */
+const MAX_STDOUT_BYTES = 256 * 1024 * 1024;
+
 /** After SIGTERM, how long Nix has to stop its builders and remove their directories before everything is killed. */
 const STOP_GRACE_MS = 2_000;
 
@@ -127,53 +129,39 @@ function tail(text: string, max = 4000): string {
  * never come.
  */
 async function run(command: string, args: string[], options: NixOptions): Promise<string> {
-  const child = execa(command, args, {
+  const child = sharedLauncher().launch(command, args, {
     // The origin's own settings first, whatever the machine's nix.conf says (settings.ts).
-    env: { ...options.env, NIX_CONFIG: originNixConfig(options.env?.NIX_CONFIG ?? process.env.NIX_CONFIG) },
-    // Its own process group, so one kill reaches everything it started.
-    detached: true,
-    stripFinalNewline: false,
-    maxBuffer: 256 * 1024 * 1024,
-    // Build logs can be long; keep the tail for errors, stream lines to the logger.
-    lines: false,
+    env: { ...environment(), ...options.env, NIX_CONFIG: originNixConfig(options.env?.NIX_CONFIG ?? process.env.NIX_CONFIG) },
+    // Below the origin's own priority: answering cached pulls comes before Nix work. Builders inherit it.
+    niceness: NIX_NICENESS,
+    maxStdoutBytes: MAX_STDOUT_BYTES,
   });
-  if (child.pid !== undefined) {
-    try {
-      // Below the origin's own priority: answering cached pulls comes before Nix work. Builders inherit it.
-      setPriority(child.pid, NIX_NICENESS);
-    } catch {
-      // Exited already, or not allowed: Nix runs at the origin's priority.
-    }
-  }
+  let pid: number | undefined;
   let stderrText = '';
-  child.stderr?.on('data', (chunk: Buffer) => {
-    // Kept here too: on a timeout the answer is given before execa has the streams' ends.
-    stderrText = (stderrText + chunk.toString('utf8')).slice(-64 * 1024);
+  let partial = '';
+  child.onStderr((text) => {
+    // Kept here too: on a timeout the answer is given before the output ends.
+    stderrText = (stderrText + text).slice(-64 * 1024);
+    if (!options.onLog) return;
+    const lines = (partial + text).split('\n');
+    partial = lines.pop() ?? '';
+    // Nix names the URLs it fetches, which may carry credentials.
+    for (const line of lines) if (line.trim()) options.onLog(redactCredentials(line));
   });
-  if (options.onLog && child.stderr) {
-    let partial = '';
-    child.stderr.on('data', (chunk: Buffer) => {
-      const text = partial + chunk.toString('utf8');
-      const lines = text.split('\n');
-      partial = lines.pop() ?? '';
-      // Nix names the URLs it fetches, which may carry credentials.
-      for (const line of lines) if (line.trim()) options.onLog!(redactCredentials(line));
-    });
-  }
   const killGroup = () => {
-    if (child.pid === undefined) return;
+    if (pid === undefined) return;
     try {
-      process.kill(-child.pid, 'SIGKILL');
+      process.kill(-pid, 'SIGKILL');
     } catch {
       // The group is gone already.
     }
   };
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const { exited } = child;
   // A child that exited leaves nothing behind: a grandchild holding the pipes would keep the streams (and so the answer) open.
   void exited.then(killGroup);
   // Builders run in sessions of their own (Nix calls setsid): the tree, not only the group (process-tree.ts).
   const stopAll = () => {
-    if (child.pid !== undefined) terminateTree(child.pid, STOP_GRACE_MS, exited);
+    if (pid !== undefined) terminateTree(pid, STOP_GRACE_MS, exited);
   };
   let stopped: 'timeout' | 'cancel' | null = null;
   let timer: NodeJS.Timeout | undefined;
@@ -182,7 +170,9 @@ async function run(command: string, args: string[], options: NixOptions): Promis
     const fail = (why: 'timeout' | 'cancel') => {
       if (stopped !== null) return;
       stopped = why;
-      stopAll();
+      // A command asked to stop before its pid arrived is stopped as soon as it has one.
+      if (pid === undefined) void child.started.then(stopAll, () => undefined);
+      else stopAll();
       // A timeout answers at once, whatever holds the output open. A cancel (shutdown) waits for
       // Nix to be gone, at most past the grace, so the origin does not exit before it cleaned up.
       if (why === 'timeout') reject(why);
@@ -196,22 +186,33 @@ async function run(command: string, args: string[], options: NixOptions): Promis
   // Whichever ends first; the loser's rejection is handled.
   stop.catch(() => undefined);
   try {
-    const result = await Promise.race([child, stop]);
+    pid = await Promise.race([child.started, stop]);
+    const result = await Promise.race([child.finished, stop]);
+    if (result.stdoutOverflow) throw new NixError(`${command} printed more than ${MAX_STDOUT_BYTES / 2 ** 20} MiB`, tail(redactCredentials(stderrText)), false);
+    if (result.exitCode !== 0) {
+      const code = result.exitCode ?? 'unknown';
+      throw new NixError(`${command} failed with exit code ${code}`, tail(redactCredentials(stderrText)), false, result.exitCode);
+    }
     return result.stdout;
   } catch (err) {
     const stderr = redactCredentials(stderrText);
+    // A command that was stopped is reported as stopped, whatever exit the kill gave it.
     if (stopped === 'timeout') throw new NixError(`${command} timed out after ${options.timeoutSeconds} s`, tail(stderr), true);
     if (stopped === 'cancel') throw new NixError(`${command} was cancelled`, tail(stderr), false);
-    const e = err as ExecaError;
-    if (e.code === 'ENOENT') throw new NixError(`${command} is not installed or not on PATH`, '', false);
-    const full = typeof e.stderr === 'string' ? redactCredentials(e.stderr) : stderr;
-    throw new NixError(`${command} failed with exit code ${e.exitCode ?? 'unknown'}`, tail(full), false, e.exitCode ?? null);
+    if (err instanceof NixError) throw err;
+    if (err instanceof LaunchError && err.code === 'ENOENT') throw new NixError(`${command} is not installed or not on PATH`, '', false);
+    throw new NixError(`${command} could not run: ${(err as Error).message}`, tail(stderr), false);
   } finally {
     clearTimeout(timer);
     if (onAbort) options.signal?.removeEventListener('abort', onAbort);
-    // The child's promise may still settle (or fail) later, after its streams close.
-    child.catch(() => undefined);
   }
+}
+
+/** process.env without its unset entries: a command's whole environment is sent to the launcher. */
+function environment(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [name, value] of Object.entries(process.env)) if (value !== undefined) env[name] = value;
+  return env;
 }
 
 /** Git must fail rather than wait for a password nobody will type: Nix runs git for fetchGit. */

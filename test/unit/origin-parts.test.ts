@@ -24,6 +24,8 @@ test('configuration defaults to the embedded filesystem storage and refuses bad 
   assert.equal(config.port, 8080);
   assert.equal(config.storage.backend, 'filesystem');
   assert.equal(config.nixTimeoutSeconds, 60);
+  assert.equal(config.layerNiceness, 10);
+  assert.equal(readConfig({ NIXERY_PKGS_PATH: '.', LAYER_NICENESS: '0' }).layerNiceness, 0);
   assert.equal(config.source.type, 'path');
   assert.equal(config.usageWriteIntervalSeconds, 3600);
   const variable = (env: Record<string, string>) => {
@@ -37,6 +39,7 @@ test('configuration defaults to the embedded filesystem storage and refuses bad 
   };
   assert.equal(variable({ NIXERY_PKGS_PATH: '.', PORT: 'eighty' }), 'PORT');
   assert.equal(variable({ NIXERY_PKGS_PATH: '.', NIX_TIMEOUT: '0' }), 'NIX_TIMEOUT');
+  assert.equal(variable({ NIXERY_PKGS_PATH: '.', LAYER_NICENESS: '20' }), 'LAYER_NICENESS');
   assert.equal(variable({ NIXERY_PKGS_PATH: '.', USAGE_WRITE_INTERVAL: '0' }), 'USAGE_WRITE_INTERVAL');
   assert.equal(variable({ NIXERY_PKGS_PATH: '/does/not/exist' }), 'NIXERY_PKGS_PATH');
   assert.equal(variable({ NIXERY_PKGS_PATH: '.', STORAGE_BACKEND: 's3' }), 'STORAGE_BACKEND');

@@ -1,0 +1,58 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { DeflatePool } from '../../origin/layers/deflate-pool.ts';
+import { deferrer } from '../support/cleanup.ts';
+
+/** Fields of /proc/self/task/<tid>/stat after the command name (which may hold spaces): [0] is field 3 (state). */
+function statFields(tid: string): string[] {
+  const text = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+  return text.slice(text.lastIndexOf(')') + 2).split(' ');
+}
+
+/** Field 19 of stat: the thread's niceness. */
+const niceOf = (tid: string) => Number(statFields(tid)[16]);
+
+function threadsNamed(name: string): string[] {
+  return readdirSync('/proc/self/task').filter((tid) => {
+    try {
+      return readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim() === name;
+    } catch {
+      return false;
+    }
+  });
+}
+
+test('deflate workers run at the pool’s niceness while the thread that started them keeps its own', { timeout: 30_000 }, async (t) => {
+  const defer = deferrer(t);
+  const mainTid = String(process.pid);
+  const ownNice = niceOf(mainTid);
+  const pool = new DeflatePool(2, { niceness: 7 });
+  defer(() => pool.close());
+  // Two jobs at once: both workers start and have run their set-up before they answer.
+  const job = () => pool.run({ data: new Uint8Array(64 * 1024).fill(97), dictionary: new Uint8Array(0), pieceSize: 64 * 1024, last: true, level: 6 });
+  await Promise.all([job(), job()]);
+  const workers = threadsNamed('deflate');
+  assert.equal(workers.length, 2, 'each worker names its thread "deflate"');
+  // Raising priority needs privilege: an unprivileged process already past 7 keeps its own niceness.
+  const expected = process.getuid?.() === 0 || ownNice <= 7 ? 7 : ownNice;
+  for (const tid of workers) assert.equal(niceOf(tid), expected, `thread ${tid}`);
+  assert.equal(niceOf(mainTid), ownNice, 'the event loop’s thread keeps its niceness');
+});
+
+test('a deflate pool told nothing leaves its workers at the process’s niceness', { timeout: 30_000 }, async (t) => {
+  const defer = deferrer(t);
+  const ownNice = niceOf(String(process.pid));
+  const before = new Set(threadsNamed('deflate'));
+  const pool = new DeflatePool(1);
+  defer(() => pool.close());
+  await pool.run({ data: new Uint8Array(1024), dictionary: new Uint8Array(0), pieceSize: 64 * 1024, last: true, level: 6 });
+  const fresh = threadsNamed('deflate').filter((tid) => !before.has(tid));
+  assert.equal(fresh.length, 1);
+  assert.equal(niceOf(fresh[0]!), ownNice);
+});
+
+test('a deflate pool refuses a niceness outside 0-19', () => {
+  assert.throws(() => new DeflatePool(1, { niceness: 20 }), /0-19/);
+  assert.throws(() => new DeflatePool(1, { niceness: -1 }), /0-19/);
+});

@@ -1,0 +1,107 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { execa } from 'execa';
+import { LaunchError, ProcessLauncher } from '../../origin/nix/process-launcher.ts';
+import { workerExecArgv } from '../../origin/worker-argv.ts';
+import { deferrer } from '../support/cleanup.ts';
+
+const env = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
+const options = { env, niceness: 0, maxStdoutBytes: 1024 * 1024 };
+
+/** Fields of /proc/<pid>/stat after the command name: [0] is field 3 (state). */
+function statFields(pid: number): string[] {
+  const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return text.slice(text.lastIndexOf(')') + 2).split(' ');
+}
+
+function gone(pid: number): boolean {
+  return !existsSync(`/proc/${pid}`) || statFields(pid)[0] === 'Z';
+}
+
+test('a launched command’s stdout, stderr and exit code come back', { timeout: 30_000 }, async (t) => {
+  const defer = deferrer(t);
+  const launcher = new ProcessLauncher();
+  defer(() => launcher.close());
+  const child = launcher.launch('sh', ['-c', 'echo out; printf "é" >&2; echo rr >&2; exit 3'], options);
+  let stderr = '';
+  child.onStderr((text) => (stderr += text));
+  assert.ok((await child.started) > 0);
+  const finished = await child.finished;
+  assert.deepEqual(finished, { exitCode: 3, signal: null, stdout: 'out\n', stdoutOverflow: false });
+  assert.equal(stderr, 'érr\n');
+  await child.exited;
+});
+
+test('a launched command runs at the niceness it was given, in a process group of its own', { timeout: 30_000 }, async (t) => {
+  const defer = deferrer(t);
+  const launcher = new ProcessLauncher();
+  defer(() => launcher.close());
+  const child = launcher.launch('sleep', ['30'], { ...options, niceness: 9 });
+  const pid = await child.started;
+  defer(() => {
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      // Ended already.
+    }
+  });
+  const fields = statFields(pid);
+  // Field 19: niceness; field 5: process group.
+  assert.equal(Number(fields[16]), 9);
+  assert.equal(Number(fields[2]), pid);
+  process.kill(-pid, 'SIGKILL');
+  const finished = await child.finished;
+  assert.equal(finished.exitCode, null);
+  assert.equal(finished.signal, 'SIGKILL');
+});
+
+test('output past the limit is cut and reported as an overflow', { timeout: 30_000 }, async (t) => {
+  const defer = deferrer(t);
+  const launcher = new ProcessLauncher();
+  defer(() => launcher.close());
+  const finished = await launcher.launch('head', ['-c', '5000', '/dev/zero'], { ...options, maxStdoutBytes: 1000 }).finished;
+  assert.equal(finished.stdoutOverflow, true);
+  assert.ok(finished.stdout.length <= 1000);
+  assert.equal(finished.exitCode, 0);
+});
+
+test('a command that is not installed is a LaunchError with ENOENT', { timeout: 30_000 }, async (t) => {
+  const defer = deferrer(t);
+  const launcher = new ProcessLauncher();
+  defer(() => launcher.close());
+  const child = launcher.launch('no-such-command-nixery-edge', [], options);
+  await assert.rejects(child.started, (err: unknown) => err instanceof LaunchError && err.code === 'ENOENT');
+  await assert.rejects(child.finished, LaunchError);
+  await child.exited;
+});
+
+test('closing the launcher kills the commands still running and rejects their promises', { timeout: 30_000 }, async () => {
+  const launcher = new ProcessLauncher();
+  const child = launcher.launch('sleep', ['30'], options);
+  const pid = await child.started;
+  await launcher.close();
+  await assert.rejects(child.finished, /closed/);
+  const until = Date.now() + 5000;
+  while (!gone(pid) && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.ok(gone(pid), `sleep (${pid}) still runs`);
+  await assert.rejects(launcher.launch('true', [], options).started, /closed/);
+});
+
+test('workers leave out the code a script was started with and keep every other Node option', () => {
+  assert.deepEqual(workerExecArgv(['--input-type=module', '--eval', 'code()', '--max-old-space-size=512']), ['--max-old-space-size=512']);
+  assert.deepEqual(workerExecArgv(['-e', 'code()', '--inspect=0', '-p', '1', '--input-type', 'module']), ['--inspect=0']);
+  assert.deepEqual(workerExecArgv(['--eval=code()', '--print=1', '--enable-source-maps']), ['--enable-source-maps']);
+});
+
+test('a script run with node -e starts commands through the launcher', { timeout: 60_000 }, async () => {
+  const script = `
+    import { ProcessLauncher } from ${JSON.stringify(new URL('../../origin/nix/process-launcher.ts', import.meta.url).href)};
+    const launcher = new ProcessLauncher();
+    const finished = await launcher.launch('sh', ['-c', 'echo launched'], { env: { PATH: process.env.PATH }, niceness: 0, maxStdoutBytes: 1024 }).finished;
+    await launcher.close();
+    process.stdout.write(finished.stdout);
+  `;
+  const { stdout } = await execa(process.execPath, ['--input-type=module', '-e', script]);
+  assert.equal(stdout, 'launched');
+});
