@@ -10,8 +10,8 @@
 // caller keeps the rest (timeouts, cancels, killing the tree: they work on
 // pids, from any thread). Idle, the worker is unref'd: a launcher nobody
 // closes never keeps a process alive; it is ref'd while a command runs.
-import { Worker } from 'node:worker_threads';
-import { workerExecArgv } from '../worker-argv.ts';
+import type { Worker } from 'node:worker_threads';
+import { startWorker } from '../worker-argv.ts';
 
 export interface LaunchRequest {
   id: number;
@@ -109,8 +109,9 @@ export class ProcessLauncher {
       entry.finished.reject(err);
       entry.exited.resolve();
     } else {
-      this.running.set(id, entry);
+      // Before the entry is kept: a worker that cannot start leaves nothing behind.
       const worker = this.ensureWorker();
+      this.running.set(id, entry);
       worker.ref();
       worker.postMessage({ id, command, args: [...args], env: options.env, niceness: options.niceness, maxStdoutBytes: options.maxStdoutBytes } satisfies LaunchRequest);
     }
@@ -142,7 +143,7 @@ export class ProcessLauncher {
 
   private ensureWorker(): Worker {
     if (this.worker) return this.worker;
-    const worker = new Worker(WORKER, { execArgv: workerExecArgv() });
+    const worker = startWorker(WORKER);
     worker.unref();
     worker.on('message', (event: LaunchEvent) => this.onEvent(event));
     const fail = (err: Error) => {

@@ -1,9 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { execa } from 'execa';
 import { LaunchError, ProcessLauncher } from '../../origin/nix/process-launcher.ts';
-import { workerExecArgv } from '../../origin/worker-argv.ts';
+import { startWorker, workerExecArgv } from '../../origin/worker-argv.ts';
 import { deferrer } from '../support/cleanup.ts';
 
 const env = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
@@ -88,10 +91,44 @@ test('closing the launcher kills the commands still running and rejects their pr
   await assert.rejects(launcher.launch('true', [], options).started, /closed/);
 });
 
-test('workers leave out the code a script was started with and keep every other Node option', () => {
+test('workers inherit the process’s Node options, V8 ones included, unless it ran code given on the command line', () => {
+  assert.equal(workerExecArgv(['--max-old-space-size=512', '--stack-size=2000', '--enable-source-maps']), undefined);
+  assert.equal(workerExecArgv([]), undefined);
+});
+
+test('workers leave out the code a script was started with and are given every other Node option', () => {
   assert.deepEqual(workerExecArgv(['--input-type=module', '--eval', 'code()', '--max-old-space-size=512']), ['--max-old-space-size=512']);
   assert.deepEqual(workerExecArgv(['-e', 'code()', '--inspect=0', '-p', '1', '--input-type', 'module']), ['--inspect=0']);
   assert.deepEqual(workerExecArgv(['--eval=code()', '--print=1', '--enable-source-maps']), ['--enable-source-maps']);
+});
+
+test('a worker starts for a script run with node -e and a V8 option, which Node refuses in a worker’s options', { timeout: 30_000 }, async () => {
+  const url = new URL(`data:text/javascript,${encodeURIComponent("import { parentPort } from 'node:worker_threads'; parentPort.postMessage('up');")}`);
+  const worker = startWorker(url, {}, ['--input-type=module', '-e', 'code()', '--max-old-space-size=512', '--expose-gc']);
+  try {
+    assert.equal(await new Promise((resolve, reject) => worker.once('message', resolve).once('error', reject)), 'up');
+  } finally {
+    await worker.terminate();
+  }
+});
+
+test('a script run under node --max-old-space-size and --stack-size starts commands through the launcher', { timeout: 60_000 }, async (t) => {
+  const defer = deferrer(t);
+  const dir = await mkdtemp(join(tmpdir(), 'launcher-v8-options-'));
+  defer(() => rm(dir, { recursive: true, force: true }));
+  const script = join(dir, 'launch.mjs');
+  await writeFile(
+    script,
+    `import { ProcessLauncher } from ${JSON.stringify(new URL('../../origin/nix/process-launcher.ts', import.meta.url).href)};
+    const launcher = new ProcessLauncher();
+    launcher.warm();
+    const finished = await launcher.launch('sh', ['-c', 'echo launched'], { env: { PATH: process.env.PATH }, niceness: 0, maxStdoutBytes: 1024 }).finished;
+    await launcher.close();
+    process.stdout.write(finished.stdout);
+  `,
+  );
+  const { stdout } = await execa(process.execPath, ['--max-old-space-size=256', '--stack-size=900', script]);
+  assert.equal(stdout, 'launched');
 });
 
 test('a script run with node -e starts commands through the launcher', { timeout: 60_000 }, async () => {
