@@ -74,7 +74,7 @@ export interface GcOptions {
 
 export class NixGarbageCollector {
   private readonly opts: GcOptions;
-  private running: Promise<GcRun> | null = null;
+  private running: { run: Promise<GcRun>; maxFreedBytes: number | null } | null = null;
   private readonly listeners = new Set<(run: GcRun) => void>();
   private timers: NodeJS.Timeout[] = [];
   private stopped = false;
@@ -139,13 +139,23 @@ export class NixGarbageCollector {
     }
   }
 
-  /** One collection; joins the one running, if any (never two at once). */
+  /**
+   * One collection; joins the one running, if any (never two at once). A full
+   * collection asked for during a bounded one runs after it: joining would
+   * leave the store uncollected for a whole interval.
+   */
   collect(trigger: GcTrigger, maxFreedBytes: number | null, freeBefore?: number): Promise<GcRun> {
-    if (this.running) return this.running;
+    if (this.running) {
+      if (maxFreedBytes === null && this.running.maxFreedBytes !== null) {
+        // Runs once `running` is cleared; several such requests start one full run and join it.
+        return this.running.run.then((bounded) => (this.stopped ? bounded : this.collect(trigger, null)));
+      }
+      return this.running.run;
+    }
     const run = this.run(trigger, maxFreedBytes, freeBefore).finally(() => {
       this.running = null;
     });
-    this.running = run;
+    this.running = { run, maxFreedBytes };
     return run;
   }
 

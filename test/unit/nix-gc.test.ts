@@ -148,6 +148,41 @@ test('collections never run two at once: a request during one joins it', async (
   assert.deepEqual(calls, [null, 100], 'the next request runs a new collection');
 });
 
+test('a full collection asked for during a bounded one runs after it rather than joining it', async () => {
+  const calls: (number | null)[] = [];
+  let running = 0;
+  let peak = 0;
+  const slow = gate();
+  const collector = new NixGarbageCollector({
+    config: gcConfig(),
+    lock: new GcLock(),
+    nix: { timeoutSeconds: 1 },
+    log,
+    // Stands in for nix-store --gc.
+    collect: async (maxFreed): Promise<GcSummary> => {
+      calls.push(maxFreed);
+      peak = Math.max(peak, ++running);
+      await slow.promise;
+      running--;
+      return { paths: 1, bytesFreed: MIB };
+    },
+  });
+  const runs: string[] = [];
+  collector.onRun((run) => runs.push(run.trigger));
+  const bounded = collector.collect('free-space', 100);
+  const scheduled = collector.collect('schedule', null);
+  const again = collector.collect('schedule', null);
+  await tick();
+  assert.deepEqual(calls, [100], 'the full collection waits for the bounded one');
+  slow.open();
+  assert.equal((await bounded).trigger, 'free-space');
+  assert.equal((await scheduled).trigger, 'schedule');
+  assert.equal(await scheduled, await again, 'full collections asked for meanwhile share one run');
+  assert.deepEqual(calls, [100, null]);
+  assert.deepEqual(runs, ['free-space', 'schedule']);
+  assert.equal(peak, 1, 'never two at once');
+});
+
 test('a check collects only under the threshold, asks Nix to free up to the target, and after a collection that freed nothing skips the next checks', async () => {
   const calls: (number | null)[] = [];
   const collector = new NixGarbageCollector({
