@@ -125,17 +125,20 @@ export class RootSet {
 
   private async link(paths: readonly string[]): Promise<string[]> {
     await mkdir(this.dir, { recursive: true });
-    const missing: string[] = [];
-    for (const path of new Set(paths)) {
-      try {
-        await symlink(path, join(this.dir, basename(path)));
-      } catch (err) {
-        // The same base name is the same store path: rooted already.
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      }
-      if (!(await exists(path))) missing.push(path);
-    }
-    return missing;
+    const unique = [...new Set(paths)];
+    // All at once: this runs under the GC lock, which a collection may be waiting for.
+    const present = await Promise.all(
+      unique.map(async (path) => {
+        try {
+          await symlink(path, join(this.dir, basename(path)));
+        } catch (err) {
+          // The same base name is the same store path: rooted already.
+          if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        }
+        return exists(path);
+      }),
+    );
+    return unique.filter((_path, i) => !present[i]);
   }
 
   /** Removes the roots: the next collection may take what only they kept. */
