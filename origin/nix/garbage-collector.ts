@@ -55,7 +55,7 @@ export function freeSpacePlan(freeBytes: number, config: Pick<NixGcConfig, 'minF
 const BACKOFF_CHECKS = 10;
 
 /** Free bytes for an unprivileged user on the file system holding `path`. */
-export async function freeBytesAt(path: string): Promise<number> {
+async function freeBytesAt(path: string): Promise<number> {
   const stats = await statfs(path);
   return stats.bavail * stats.bsize;
 }
