@@ -13,7 +13,8 @@
 // store), so the steps can be driven without real Nix.
 //
 // With `deps.roots`, the build holds GC roots (nix/gc-roots.ts) from the end of
-// its evaluation until it ends: the origin's own garbage collection
+// its source's download (done outside the GC lock) and of its evaluation
+// until it ends: the origin's own garbage collection
 // (nix/garbage-collector.ts) may run at any moment and must not take a .drv
 // nix-build is about to read or a store path a layer is being tarred from.
 import { checkSizes, type ImageLimits } from './limits.ts';
@@ -107,6 +108,10 @@ async function build(spec: ImageSpec, source: ResolvedSource, deps: PipelineDeps
   const resolve = () => deps.nix.resolvePackages(source.nix, NIX_SYSTEM[spec.arch], spec.packages, nixLog);
   const resolution = await nixStep('evaluation', () => admit('evaluation', async () => {
     if (!roots) return resolve();
+    // The download runs outside the GC lock (Nix's temporary roots cover it while it runs), so a slow
+    // one holds off no collection; the source is rooted once fetched, and resolve's own fetch finds it.
+    const fetched = (await deps.nix.fetchSource?.(source.nix, nixLog)) ?? null;
+    if (fetched !== null) await roots.protect([fetched]);
     // The .drv files are rooted before any collection may start; the outputs before they exist.
     const { result, missing } = await roots.evaluate(resolve, (r) => [...derivationsOf(r), ...outputsOf(r)]);
     const lost = derivationsOf(result).filter((drv) => missing.includes(drv));

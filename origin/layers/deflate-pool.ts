@@ -10,9 +10,9 @@
 // test, a script) alive. A worker is ref'd while it holds a job, so awaiting
 // a job keeps the process running as it should. `close()` ends the workers
 // (origin shutdown, tests' after hooks).
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
-import { workerExecArgv } from '../worker-argv.ts';
+import { startWorker } from '../worker-argv.ts';
 
 export interface DeflateJob {
   id: number;
@@ -122,7 +122,7 @@ export class DeflatePool {
   }
 
   private spawn(): Slot {
-    const slot: Slot = { worker: new Worker(WORKER, { execArgv: workerExecArgv(), workerData: { niceness: this.niceness } satisfies DeflateWorkerData }), current: null };
+    const slot: Slot = { worker: startWorker(WORKER, { workerData: { niceness: this.niceness } satisfies DeflateWorkerData }), current: null };
     const fail = (err: Error) => {
       const index = this.slots.indexOf(slot);
       if (index >= 0) this.slots.splice(index, 1);

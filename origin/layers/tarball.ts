@@ -91,7 +91,12 @@ export async function writeLayerTarball(entries: readonly TarEntry[], sink: Writ
 
   const feed = async (): Promise<void> => {
     for (const entry of entries) {
-      if (entry.type === 'file') {
+      if (entry.type === 'file' && entry.size === 0) {
+        // Nothing to read: no file opened, no stream (store paths hold many empty files). Same bytes.
+        await new Promise<void>((resolve, reject) => {
+          pack.entry(header(entry), Buffer.alloc(0), (err) => (err ? reject(err) : resolve()));
+        });
+      } else if (entry.type === 'file') {
         await new Promise<void>((resolve, reject) => {
           const target = pack.entry(header(entry), (err) => (err ? reject(err) : resolve()));
           // Without a listener, the entry's 'error' when the pack is destroyed (an aborted write) would crash the process.

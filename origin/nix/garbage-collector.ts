@@ -47,13 +47,15 @@ export function freeSpacePlan(freeBytes: number, config: Pick<NixGcConfig, 'minF
 }
 
 /**
- * Free-space checks skipped after a free-space collection that freed nothing:
- * a store full of live paths would otherwise be scanned at every check for nothing.
+ * Free-space checks skipped after a free-space collection that left free
+ * space under the threshold (everything else live, or a run cut short): a
+ * store that cannot get back above it would otherwise be scanned in full,
+ * under the exclusive lock, at every check and after every build.
  */
 const BACKOFF_CHECKS = 10;
 
 /** Free bytes for an unprivileged user on the file system holding `path`. */
-export async function freeBytesAt(path: string): Promise<number> {
+async function freeBytesAt(path: string): Promise<number> {
   const stats = await statfs(path);
   return stats.bavail * stats.bsize;
 }
@@ -66,11 +68,13 @@ export interface GcOptions {
   log: Logger;
   /** Runs one collection; nix.ts's by default (a test may count or slow it). */
   collect?: (maxFreedBytes: number | null, options: NixOptions) => Promise<GcSummary>;
+  /** Reads the free bytes of the store's file system; statfs by default (a test may script it). */
+  freeBytes?: (storeDir: string) => Promise<number>;
 }
 
 export class NixGarbageCollector {
   private readonly opts: GcOptions;
-  private running: Promise<GcRun> | null = null;
+  private running: { run: Promise<GcRun>; maxFreedBytes: number | null } | null = null;
   private readonly listeners = new Set<(run: GcRun) => void>();
   private timers: NodeJS.Timeout[] = [];
   private stopped = false;
@@ -88,7 +92,7 @@ export class NixGarbageCollector {
 
   /** Free bytes on the store's file system now. */
   freeBytes(): Promise<number> {
-    return freeBytesAt(this.opts.config.storeDir);
+    return (this.opts.freeBytes ?? freeBytesAt)(this.opts.config.storeDir);
   }
 
   /** Starts the checks and the schedule; timers never keep the process alive. */
@@ -122,17 +126,36 @@ export class NixGarbageCollector {
     const toFree = freeSpacePlan(free, this.opts.config);
     if (toFree === null) return null;
     const run = await this.collect('free-space', toFree, free);
-    if (run.outcome === 'done' && run.bytesFreed === 0) this.skipChecks = BACKOFF_CHECKS;
+    if (await this.stillUnder()) this.skipChecks = BACKOFF_CHECKS;
     return run;
   }
 
-  /** One collection; joins the one running, if any (never two at once). */
+  /** Whether free space is under the threshold after a collection (unreadable counts as under: no rescan every check). */
+  private async stillUnder(): Promise<boolean> {
+    try {
+      return freeSpacePlan(await this.freeBytes(), this.opts.config) !== null;
+    } catch {
+      return true;
+    }
+  }
+
+  /**
+   * One collection; joins the one running, if any (never two at once). A full
+   * collection asked for during a bounded one runs after it: joining would
+   * leave the store uncollected for a whole interval.
+   */
   collect(trigger: GcTrigger, maxFreedBytes: number | null, freeBefore?: number): Promise<GcRun> {
-    if (this.running) return this.running;
+    if (this.running) {
+      if (maxFreedBytes === null && this.running.maxFreedBytes !== null) {
+        // Runs once `running` is cleared; several such requests start one full run and join it.
+        return this.running.run.then((bounded) => (this.stopped ? bounded : this.collect(trigger, null)));
+      }
+      return this.running.run;
+    }
     const run = this.run(trigger, maxFreedBytes, freeBefore).finally(() => {
       this.running = null;
     });
-    this.running = run;
+    this.running = { run, maxFreedBytes };
     return run;
   }
 

@@ -13,18 +13,10 @@
 // The directory is this process's alone, so several origins may share a store
 // (tests do) and a crashed origin's roots are recognised as stale and removed
 // at the next start-up (its pid is gone or names a later process).
-import { lstat, mkdir, readdir, readFile, rm, symlink } from 'node:fs/promises';
+import { lstat, mkdir, readdir, rm, symlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { parseStatStart } from './process-tree.ts';
+import { startOf } from './process-tree.ts';
 import type { GcLock } from './gc-lock.ts';
-
-async function startOf(pid: number): Promise<string | null> {
-  try {
-    return parseStatStart(await readFile(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return null;
-  }
-}
 
 async function exists(path: string): Promise<boolean> {
   try {
@@ -57,12 +49,12 @@ export class GcRoots {
     for (const name of await readdir(base)) {
       const match = /^(\d+)-(\d+)$/.exec(name);
       if (!match) continue;
-      if ((await startOf(Number(match[1]))) === match[2]) continue;
+      if (startOf(Number(match[1])) === match[2]) continue;
       await rm(join(base, name), { recursive: true, force: true });
       staleRemoved++;
     }
     // Without /proc a directory cannot be told stale later; the time keeps the name unique.
-    const dir = join(base, `${process.pid}-${(await startOf(process.pid)) ?? Date.now()}`);
+    const dir = join(base, `${process.pid}-${startOf(process.pid) ?? Date.now()}`);
     await rm(dir, { recursive: true, force: true });
     await mkdir(dir, { recursive: true });
     return { roots: new GcRoots(dir, lock), staleRemoved };
@@ -125,17 +117,20 @@ export class RootSet {
 
   private async link(paths: readonly string[]): Promise<string[]> {
     await mkdir(this.dir, { recursive: true });
-    const missing: string[] = [];
-    for (const path of new Set(paths)) {
-      try {
-        await symlink(path, join(this.dir, basename(path)));
-      } catch (err) {
-        // The same base name is the same store path: rooted already.
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      }
-      if (!(await exists(path))) missing.push(path);
-    }
-    return missing;
+    const unique = [...new Set(paths)];
+    // All at once: this runs under the GC lock, which a collection may be waiting for.
+    const present = await Promise.all(
+      unique.map(async (path) => {
+        try {
+          await symlink(path, join(this.dir, basename(path)));
+        } catch (err) {
+          // The same base name is the same store path: rooted already.
+          if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        }
+        return exists(path);
+      }),
+    );
+    return unique.filter((_path, i) => !present[i]);
   }
 
   /** Removes the roots: the next collection may take what only they kept. */

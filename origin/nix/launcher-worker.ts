@@ -50,14 +50,24 @@ port.on('message', (request: LaunchRequest) => {
   } catch {
     // Exited already, or not allowed: the command runs at the origin's priority.
   }
-  post({ type: 'spawned', id, pid: child.pid });
+  const pid = child.pid;
+  post({ type: 'spawned', id, pid });
   const stdout: Buffer[] = [];
   let stdoutBytes = 0;
   let overflow = false;
   child.stdout.on('data', (chunk: Buffer) => {
+    if (overflow) return;
     stdoutBytes += chunk.length;
     if (stdoutBytes > request.maxStdoutBytes) {
       overflow = true;
+      // Its answer is an error now: the command (its group) is ended rather than left to run to
+      // completion or the timeout, and the rest of its output is not read.
+      try {
+        process.kill(-pid, 'SIGKILL');
+      } catch {
+        // Exited already.
+      }
+      child.stdout.destroy();
       return;
     }
     stdout.push(chunk);

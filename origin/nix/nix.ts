@@ -7,7 +7,7 @@ import { parseDumpDb } from './closure.ts';
 import { redactCredentials } from '../sources/redact.ts';
 import { originNixConfig } from './settings.ts';
 import { terminateTree } from './process-tree.ts';
-import { LaunchError, sharedLauncher } from './process-launcher.ts';
+import { LaunchError, sharedLauncher, type LaunchedProcess, type ProcessLauncher } from './process-launcher.ts';
 
 const IMAGE_NIX = fileURLToPath(new URL('./image.nix', import.meta.url));
 const FETCH_NIX = fileURLToPath(new URL('./fetch.nix', import.meta.url));
@@ -103,6 +103,8 @@ export interface NixOptions {
   onLog?: (line: string) => void;
   /** Aborts the command (graceful shutdown). */
   signal?: AbortSignal;
+  /** Starts the command; the process's shared launcher unless given (a test may hold back its spawn reports). */
+  launcher?: Pick<ProcessLauncher, 'launch'>;
 }
 
 /** Niceness of Nix and its builders (0 is the origin's, 19 the lowest). */
@@ -129,14 +131,28 @@ function tail(text: string, max = 4000): string {
  * never come.
  */
 async function run(command: string, args: string[], options: NixOptions): Promise<string> {
-  const child = sharedLauncher().launch(command, args, {
-    // The origin's own settings first, whatever the machine's nix.conf says (settings.ts).
-    env: { ...environment(), ...options.env, NIX_CONFIG: originNixConfig(options.env?.NIX_CONFIG ?? process.env.NIX_CONFIG) },
-    // Below the origin's own priority: answering cached pulls comes before Nix work. Builders inherit it.
-    niceness: NIX_NICENESS,
-    maxStdoutBytes: MAX_STDOUT_BYTES,
-  });
+  let child: LaunchedProcess;
+  try {
+    // Starting the launcher's worker thread may throw: the caller still gets a NixError.
+    child = (options.launcher ?? sharedLauncher()).launch(command, args, {
+      // The origin's own settings first, whatever the machine's nix.conf says (settings.ts).
+      env: { ...environment(), ...options.env, NIX_CONFIG: originNixConfig(options.env?.NIX_CONFIG ?? process.env.NIX_CONFIG) },
+      // Below the origin's own priority: answering cached pulls comes before Nix work. Builders inherit it.
+      niceness: NIX_NICENESS,
+      maxStdoutBytes: MAX_STDOUT_BYTES,
+    });
+  } catch (err) {
+    throw new NixError(`${command} could not run: ${(err as Error).message}`, '', false);
+  }
   let pid: number | undefined;
+  // The first reaction to the spawn report: a stop registered before the pid arrived (or a timeout that
+  // answered before it) finds the pid set when its own reaction runs, however the report was delayed.
+  void child.started.then(
+    (spawned) => {
+      pid = spawned;
+    },
+    () => undefined,
+  );
   let stderrText = '';
   let partial = '';
   child.onStderr((text) => {
@@ -186,7 +202,7 @@ async function run(command: string, args: string[], options: NixOptions): Promis
   // Whichever ends first; the loser's rejection is handled.
   stop.catch(() => undefined);
   try {
-    pid = await Promise.race([child.started, stop]);
+    await Promise.race([child.started, stop]);
     const result = await Promise.race([child.finished, stop]);
     if (result.stdoutOverflow) throw new NixError(`${command} printed more than ${MAX_STDOUT_BYTES / 2 ** 20} MiB`, tail(redactCredentials(stderrText)), false);
     if (result.exitCode !== 0) {

@@ -6,12 +6,13 @@
 // admitted several at once, so a cached manifest waited hundreds of ms
 // behind them. From the worker, only the worker waits.
 //
-// The worker also reads the children's pipes and sets their niceness; the
-// caller keeps the rest (timeouts, cancels, killing the tree: they work on
-// pids, from any thread). Idle, the worker is unref'd: a launcher nobody
+// The worker also reads the children's pipes, sets their niceness and kills
+// a command whose output overflows its limit; the caller keeps the rest
+// (timeouts, cancels, killing the tree: they work on pids, from any thread). Idle, the worker is unref'd: a launcher nobody
 // closes never keeps a process alive; it is ref'd while a command runs.
-import { Worker } from 'node:worker_threads';
-import { workerExecArgv } from '../worker-argv.ts';
+import type { Worker } from 'node:worker_threads';
+import { startWorker } from '../worker-argv.ts';
+import { killTree } from './process-tree.ts';
 
 export interface LaunchRequest {
   id: number;
@@ -20,7 +21,7 @@ export interface LaunchRequest {
   /** The whole environment of the command. */
   env: Record<string, string>;
   niceness: number;
-  /** Output past this is dropped and reported as an overflow. */
+  /** Output past this is dropped and reported as an overflow, and the command's process group is killed. */
   maxStdoutBytes: number;
 }
 
@@ -45,7 +46,7 @@ export interface Finished {
   exitCode: number | null;
   signal: NodeJS.Signals | null;
   stdout: string;
-  /** stdout was longer than maxStdoutBytes; `stdout` holds its start. */
+  /** stdout was longer than maxStdoutBytes, and the command was killed there; `stdout` holds its start. */
   stdoutOverflow: boolean;
 }
 
@@ -109,8 +110,9 @@ export class ProcessLauncher {
       entry.finished.reject(err);
       entry.exited.resolve();
     } else {
-      this.running.set(id, entry);
+      // Before the entry is kept: a worker that cannot start leaves nothing behind.
       const worker = this.ensureWorker();
+      this.running.set(id, entry);
       worker.ref();
       worker.postMessage({ id, command, args: [...args], env: options.env, niceness: options.niceness, maxStdoutBytes: options.maxStdoutBytes } satisfies LaunchRequest);
     }
@@ -127,7 +129,7 @@ export class ProcessLauncher {
     if (!this.closed) this.ensureWorker();
   }
 
-  /** Ends the worker. Commands still running are killed (their process groups) and their promises rejected. */
+  /** Ends the worker. Commands still running are killed (with everything they started) and their promises rejected. */
   async close(): Promise<void> {
     this.closed = true;
     const worker = this.worker;
@@ -142,7 +144,7 @@ export class ProcessLauncher {
 
   private ensureWorker(): Worker {
     if (this.worker) return this.worker;
-    const worker = new Worker(WORKER, { execArgv: workerExecArgv() });
+    const worker = startWorker(WORKER);
     worker.unref();
     worker.on('message', (event: LaunchEvent) => this.onEvent(event));
     const fail = (err: Error) => {
@@ -194,13 +196,8 @@ export class ProcessLauncher {
 
   private failAll(err: LaunchError): void {
     for (const [id, entry] of this.running) {
-      if (entry.pid !== null) {
-        try {
-          process.kill(-entry.pid, 'SIGKILL');
-        } catch {
-          // The group is gone already.
-        }
-      }
+      // The tree, not only the group: Nix's builders run in sessions of their own (process-tree.ts).
+      if (entry.pid !== null) killTree(entry.pid);
       entry.started.reject(err);
       entry.finished.reject(err);
       entry.exited.resolve();

@@ -40,7 +40,8 @@ export function parseStatStart(stat: string): string | null {
   return stat.slice(end + 2).split(' ')[19] ?? null;
 }
 
-function startOf(pid: number): string | null {
+/** The start time of a running process, null when it is gone (or without /proc). */
+export function startOf(pid: number): string | null {
   try {
     return parseStatStart(readFileSync(`/proc/${pid}/stat`, 'utf8'));
   } catch {

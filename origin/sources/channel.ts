@@ -11,7 +11,7 @@
 // came from. Evaluation then pins fetchTarball to that hash, so the image
 // built is exactly the one the key names, even if the channel moves meanwhile.
 import { errors } from '../../shared/errors.ts';
-import { NixFetchError, fetchSource, narHash, type NixOptions } from '../nix/nix.ts';
+import { NixError, NixFetchError, fetchSource, narHash, type NixOptions } from '../nix/nix.ts';
 import { isCommitHash } from './git-ref.ts';
 import { redactCredentials } from './redact.ts';
 import type { PackageSource, ResolvedSource } from './source.ts';
@@ -32,11 +32,30 @@ export function isChannelName(tag: string): boolean {
 /** Fetches a tarball into the store, trusting a cached download for ttlSeconds; returns its NAR hash. */
 export type TarballPrefetcher = (url: string, options: { ttlSeconds: number; timeoutSeconds: number }) => Promise<string>;
 
-const prefetchWithNix: TarballPrefetcher = async (url, options) => {
-  const nix: NixOptions = { timeoutSeconds: options.timeoutSeconds };
-  const storePath = await fetchSource({ type: 'tarball', url }, { ...nix, tarballTtlSeconds: options.ttlSeconds });
-  return narHash(storePath, nix);
-};
+/** The two Nix commands of a prefetch; nix.ts's unless a test stands in for them. */
+export interface PrefetchSteps {
+  fetch: typeof fetchSource;
+  hash: typeof narHash;
+}
+
+/**
+ * Fetches with Nix, then reads the NAR hash of what arrived. Nothing roots
+ * the download between the two commands: a collection in between takes it
+ * and the hash fails (the path is no longer valid). Then both run once more.
+ */
+export function nixPrefetcher(steps: PrefetchSteps = { fetch: fetchSource, hash: narHash }): TarballPrefetcher {
+  return async (url, options) => {
+    const nix: NixOptions = { timeoutSeconds: options.timeoutSeconds };
+    const once = async () => steps.hash(await steps.fetch({ type: 'tarball', url }, { ...nix, tarballTtlSeconds: options.ttlSeconds }), nix);
+    try {
+      return await once();
+    } catch (err) {
+      // Only a hash that ran and failed; a failed fetch, a timeout or a cancel stands.
+      if (!(err instanceof NixError) || err instanceof NixFetchError || err.timedOut || err.exitCode === null) throw err;
+      return once();
+    }
+  };
+}
 
 export interface ChannelSourceOptions {
   /** The channel name or commit `latest` means. */
@@ -58,7 +77,7 @@ export class ChannelSource implements PackageSource {
   constructor(options: ChannelSourceOptions) {
     this.options = { ...options, archiveBaseUrl: options.archiveBaseUrl.replace(/\/+$/, '') };
     this.description = `channel ${options.channel} from ${redactCredentials(this.options.archiveBaseUrl)}`;
-    this.prefetch = options.prefetch ?? prefetchWithNix;
+    this.prefetch = options.prefetch ?? nixPrefetcher();
     this.channels = new TtlCache<string>(options.ttlSeconds);
   }
 

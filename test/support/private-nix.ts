@@ -10,8 +10,15 @@
 // or maps under /proc (Nix's runtime roots), and the other tests' builds use
 // the same fixture paths (they build reproducibly); with only its own
 // processes in /proc, what this origin's collections delete depends on this
-// origin alone. `unshare` passes SIGTERM on to the origin and, with
-// --kill-child, takes it down if it is killed itself.
+// origin alone. `unshare` passes SIGTERM on to the namespace's first
+// process and, with --kill-child, takes it down if it is killed itself.
+//
+// That first process (PID 1 of the namespace) inherits every orphan: a
+// builder's detached process whose parent was killed. Node never waits for
+// children it did not start, so the origin is not PID 1: a shell is
+// (NAMESPACE_INIT), which runs the origin, passes SIGTERM and SIGINT on to
+// it (PID 1 gets no signal it has no handler for), and while it waits for
+// the origin reaps any child that ends, as an init does.
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -38,6 +45,20 @@ export interface PrivateNixOrigin extends RunningOrigin {
 
 const quote = (value: string) => `'${value.replace(/'/g, `'\\''`)}'`;
 
+/**
+ * PID 1 of the namespace: runs "$@" (the origin), passes SIGTERM and SIGINT
+ * on, and exits with its status. Its wait reaps every child that ends, the
+ * orphans included (dash and bash wait for any child while they wait for one).
+ */
+export const NAMESPACE_INIT = [
+  "trap 'kill -TERM $child' TERM",
+  "trap 'kill -INT $child' INT",
+  '"$@" &',
+  'child=$!',
+  // A trapped signal ends a wait early: wait again until the origin itself is gone.
+  'while :; do wait $child; status=$?; kill -0 $child 2>/dev/null || exit $status; done',
+].join('\n');
+
 /** `unshare`'s arguments for a private mount and PID namespace running `command`. */
 export function privateNamespaceArgs(command: string[]): string[] {
   return ['-m', '-p', '--fork', '--kill-child', '--mount-proc', '--propagation', 'private', ...command];
@@ -59,7 +80,7 @@ export async function startPrivateNixOrigin(options: PrivateNixOptions = {}): Pr
       // The unshare process is in the new mount namespace too: /proc/<its pid>/root is the origin's view of /nix.
       wrap: (command, args) => ({
         command: 'unshare',
-        args: privateNamespaceArgs(['sh', '-c', `${mounts.join(' && ')} && exec ${[command, ...args].map(quote).join(' ')}`]),
+        args: privateNamespaceArgs(['sh', '-c', `${mounts.join(' && ')} || exit 1\n${NAMESPACE_INIT}`, 'sh', command, ...args]),
       }),
     });
   } catch (err) {

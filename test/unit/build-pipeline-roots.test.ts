@@ -51,6 +51,7 @@ async function fixture(t: import('node:test').TestContext, overrides: Partial<Ni
   const seenWhileBuilding: string[][] = [];
   const calls: string[] = [];
   const nix: Nix = {
+    ...(overrides.fetchSource ? { fetchSource: overrides.fetchSource } : {}),
     async resolvePackages(...args) {
       calls.push('resolve');
       if (overrides.resolvePackages) return overrides.resolvePackages(...args);
@@ -110,4 +111,30 @@ test('an evaluation does not start while a collection runs, and the collection w
   await collecting;
   await build;
   assert.deepEqual(f.calls, ['resolve', 'build']);
+});
+
+test('the package source is fetched outside the GC lock, so a collection runs during a slow download, and is rooted once fetched', async (t) => {
+  let fetchStarted!: () => void;
+  const started = new Promise<void>((resolve) => (fetchStarted = resolve));
+  let endFetch!: () => void;
+  const download = new Promise<void>((resolve) => (endFetch = resolve));
+  const fetchedPath = join(tmpdir(), 'cccc-nixpkgs-source');
+  const f = await fixture(t, {
+    fetchSource: async () => {
+      fetchStarted();
+      await download;
+      return fetchedPath;
+    },
+  });
+  const build = buildImage(parseImageName('hello'), { nix: { type: 'tarball', url: 'https://example.invalid/nixpkgs.tar.gz' }, cacheKey: null }, f.deps);
+  await started;
+  let collected = false;
+  await f.lock.collection(async () => void (collected = true));
+  assert.ok(collected, 'the collection ran while the source downloaded');
+  assert.deepEqual(f.calls, [], 'no evaluation yet');
+  endFetch();
+  await build;
+  assert.deepEqual(f.calls, ['resolve', 'build']);
+  assert.deepEqual(f.seenWhileBuilding, [['aaaa-hello-1.0.drv', 'bbbb-hello-1.0', 'cccc-nixpkgs-source']]);
+  assert.equal(f.roots.held, 0);
 });

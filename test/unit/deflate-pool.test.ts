@@ -1,6 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
 import { DeflatePool } from '../../origin/layers/deflate-pool.ts';
 import { deferrer } from '../support/cleanup.ts';
 
@@ -55,4 +59,24 @@ test('a deflate pool told nothing leaves its workers at the process’s niceness
 test('a deflate pool refuses a niceness outside 0-19', () => {
   assert.throws(() => new DeflatePool(1, { niceness: 20 }), /0-19/);
   assert.throws(() => new DeflatePool(1, { niceness: -1 }), /0-19/);
+});
+
+test('a script run under node --max-old-space-size and --expose-gc compresses through the shared pool', { timeout: 60_000 }, async (t) => {
+  const defer = deferrer(t);
+  const dir = await mkdtemp(join(tmpdir(), 'deflate-v8-options-'));
+  defer(() => rm(dir, { recursive: true, force: true }));
+  const script = join(dir, 'deflate.mjs');
+  await writeFile(
+    script,
+    `import { inflateRawSync } from 'node:zlib';
+    import { sharedDeflatePool, closeSharedDeflatePool } from ${JSON.stringify(new URL('../../origin/layers/deflate-pool.ts', import.meta.url).href)};
+    const pool = sharedDeflatePool();
+    pool.warm();
+    const out = await pool.run({ data: new Uint8Array(4096).fill(97), dictionary: new Uint8Array(0), pieceSize: 4096, last: true, level: 6 });
+    await closeSharedDeflatePool();
+    process.stdout.write(String(inflateRawSync(out.bytes).length));
+  `,
+  );
+  const { stdout } = await execa(process.execPath, ['--max-old-space-size=256', '--expose-gc', script]);
+  assert.equal(stdout, '4096');
 });

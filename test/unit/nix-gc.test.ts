@@ -148,29 +148,92 @@ test('collections never run two at once: a request during one joins it', async (
   assert.deepEqual(calls, [null, 100], 'the next request runs a new collection');
 });
 
+test('a full collection asked for during a bounded one runs after it rather than joining it', async () => {
+  const calls: (number | null)[] = [];
+  let running = 0;
+  let peak = 0;
+  const slow = gate();
+  const collector = new NixGarbageCollector({
+    config: gcConfig(),
+    lock: new GcLock(),
+    nix: { timeoutSeconds: 1 },
+    log,
+    // Stands in for nix-store --gc.
+    collect: async (maxFreed): Promise<GcSummary> => {
+      calls.push(maxFreed);
+      peak = Math.max(peak, ++running);
+      await slow.promise;
+      running--;
+      return { paths: 1, bytesFreed: MIB };
+    },
+  });
+  const runs: string[] = [];
+  collector.onRun((run) => runs.push(run.trigger));
+  const bounded = collector.collect('free-space', 100);
+  const scheduled = collector.collect('schedule', null);
+  const again = collector.collect('schedule', null);
+  await tick();
+  assert.deepEqual(calls, [100], 'the full collection waits for the bounded one');
+  slow.open();
+  assert.equal((await bounded).trigger, 'free-space');
+  assert.equal((await scheduled).trigger, 'schedule');
+  assert.equal(await scheduled, await again, 'full collections asked for meanwhile share one run');
+  assert.deepEqual(calls, [100, null]);
+  assert.deepEqual(runs, ['free-space', 'schedule']);
+  assert.equal(peak, 1, 'never two at once');
+});
+
 test('a check collects only under the threshold, asks Nix to free up to the target, and after a collection that freed nothing skips the next checks', async () => {
   const calls: (number | null)[] = [];
-  let freed = 0;
   const collector = new NixGarbageCollector({
     // Any machine has less than a petabyte free: every check is under the threshold.
     config: gcConfig({ minFreeBytes: 2 ** 50, maxFreeBytes: 2 ** 51 }),
     lock: new GcLock(),
     nix: { timeoutSeconds: 1 },
     log,
-    collect: async (maxFreed) => (calls.push(maxFreed), { paths: freed ? 1 : 0, bytesFreed: freed }),
+    collect: async (maxFreed) => (calls.push(maxFreed), { paths: 0, bytesFreed: 0 }),
   });
-  freed = MIB;
   const first = await collector.check();
   assert.equal(first?.trigger, 'free-space');
+  assert.equal(first?.bytesFreed, 0);
   assert.ok(calls[0]! > 2 ** 50 && calls[0]! <= 2 ** 51, `max-freed ${calls[0]}`);
-  freed = 0;
-  assert.equal((await collector.check())?.bytesFreed, 0);
   for (let i = 0; i < 10; i++) assert.equal(await collector.check(), null, `check ${i} is skipped`);
-  assert.equal(calls.length, 2);
+  assert.equal(calls.length, 1);
   assert.ok(await collector.check(), 'then checks collect again');
 
   const off = new NixGarbageCollector({ config: gcConfig({ minFreeBytes: 1 }), lock: new GcLock(), nix: { timeoutSeconds: 1 }, log, collect: async () => assert.fail('no collection above the threshold') });
   assert.equal(await off.check(), null);
+});
+
+test('a collection that freed some space but left it under the threshold skips the next checks; one that got back above does not', async () => {
+  const MIN = 1000 * MIB;
+  // Scripted free space (a stand-in for statfs) and a stand-in for nix-store --gc that frees what it is told.
+  let free = 100 * MIB;
+  let frees = 0;
+  let calls = 0;
+  const collector = new NixGarbageCollector({
+    config: gcConfig({ minFreeBytes: MIN, maxFreeBytes: 2 * MIN }),
+    lock: new GcLock(),
+    nix: { timeoutSeconds: 1 },
+    log,
+    freeBytes: async () => free,
+    collect: async () => {
+      calls++;
+      free += frees;
+      return { paths: 1, bytesFreed: frees };
+    },
+  });
+  frees = 10 * MIB;
+  assert.equal((await collector.check())?.bytesFreed, 10 * MIB);
+  for (let i = 0; i < 10; i++) assert.equal(await collector.check(), null, `check ${i} is skipped: free space is still under the threshold`);
+  assert.equal(calls, 1);
+  frees = 2 * MIN;
+  assert.ok(await collector.check(), 'then checks collect again');
+  assert.ok(free >= MIN);
+  // Something else fills the volume again: the next check collects at once.
+  free = 100 * MIB;
+  assert.ok(await collector.check(), 'no backoff after a collection that got back above the threshold');
+  assert.equal(calls, 3);
 });
 
 test('a failed collection is reported as failed and the next one runs', async () => {

@@ -1,9 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { execa } from 'execa';
 import { LaunchError, ProcessLauncher } from '../../origin/nix/process-launcher.ts';
-import { workerExecArgv } from '../../origin/worker-argv.ts';
+import { startWorker, workerExecArgv } from '../../origin/worker-argv.ts';
 import { deferrer } from '../support/cleanup.ts';
 
 const env = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
@@ -60,10 +63,53 @@ test('output past the limit is cut and reported as an overflow', { timeout: 30_0
   const defer = deferrer(t);
   const launcher = new ProcessLauncher();
   defer(() => launcher.close());
+  // (Its exit code is not checked: head may exit by itself before the overflow's kill reaches it.)
   const finished = await launcher.launch('head', ['-c', '5000', '/dev/zero'], { ...options, maxStdoutBytes: 1000 }).finished;
   assert.equal(finished.stdoutOverflow, true);
   assert.ok(finished.stdout.length <= 1000);
-  assert.equal(finished.exitCode, 0);
+});
+
+test('a command whose output overflows is killed there rather than left to run', { timeout: 30_000 }, async (t) => {
+  const defer = deferrer(t);
+  const launcher = new ProcessLauncher();
+  defer(() => launcher.close());
+  const child = launcher.launch('sh', ['-c', 'head -c 5000 /dev/zero; exec sleep 300'], { ...options, maxStdoutBytes: 1000 });
+  const pid = await child.started;
+  defer(() => {
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      // Ended, as it should be.
+    }
+  });
+  const finished = await child.finished;
+  assert.equal(finished.stdoutOverflow, true);
+  assert.ok(finished.stdout.length <= 1000);
+  assert.equal(finished.signal, 'SIGKILL');
+  assert.ok(gone(pid), `sh (${pid}) still runs`);
+});
+
+test('closing the launcher kills what the commands still running started in sessions of their own', { timeout: 30_000 }, async (t) => {
+  const defer = deferrer(t);
+  const launcher = new ProcessLauncher();
+  const child = launcher.launch('sh', ['-c', 'setsid sleep 300 & echo $! >&2; wait'], options);
+  let stderr = '';
+  child.onStderr((text) => (stderr += text));
+  await child.started;
+  while (!/^\d+\n/.test(stderr)) await new Promise((resolve) => setTimeout(resolve, 20));
+  const detached = Number(stderr.trim());
+  defer(() => {
+    try {
+      process.kill(detached, 'SIGKILL');
+    } catch {
+      // Ended, as it should be.
+    }
+  });
+  assert.notEqual(Number(statFields(detached)[2]), await child.started, 'the sleep is in a process group of its own');
+  await launcher.close();
+  const until = Date.now() + 5000;
+  while (!gone(detached) && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.ok(gone(detached), `the detached sleep (${detached}) still runs`);
 });
 
 test('a command that is not installed is a LaunchError with ENOENT', { timeout: 30_000 }, async (t) => {
@@ -88,10 +134,44 @@ test('closing the launcher kills the commands still running and rejects their pr
   await assert.rejects(launcher.launch('true', [], options).started, /closed/);
 });
 
-test('workers leave out the code a script was started with and keep every other Node option', () => {
+test('workers inherit the process’s Node options, V8 ones included, unless it ran code given on the command line', () => {
+  assert.equal(workerExecArgv(['--max-old-space-size=512', '--stack-size=2000', '--enable-source-maps']), undefined);
+  assert.equal(workerExecArgv([]), undefined);
+});
+
+test('workers leave out the code a script was started with and are given every other Node option', () => {
   assert.deepEqual(workerExecArgv(['--input-type=module', '--eval', 'code()', '--max-old-space-size=512']), ['--max-old-space-size=512']);
   assert.deepEqual(workerExecArgv(['-e', 'code()', '--inspect=0', '-p', '1', '--input-type', 'module']), ['--inspect=0']);
   assert.deepEqual(workerExecArgv(['--eval=code()', '--print=1', '--enable-source-maps']), ['--enable-source-maps']);
+});
+
+test('a worker starts for a script run with node -e and a V8 option, which Node refuses in a worker’s options', { timeout: 30_000 }, async () => {
+  const url = new URL(`data:text/javascript,${encodeURIComponent("import { parentPort } from 'node:worker_threads'; parentPort.postMessage('up');")}`);
+  const worker = startWorker(url, {}, ['--input-type=module', '-e', 'code()', '--max-old-space-size=512', '--expose-gc']);
+  try {
+    assert.equal(await new Promise((resolve, reject) => worker.once('message', resolve).once('error', reject)), 'up');
+  } finally {
+    await worker.terminate();
+  }
+});
+
+test('a script run under node --max-old-space-size and --stack-size starts commands through the launcher', { timeout: 60_000 }, async (t) => {
+  const defer = deferrer(t);
+  const dir = await mkdtemp(join(tmpdir(), 'launcher-v8-options-'));
+  defer(() => rm(dir, { recursive: true, force: true }));
+  const script = join(dir, 'launch.mjs');
+  await writeFile(
+    script,
+    `import { ProcessLauncher } from ${JSON.stringify(new URL('../../origin/nix/process-launcher.ts', import.meta.url).href)};
+    const launcher = new ProcessLauncher();
+    launcher.warm();
+    const finished = await launcher.launch('sh', ['-c', 'echo launched'], { env: { PATH: process.env.PATH }, niceness: 0, maxStdoutBytes: 1024 }).finished;
+    await launcher.close();
+    process.stdout.write(finished.stdout);
+  `,
+  );
+  const { stdout } = await execa(process.execPath, ['--max-old-space-size=256', '--stack-size=900', script]);
+  assert.equal(stdout, 'launched');
 });
 
 test('a script run with node -e starts commands through the launcher', { timeout: 60_000 }, async () => {

@@ -6,7 +6,7 @@ import { execa } from 'execa';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { RegistryError } from '../../shared/errors.ts';
-import { ChannelSource, isChannelName, type TarballPrefetcher } from '../../origin/sources/channel.ts';
+import { ChannelSource, isChannelName, nixPrefetcher, type TarballPrefetcher } from '../../origin/sources/channel.ts';
 import { GitSource, type GitRunner } from '../../origin/sources/git.ts';
 import { TtlCache } from '../../origin/sources/ttl-cache.ts';
 import { PathSource } from '../../origin/sources/path.ts';
@@ -89,6 +89,41 @@ test('a channel source builds latest from its channel, keyed by the hash of what
   // The same channel by name is the same resolution, and within the TTL nothing is fetched again.
   assert.deepEqual(await source.resolve('nixos-unstable'), resolved);
   assert.deepEqual(fetched, ['https://archive.example/nixpkgs/nixos-unstable.tar.gz']);
+});
+
+test('a prefetch whose downloaded path was collected before its hash was read fetches and hashes once more; failed fetches and timeouts are not retried', async () => {
+  // Stand-ins for nix-instantiate and nix-store --query --hash: a collection between the real two cannot be timed here.
+  const calls: string[] = [];
+  const notValid = () => new NixError('nix-store failed with exit code 1', "error: path '/nix/store/aaaa-source' is not valid", false, 1);
+  let hashFailures = 1;
+  const prefetch = nixPrefetcher({
+    fetch: async () => (calls.push('fetch'), '/nix/store/aaaa-source'),
+    hash: async () => {
+      calls.push('hash');
+      if (hashFailures-- > 0) throw notValid();
+      return 'sha256:bbbb';
+    },
+  });
+  assert.equal(await prefetch('https://archive.example/nixos-unstable.tar.gz', { ttlSeconds: 60, timeoutSeconds: 5 }), 'sha256:bbbb');
+  assert.deepEqual(calls, ['fetch', 'hash', 'fetch', 'hash']);
+
+  hashFailures = 5;
+  calls.length = 0;
+  await assert.rejects(prefetch('https://archive.example/x.tar.gz', { ttlSeconds: 60, timeoutSeconds: 5 }), /exit code 1/);
+  assert.deepEqual(calls, ['fetch', 'hash', 'fetch', 'hash'], 'once more, not more');
+
+  calls.length = 0;
+  const timedOut = nixPrefetcher({
+    fetch: async () => (calls.push('fetch'), '/nix/store/aaaa-source'),
+    hash: async () => (calls.push('hash'), Promise.reject(new NixError('nix-store timed out after 5 s', '', true))),
+  });
+  await assert.rejects(timedOut('https://archive.example/x.tar.gz', { ttlSeconds: 60, timeoutSeconds: 5 }), /timed out/);
+  const failedFetch = nixPrefetcher({
+    fetch: async () => (calls.push('fetch'), Promise.reject(new NixFetchError(new NixError('nix-instantiate failed with exit code 1', 'error: unable to download', false, 1)))),
+    hash: async () => assert.fail('no hash without a fetch'),
+  });
+  await assert.rejects(failedFetch('https://archive.example/x.tar.gz', { ttlSeconds: 60, timeoutSeconds: 5 }), NixFetchError);
+  assert.deepEqual(calls, ['fetch', 'hash', 'fetch']);
 });
 
 test('a channel source pins a commit tag to its tarball URL without fetching anything', async () => {

@@ -231,3 +231,27 @@ test('a layer has the same digest compressed by one worker or by several', async
     await rm(root, { recursive: true, force: true });
   }
 });
+
+test('an empty file is written from its recorded size without being opened, with the bytes of an empty file read from disk', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'layer-empty-'));
+  try {
+    await writeFile(join(root, 'empty'), '');
+    const layer = async (source: string) => {
+      const sink = new Collect();
+      const digests = await writeLayerTarball([{ type: 'file', name: 'nix/store/aaaa-x/empty', mode: 0o444, size: 0, source }], sink);
+      return { digests, tar: gunzipSync(sink.bytes) };
+    };
+    const read = await layer(join(root, 'empty'));
+    // A source that cannot be opened shows the file is not opened.
+    const unopened = await layer(join(root, 'no-such-file'));
+    assert.deepEqual(unopened.digests, read.digests);
+    // The digests the layer had when empty files were read through a stream like any other.
+    assert.equal(read.digests.diffId, 'sha256:37248f4cee0a4077e1a8be3419f716d51b71136da4ee4ebb50a94e2310f5a513');
+    assert.equal(read.digests.digest, 'sha256:fb378ebdb595c0bafd758866ac95412032382019f1882266010b2831fbb2ae2a');
+    const [entry] = await listTar(read.tar);
+    assert.equal(entry!.name, 'nix/store/aaaa-x/empty');
+    assert.equal(entry!.content.length, 0);
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+});
