@@ -9,8 +9,14 @@
 //   1. Expired image records (each followed by its usage record), indexes
 //      before the images they name. Image records are what pulls start from
 //      (a tag finds its record); once one is gone, nothing that serves a
-//      pull points at its manifests, config or layers. An index goes first so that no index record is left naming
-//      a platform image whose record is gone.
+//      pull points at its manifests, config or layers. An index goes first so
+//      that no index record is left naming a platform image whose record is
+//      gone. Each image's last use and its
+//      record's write time are read again just before its deletion (the
+//      first reading may be minutes old by then): one pulled meanwhile stays,
+//      with what it references (an index with its platforms' images), and one
+//      whose record a build wrote again is left to the second listing. Only a
+//      pull within the round trip between that check and the deletion is lost.
 //   2. Unreferenced manifests and blobs. Nothing kept references them. Before
 //      a layer blob is deleted its blob-sources entry is written again, which
 //      stamps when the blob went: its layer record (the recipe) outlives the
@@ -47,7 +53,7 @@ import { mapLimit } from '../image/map-limit.ts';
 import { derivedDigests, type ImageRecord, type ImageSource } from '../image/image-store.ts';
 import type { BlobSource, LayerRecord } from '../image/layer-store.ts';
 import type { ListedObject, Storage } from '../storage/storage.ts';
-import { imageReferences, isCollectable, planImages, type ImageEntry, type RetentionPolicy } from './retention.ts';
+import { imageReferences, isCollectable, isIdle, planImages, type ImageEntry, type RetentionPolicy } from './retention.ts';
 
 /** When an image was last requested (ms), or null if never recorded (origin/gc/usage.ts). */
 export type LastUsed = (imageKey: string) => Promise<number | null>;
@@ -161,14 +167,40 @@ export async function runRetention(options: RetentionRunOptions): Promise<Retent
   const firstListing = await collect(storage.list(STORAGE_KEYS.image.prefix));
   const images = await readImages(storage, firstListing, lastUsed, concurrency);
   const plan = planImages(images.map((i) => i.entry), policy, now);
-  report.images = plan.expired;
   report.pinnedBy = plan.pinnedBy;
   const expired = new Set(plan.expired);
+  const referenced = plan.referenced;
+  const listedWritten = new Map(images.map((i) => [i.entry.key, i.entry.written]));
+  const byKey = new Map(images.map((i) => [i.entry.key, i]));
+  /** An expired image found in use after all: it stays, with what it references (an index: its platforms' images). */
+  const keep = (key: string): void => {
+    if (!expired.delete(key)) return;
+    const { entry } = byKey.get(key)!;
+    if (entry.references === null) report.pinnedBy ??= key;
+    for (const digest of entry.references ?? []) referenced.add(digest);
+    for (const member of entry.members ?? []) keep(member);
+  };
   for (const key of dryRun ? [] : plan.expired) {
+    // Kept by an index rescued below (indexes come first).
+    if (!expired.has(key)) continue;
+    // The reading above may be minutes old: an image pulled since (a new
+    // usage record) or built again (a new record) is no longer idle.
+    const [used, info] = await Promise.all([lastUsed(key), storage.stat(STORAGE_KEYS.image(key))]);
+    // Written again: kept, and read by the listing below as a new record.
+    if (info?.written !== undefined && info.written !== listedWritten.get(key)) {
+      expired.delete(key);
+      continue;
+    }
+    const entry = byKey.get(key)!.entry;
+    if (!isIdle({ ...entry, lastUsed: used }, policy, now)) {
+      keep(key);
+      continue;
+    }
     await storage.delete(STORAGE_KEYS.image(key));
     // Its last use describes nothing any more; an image built again under the key starts a new one.
     await storage.delete(STORAGE_KEYS.usage(key));
   }
+  report.images = plan.expired.filter((key) => expired.has(key));
 
   // Records written since the first listing (a build that reused old objects,
   // an expired image built again) are kept whatever they reference.
@@ -181,7 +213,6 @@ export async function runRetention(options: RetentionRunOptions): Promise<Retent
     });
     return await readImages(storage, fresh, async () => null, concurrency);
   };
-  const referenced = plan.referenced;
   const keptImages = images.filter((i) => !expired.has(i.entry.key));
   for (const added of await newRecords()) {
     keptImages.push(added);

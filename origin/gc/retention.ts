@@ -68,9 +68,14 @@ export interface ImagePlan {
   pinnedBy: string | null;
 }
 
+/** Whether an image has gone unrequested for longer than the policy allows (and its record is past the grace period). */
+export function isIdle(image: Pick<ImageEntry, 'lastUsed' | 'written'>, policy: RetentionPolicy, now: number): boolean {
+  return now - (image.lastUsed ?? image.written) > policy.maxIdleMs && now - image.written > policy.graceMs;
+}
+
 /** Which images go, and what the ones that stay reference. */
 export function planImages(images: readonly ImageEntry[], policy: RetentionPolicy, now: number): ImagePlan {
-  const idle = (i: ImageEntry) => now - (i.lastUsed ?? i.written) > policy.maxIdleMs && now - i.written > policy.graceMs;
+  const idle = (i: ImageEntry) => isIdle(i, policy, now);
   const expired = new Set(images.filter(idle).map((i) => i.key));
   // A kept index keeps its platforms' images, whatever their own use says.
   for (const index of images) if (!expired.has(index.key)) for (const member of index.members ?? []) expired.delete(member);

@@ -13,6 +13,7 @@ import { GcsStorage } from '../../origin/storage/gcs.ts';
 import type { Storage } from '../../origin/storage/storage.ts';
 import { runRetention } from '../../origin/gc/retention-run.ts';
 import { RetentionSchedule } from '../../origin/gc/retention-schedule.ts';
+import { StoredUsageLog } from '../../origin/gc/usage.ts';
 import type { ImageRecord } from '../../origin/image/image-store.ts';
 import { STORAGE_KEYS } from '../../shared/storage-keys.ts';
 import type { Digest } from '../../shared/digest.ts';
@@ -168,6 +169,39 @@ function backendTests(name: string, open: () => Promise<{ storage: Storage; clos
         assert.ok(await exists(storage, STORAGE_KEYS.image('idle')));
         assert.ok(await exists(storage, STORAGE_KEYS.blob(hexOf('layer'))));
         assert.ok(await exists(storage, STORAGE_KEYS.imageSource(hexOf('config idle'))));
+      } finally {
+        await close();
+      }
+    });
+
+    test('an image pulled or built again after the run read its last use is not deleted, nor its usage record, nor what it references', async () => {
+      const { storage, close } = await open();
+      try {
+        const now = Date.now() + 40 * DAY;
+        await writeImage(storage, 'pulled', ['pulled-layer']);
+        await writeImage(storage, 'platform', ['platform-layer']);
+        await writeIndex(storage, 'pulled-index', ['platform']);
+        await writeImage(storage, 'rebuilt', ['rebuilt-layer']);
+        await writeImage(storage, 'idle', ['idle-layer']);
+        const usage = new StoredUsageLog(storage, { intervalMs: 3_600_000 });
+        // Every image is idle when the run reads its last use; right after that reading, a pull
+        // touches two of them (an index too) and a build writes one's record again.
+        const lastUsed = async (key: string) => {
+          const used = await usage.lastUsed(key);
+          if (key === 'pulled' || key === 'pulled-index') await usage.touch(key, now);
+          if (key === 'rebuilt') await writeImage(storage, 'rebuilt', ['rebuilt-layer']);
+          return used;
+        };
+        const report = await runRetention({ storage, policy, lastUsed, now: () => now });
+        assert.deepEqual(report.images, ['idle']);
+        for (const key of ['pulled', 'pulled-index', 'platform', 'rebuilt']) assert.ok(await exists(storage, STORAGE_KEYS.image(key)), key);
+        for (const key of ['pulled', 'pulled-index']) assert.ok(await exists(storage, STORAGE_KEYS.usage(key)), `usage of ${key}`);
+        for (const layer of ['pulled-layer', 'platform-layer', 'rebuilt-layer', 'config pulled', 'config rebuilt']) assert.ok(await exists(storage, STORAGE_KEYS.blob(hexOf(layer))), layer);
+        for (const name of ['docker pulled-index', 'oci platform']) assert.ok(await exists(storage, STORAGE_KEYS.manifest(hexOf(name))), name);
+        assert.ok(await exists(storage, STORAGE_KEYS.imageSource(hexOf('config pulled'))));
+        assert.equal(await exists(storage, STORAGE_KEYS.image('idle')), false);
+        assert.equal(await exists(storage, STORAGE_KEYS.blob(hexOf('idle-layer'))), false);
+        assert.deepEqual(report.objects.map((o) => o.key).sort(), [STORAGE_KEYS.blob(hexOf('idle-layer')), STORAGE_KEYS.blob(hexOf('config idle')), ...['docker', 'oci'].map((f) => STORAGE_KEYS.manifest(hexOf(`${f} idle`)))].sort());
       } finally {
         await close();
       }
