@@ -43,9 +43,13 @@
 // deleted (a build writing new layers), images written since the run's first
 // listing are read again before any object is deleted (a build that reused
 // old objects), and what remains, a build that read a layer between that
-// second listing and the deletion, is covered by the third listing and the
-// stamp in step 2 (a record written even later still finds the layer
-// records, and the blob route rebuilds from them).
+// second listing and the deletion, is covered by the third listing and, for
+// a record written after it, by the build itself: once its record is
+// written it looks at every object the record names and makes a missing one
+// again (image/record-objects.ts). Either it sees the object, and the
+// deletion came after the record, which this run's third listing then finds,
+// or it does not, and makes it. The stamp in step 2 keeps the layer records
+// it needs for that (and the blob route rebuilds from them too).
 import type { Digest } from '../../shared/digest.ts';
 import { STORAGE_KEYS, type KeyFamily } from '../../shared/storage-keys.ts';
 import { MEDIA } from '../../shared/media-types.ts';
