@@ -11,6 +11,11 @@
 // the image again (Nix rebuilds or substitutes what is gone) instead of
 // naming a blob that answers 404 for ever. That is the damage beyond repair
 // the scrub reports, and exits non-zero for.
+//
+// The scrub may run for hours beside origins that build: an object step 2
+// does not know from step 1 (written after step 1 listed its family) is
+// looked for in storage before it counts as missing, and so is a platform's
+// record an index names that the listing of records did not include.
 import { createHash } from 'node:crypto';
 import type { Digest } from '../../shared/digest.ts';
 import { MEDIA } from '../../shared/media-types.ts';
@@ -22,6 +27,7 @@ import { mapLimit } from '../image/map-limit.ts';
 import type { ListedObject, Storage } from '../storage/storage.ts';
 import { imageReferences } from './retention.ts';
 import { remakeObject } from '../image/remake-object.ts';
+import { recordObjectKeys } from '../image/record-objects.ts';
 
 export interface ScrubOptions {
   storage: Storage;
@@ -140,9 +146,17 @@ export async function scrub(options: ScrubOptions): Promise<ScrubReport> {
       report.sourcesRestored++;
     }
     // An index whose platform's record is gone would name manifests nothing can make again.
-    let whole = (record.members ?? []).every((member) => !dropped.has(member) && listedKeys.has(member));
+    // A platform's record written after the listing above is there all the same.
+    let whole = true;
+    for (const member of record.members ?? []) {
+      if (dropped.has(member) || (!listedKeys.has(member) && !(await storage.stat(STORAGE_KEYS.image(member))))) whole = false;
+    }
+    const keyOf = new Map(recordObjectKeys(record).map((o): [Digest, string] => [o.digest, o.key]));
     for (const digest of references) {
       if (present.has(digest)) continue;
+      // Step 1 saw only what was stored when it listed: an image built since wrote its objects later.
+      const objectKey = keyOf.get(digest);
+      if (objectKey !== undefined && (await storage.stat(objectKey))) continue;
       const repaired = await remake(options, digest);
       if (repaired) present.add(digest);
       report.missing.push({ digest, image: key, repaired });
