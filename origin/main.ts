@@ -120,7 +120,7 @@ try {
     config.retention.maxIdleDays > 0
       ? new RetentionSchedule({
           storage,
-          policy: retentionPolicy(config.retention),
+          policy: retentionPolicy(config.retention, config.usageWriteIntervalSeconds),
           lastUsed: (key) => usage.lastUsed(key),
           intervalMs: config.retention.intervalSeconds * 1000,
           replicaId: config.replicaId,

@@ -10,6 +10,9 @@
 //     it, so a build in flight (its layers written, its record not yet) never
 //     loses a layer;
 //   - an image never seen in use counts as used when its record was written;
+//   - a recorded use counts as up to one usage write interval later than it
+//     says (usage.ts writes a use at most once an interval), so an image in
+//     constant use is never idle however short the horizon;
 //   - an index (one name over several platforms) keeps its platforms' images
 //     for as long as it is kept itself, and goes before them.
 import type { Digest } from '../../shared/digest.ts';
@@ -20,13 +23,20 @@ export interface RetentionPolicy {
   maxIdleMs: number;
   /** Objects younger than this are never deleted (builds in flight). */
   graceMs: number;
+  /**
+   * How much older a recorded last use may be than the real one: a use is
+   * written at most once per USAGE_WRITE_INTERVAL (usage.ts), so an image in
+   * constant use may read that much older. Added to maxIdleMs for recorded
+   * uses; 0 when absent.
+   */
+  usageLagMs?: number;
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
-/** The policy a configuration names (origin/config.ts RetentionConfig). */
-export function retentionPolicy(config: { maxIdleDays: number; graceSeconds: number }): RetentionPolicy {
-  return { maxIdleMs: config.maxIdleDays * DAY_MS, graceMs: config.graceSeconds * 1000 };
+/** The policy a configuration names (origin/config.ts RetentionConfig, and USAGE_WRITE_INTERVAL). */
+export function retentionPolicy(config: { maxIdleDays: number; graceSeconds: number }, usageWriteIntervalSeconds: number): RetentionPolicy {
+  return { maxIdleMs: config.maxIdleDays * DAY_MS, graceMs: config.graceSeconds * 1000, usageLagMs: usageWriteIntervalSeconds * 1000 };
 }
 
 export interface ImageEntry {
@@ -70,7 +80,8 @@ export interface ImagePlan {
 
 /** Whether an image has gone unrequested for longer than the policy allows (and its record is past the grace period). */
 export function isIdle(image: Pick<ImageEntry, 'lastUsed' | 'written'>, policy: RetentionPolicy, now: number): boolean {
-  return now - (image.lastUsed ?? image.written) > policy.maxIdleMs && now - image.written > policy.graceMs;
+  const idleFor = image.lastUsed === null ? now - image.written : now - image.lastUsed - (policy.usageLagMs ?? 0);
+  return idleFor > policy.maxIdleMs && now - image.written > policy.graceMs;
 }
 
 /** Which images go, and what the ones that stay reference. */

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { planRetention, type ImageEntry, type ObjectEntry } from '../../origin/gc/retention.ts';
+import { planImages, planRetention, retentionPolicy, type ImageEntry, type ObjectEntry } from '../../origin/gc/retention.ts';
 
 const DAY = 86_400_000;
 const NOW = 100 * DAY;
@@ -78,4 +78,19 @@ test('an index record references its own manifests; one from before it named its
   const manifests = { docker: { digest: d('m'), size: 1 }, oci: { digest: d('o'), size: 1 } };
   assert.deepEqual(imageReferences({ manifests, members: ['x', 'y'] }), [d('m'), d('o')]);
   assert.equal(imageReferences({ manifests }), null);
+});
+
+test('a recorded use counts as up to one usage write interval later, so an image in constant use is never idle with the shortest horizon', () => {
+  // NIXERY_RETENTION_DAYS=1 with USAGE_WRITE_INTERVAL=86400: a hot image's use is written once a day, so
+  // just before its next write the recorded use is a day and some minutes old.
+  const lagged = retentionPolicy({ maxIdleDays: 1, graceSeconds: 600 }, 86_400);
+  assert.deepEqual(lagged, { maxIdleMs: DAY, graceMs: 600_000, usageLagMs: DAY });
+  const images: ImageEntry[] = [
+    { key: 'hot', references: [d('a')], lastUsed: NOW - DAY - 10 * 60_000, written: 0 },
+    { key: 'idle', references: [d('b')], lastUsed: NOW - 2 * DAY - 1, written: 0 },
+    // Never recorded as used: counts from when it was written, which is exact.
+    { key: 'never', references: [d('c')], lastUsed: null, written: NOW - DAY - 1 },
+  ];
+  assert.deepEqual(planImages(images, lagged, NOW).expired, ['idle', 'never']);
+  assert.deepEqual(planImages(images, { maxIdleMs: DAY, graceMs: 600_000 }, NOW).expired, ['hot', 'idle', 'never']);
 });
