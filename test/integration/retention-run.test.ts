@@ -261,6 +261,58 @@ function backendTests(name: string, open: () => Promise<{ storage: Storage; clos
         await close();
       }
     });
+
+    test('a run in progress holds a lease no other replica runs beside, renewed while it lasts; a lease left by a crashed run expires', async () => {
+      const { storage, close } = await open();
+      try {
+        await writeImage(storage, 'image', ['layer']);
+        const log = { info: () => undefined, warn: () => undefined };
+        const intervalMs = 3_600_000;
+        // The first replica's run stops in its reading of last use until released.
+        let release!: () => void;
+        const released = new Promise<void>((resolve) => (release = resolve));
+        let reading!: () => void;
+        const isReading = new Promise<void>((resolve) => (reading = resolve));
+        const slow = new RetentionSchedule({ storage, policy, intervalMs, log, replicaId: 'a', lastUsed: async () => (reading(), await released, null) });
+        const running = slow.runIfDue();
+        await isReading;
+        const lease = JSON.parse(new TextDecoder().decode((await storage.get(STORAGE_KEYS.retentionRun('')))!)) as { replica: string; running: boolean };
+        assert.deepEqual({ replica: lease.replica, running: lease.running }, { replica: 'a', running: true });
+        // Another replica checks while it runs, even an interval later by its clock (the run outlasting its
+        // check period): it leaves the run alone.
+        const other = new RetentionSchedule({ storage, policy, intervalMs, log, replicaId: 'b', lastUsed: async () => null, now: () => Date.now() + 10 * 60_000 });
+        assert.equal(await other.runIfDue(), null);
+        release();
+        assert.ok(await running);
+        const ended = JSON.parse(new TextDecoder().decode((await storage.get(STORAGE_KEYS.retentionRun('')))!)) as { replica: string; running: boolean };
+        assert.deepEqual({ replica: ended.replica, running: ended.running }, { replica: 'a', running: false });
+
+        // A lease not renewed for three check periods (15 min each here) is a dead run's: taken over.
+        const stale = { at: Date.now() - 46 * 60_000, replica: 'crashed', running: true };
+        await storage.put(STORAGE_KEYS.retentionRun(''), encode(stale), 'application/json');
+        assert.ok(await new RetentionSchedule({ storage, policy, intervalMs, log, replicaId: 'b', lastUsed: async () => null }).runIfDue());
+        // A fresh one is not, though no run has ended within the interval.
+        await storage.put(STORAGE_KEYS.retentionRun(''), encode({ ...stale, at: Date.now() - 20 * 60_000 }), 'application/json');
+        assert.equal(await new RetentionSchedule({ storage, policy, intervalMs, log, replicaId: 'b', lastUsed: async () => null }).runIfDue(), null);
+
+        // With a 4 s interval the check period is 1 s: a run held for 2.5 s renews its lease meanwhile.
+        let hold!: () => void;
+        const held = new Promise<void>((resolve) => (hold = resolve));
+        let started!: () => void;
+        const isStarted = new Promise<void>((resolve) => (started = resolve));
+        const long = new RetentionSchedule({ storage, policy, intervalMs: 4000, log, replicaId: 'c', lastUsed: async () => (started(), await held, null) });
+        const longRun = long.runIfDue();
+        await isStarted;
+        const leaseAt = async () => (JSON.parse(new TextDecoder().decode((await storage.get(STORAGE_KEYS.retentionRun('')))!)) as { at: number }).at;
+        const first = await leaseAt();
+        await new Promise((resolve) => setTimeout(resolve, 2500));
+        assert.ok((await leaseAt()) >= first + 1000, 'the lease was renewed');
+        hold();
+        assert.ok(await longRun);
+      } finally {
+        await close();
+      }
+    });
   });
 }
 
