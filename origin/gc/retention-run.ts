@@ -50,10 +50,11 @@
 // deletion came after the record, which this run's third listing then finds,
 // or it does not, and makes it. The stamp in step 2 keeps the layer records
 // it needs for that (and the blob route rebuilds from them too).
-import type { Digest } from '../../shared/digest.ts';
-import { STORAGE_KEYS, type KeyFamily } from '../../shared/storage-keys.ts';
+import { digestHex, type Digest } from '../../shared/digest.ts';
+import { STORAGE_KEYS } from '../../shared/storage-keys.ts';
 import { MEDIA } from '../../shared/media-types.ts';
 import { mapLimit } from '../image/map-limit.ts';
+import { collect, digestOfKey, inBatches, parseJson } from './listing.ts';
 import { derivedDigests, type ImageRecord, type ImageSource } from '../image/image-store.ts';
 import type { BlobSource, LayerRecord } from '../image/layer-store.ts';
 import type { ListedObject, Storage } from '../storage/storage.ts';
@@ -97,49 +98,12 @@ export interface RetentionReport {
   ms: number;
 }
 
-const decoder = new TextDecoder();
 const encoder = new TextEncoder();
-const SHA256_HEX = /^[a-f0-9]{64}$/;
-/** Deletions of one batch run together; a batch is at most this many objects. */
-const BATCH = 64;
-
-function json<T>(bytes: Uint8Array): T | null {
-  try {
-    return JSON.parse(decoder.decode(bytes)) as T;
-  } catch {
-    return null;
-  }
-}
-
-/** The digest a content-addressed key (or its index entry) names; null for anything else found under the prefix. */
-function digestOf(family: KeyFamily, key: string): Digest | null {
-  const hex = family.parse(key);
-  return hex !== null && SHA256_HEX.test(hex) ? `sha256:${hex}` : null;
-}
-
-async function collect(objects: AsyncIterable<ListedObject>): Promise<ListedObject[]> {
-  const out: ListedObject[] = [];
-  for await (const object of objects) out.push(object);
-  return out;
-}
-
-/** Runs `work` over a listing in batches, so at most one batch of a large listing is held at once. */
-async function inBatches(objects: AsyncIterable<ListedObject>, concurrency: number, work: (object: ListedObject) => Promise<void>): Promise<void> {
-  let batch: ListedObject[] = [];
-  for await (const object of objects) {
-    batch.push(object);
-    if (batch.length >= BATCH) {
-      await mapLimit(batch, concurrency, work);
-      batch = [];
-    }
-  }
-  await mapLimit(batch, concurrency, work);
-}
 
 interface ReadImage {
   entry: ImageEntry;
-  /** Null when the record does not parse. */
-  record: ImageRecord | null;
+  /** The manifest and config digests its record answers with (image-sources entries lead to it); not the record, whose recipe is most of its size. */
+  derived: Digest[];
 }
 
 /** Reads the image records listed, with their last use; records deleted since the listing are skipped. */
@@ -149,11 +113,11 @@ async function readImages(storage: Storage, listed: readonly ListedObject[], las
     if (key === null) return null;
     const bytes = await storage.get(object.key);
     if (!bytes) return null;
-    const record = json<ImageRecord>(bytes);
+    const record = parseJson<ImageRecord>(bytes);
     // A record that does not parse says nothing of what it references: it pins, as an old record does.
     const references = record ? imageReferences(record) : null;
     const entry: ImageEntry = { key, references, lastUsed: await lastUsed(key), written: object.written, ...(record?.members ? { members: record.members } : {}) };
-    return { entry, record };
+    return { entry, derived: record ? derivedDigests(record) : [] };
   });
   return read.filter((r): r is ReadImage => r !== null);
 }
@@ -231,7 +195,7 @@ export async function runRetention(options: RetentionRunOptions): Promise<Retent
     await inBatches(storage.list(family.prefix), concurrency, async (object) => {
       report.stored.objects++;
       report.stored.bytes += object.size;
-      const digest = digestOf(family, object.key);
+      const digest = digestOfKey(family, object.key);
       if (digest === null || report.pinnedBy !== null || !isCollectable({ digest, written: object.written }, referenced, policy, now)) return;
       report.objects.push(object);
       report.bytes += object.size;
@@ -239,7 +203,7 @@ export async function runRetention(options: RetentionRunOptions): Promise<Retent
       deleted.add(digest);
       if (family === STORAGE_KEYS.blob) {
         deletedBlobs.add(digest);
-        const source = STORAGE_KEYS.blobSource(digest.slice('sha256:'.length));
+        const source = STORAGE_KEYS.blobSource(digestHex(digest));
         const bytes = await storage.get(source);
         if (bytes) await storage.put(source, bytes, MEDIA.json);
       }
@@ -264,8 +228,8 @@ export async function runRetention(options: RetentionRunOptions): Promise<Retent
   }
   /** A kept image that references a manifest or config digest, for image-sources entries naming a deleted image. */
   const owner = new Map<Digest, string>();
-  for (const { entry, record } of keptImages) {
-    for (const digest of record ? derivedDigests(record) : []) owner.set(digest, entry.key);
+  for (const { entry, derived } of keptImages) {
+    for (const digest of derived) owner.set(digest, entry.key);
   }
   // Without knowing what every kept image references, no record can be said to be dead.
   if (report.pinnedBy === null) await deleteDeadRecords(storage, { referenced, owner, expired, kept: new Set(keptImages.map((i) => i.entry.key)), deletedBlobs, policy, now, dryRun, concurrency, report });
@@ -293,10 +257,10 @@ async function deleteDeadRecords(storage: Storage, c: DeadRecordContext): Promis
   const old = (object: ListedObject) => c.now - object.written > c.policy.graceMs;
 
   await inBatches(storage.list(STORAGE_KEYS.imageSource.prefix), c.concurrency, async (object) => {
-    const digest = digestOf(STORAGE_KEYS.imageSource, object.key);
+    const digest = digestOfKey(STORAGE_KEYS.imageSource, object.key);
     if (digest === null) return;
     const bytes = await storage.get(object.key);
-    const image = bytes ? json<ImageSource>(bytes)?.image : undefined;
+    const image = bytes ? parseJson<ImageSource>(bytes)?.image : undefined;
     if (c.referenced.has(digest)) {
       // Two images can share a manifest: keep the entry pointing at one that stays.
       const keeper = c.owner.get(digest);
@@ -327,16 +291,16 @@ async function deleteDeadRecords(storage: Storage, c: DeadRecordContext): Promis
   });
 
   await inBatches(storage.list(STORAGE_KEYS.blobSource.prefix), c.concurrency, async (object) => {
-    const digest = digestOf(STORAGE_KEYS.blobSource, object.key);
+    const digest = digestOfKey(STORAGE_KEYS.blobSource, object.key);
     if (digest === null || c.referenced.has(digest) || c.deletedBlobs.has(digest) || !old(object)) return;
-    const blob = STORAGE_KEYS.blob(digest.slice('sha256:'.length));
+    const blob = STORAGE_KEYS.blob(digestHex(digest));
     if (await storage.stat(blob)) return;
     const bytes = await storage.get(object.key);
-    const layerId = bytes ? json<BlobSource>(bytes)?.layer : undefined;
+    const layerId = bytes ? parseJson<BlobSource>(bytes)?.layer : undefined;
     const layerKey = layerId !== undefined ? STORAGE_KEYS.layer(layerId) : null;
     const layerBytes = layerKey ? await storage.get(layerKey) : null;
     // Only the record of this very blob: the entry may be stale and the id's record describe another.
-    const layer = layerBytes && json<LayerRecord>(layerBytes)?.digest === digest ? layerBytes : null;
+    const layer = layerBytes && parseJson<LayerRecord>(layerBytes)?.digest === digest ? layerBytes : null;
     c.report.records.push(object.key, ...(layer && layerKey ? [layerKey] : []));
     if (c.dryRun) return;
     await storage.delete(object.key);
