@@ -5,7 +5,8 @@
 //
 // Safe by construction, because a wrong deletion would lose an image:
 //   - an image whose record does not say what it references (written before
-//     records kept their recipe) pins every object: nothing is collected;
+//     records kept their recipe) pins every object: planImages names it
+//     (pinnedBy), and the run then collects nothing;
 //   - an object younger than the grace period is kept whatever references
 //     it, so a build in flight (its layers written, its record not yet) never
 //     loses a layer;
@@ -51,24 +52,6 @@ export interface ImageEntry {
   members?: readonly string[];
 }
 
-export interface ObjectEntry {
-  /** Storage key (`blobs/sha256/…`, `manifests/sha256/…`). */
-  key: string;
-  digest: Digest;
-  size: number;
-  /** When it was written (ms). */
-  written: number;
-}
-
-export interface RetentionPlan {
-  /** Image keys to delete, indexes first (their records name the others). */
-  images: string[];
-  objects: ObjectEntry[];
-  bytes: number;
-  /** Why nothing beyond image records may be collected, when that is so. */
-  pinnedBy: string | null;
-}
-
 export interface ImagePlan {
   /** Image keys to delete, indexes first (their records name the others). */
   expired: string[];
@@ -101,20 +84,8 @@ export function planImages(images: readonly ImageEntry[], policy: RetentionPolic
 }
 
 /** Whether an object may go: no kept image references it and it is older than the grace period. */
-export function isCollectable(object: Pick<ObjectEntry, 'digest' | 'written'>, referenced: ReadonlySet<Digest>, policy: RetentionPolicy, now: number): boolean {
+export function isCollectable(object: { digest: Digest; written: number }, referenced: ReadonlySet<Digest>, policy: RetentionPolicy, now: number): boolean {
   return !referenced.has(object.digest) && now - object.written > policy.graceMs;
-}
-
-export function planRetention(images: readonly ImageEntry[], objects: readonly ObjectEntry[], policy: RetentionPolicy, now: number): RetentionPlan {
-  const plan = planImages(images, policy, now);
-  if (plan.pinnedBy !== null) return { images: plan.expired, objects: [], bytes: 0, pinnedBy: plan.pinnedBy };
-  const deletable = objects.filter((o) => isCollectable(o, plan.referenced, policy, now));
-  return {
-    images: plan.expired,
-    objects: deletable,
-    bytes: deletable.reduce((sum, o) => sum + o.size, 0),
-    pinnedBy: null,
-  };
 }
 
 /**

@@ -1,12 +1,25 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { planImages, planRetention, retentionPolicy, type ImageEntry, type ObjectEntry } from '../../origin/gc/retention.ts';
+import { isCollectable, planImages, retentionPolicy, type ImageEntry, type RetentionPolicy } from '../../origin/gc/retention.ts';
+import type { Digest } from '../../shared/digest.ts';
 
 const DAY = 86_400_000;
 const NOW = 100 * DAY;
 const policy = { maxIdleMs: 30 * DAY, graceMs: DAY };
 const d = (c: string) => `sha256:${c.repeat(64)}` as const;
-const obj = (c: string, size: number, written = 0): ObjectEntry => ({ key: `blobs/sha256/${c.repeat(64)}`, digest: d(c), size, written });
+interface Listed {
+  digest: Digest;
+  size: number;
+  written: number;
+}
+const obj = (c: string, size: number, written = 0): Listed => ({ digest: d(c), size, written });
+
+/** The decisions as origin/gc/retention-run.ts applies them: images by planImages, then each listed object by isCollectable, none while an image pins. */
+function planRetention(images: readonly ImageEntry[], objects: readonly Listed[], policy: RetentionPolicy, now: number) {
+  const plan = planImages(images, policy, now);
+  const deletable = plan.pinnedBy !== null ? [] : objects.filter((o) => isCollectable(o, plan.referenced, policy, now));
+  return { images: plan.expired, objects: deletable, bytes: deletable.reduce((sum, o) => sum + o.size, 0), pinnedBy: plan.pinnedBy };
+}
 
 test('an idle image goes, with the objects only it referenced; shared and recent objects stay', () => {
   const images: ImageEntry[] = [
