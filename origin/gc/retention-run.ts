@@ -6,8 +6,8 @@
 // The order, so that a crash at any point leaves every remaining record
 // pointing at objects that exist or can be made again:
 //
-//   1. Expired image records (each followed by its usage record), indexes
-//      before the images they name. Image records are what pulls start from
+//   1. Expired image records (each followed by its usage record, several
+//      at once), every index before any image. Image records are what pulls start from
 //      (a tag finds its record); once one is gone, nothing that serves a
 //      pull points at its manifests, config or layers. An index goes first so
 //      that no index record is left naming a platform image whose record is
@@ -106,8 +106,12 @@ interface ReadImage {
   derived: Digest[];
 }
 
-/** Reads the image records listed, with their last use; records deleted since the listing are skipped. */
-async function readImages(storage: Storage, listed: readonly ListedObject[], lastUsed: LastUsed, concurrency: number): Promise<ReadImage[]> {
+/**
+ * Reads the image records listed, with their last use; records deleted since
+ * the listing are skipped. `lastUsed` is not asked of a `recent` record: one
+ * written within the idle horizon cannot be idle whatever its use (retention.ts isIdle).
+ */
+async function readImages(storage: Storage, listed: readonly ListedObject[], lastUsed: LastUsed, concurrency: number, recent: (written: number) => boolean): Promise<ReadImage[]> {
   const read = await mapLimit(listed, concurrency, async (object): Promise<ReadImage | null> => {
     const key = STORAGE_KEYS.image.parse(object.key);
     if (key === null) return null;
@@ -116,7 +120,7 @@ async function readImages(storage: Storage, listed: readonly ListedObject[], las
     const record = parseJson<ImageRecord>(bytes);
     // A record that does not parse says nothing of what it references: it pins, as an old record does.
     const references = record ? imageReferences(record) : null;
-    const entry: ImageEntry = { key, references, lastUsed: await lastUsed(key), written: object.written, ...(record?.members ? { members: record.members } : {}) };
+    const entry: ImageEntry = { key, references, lastUsed: recent(object.written) ? null : await lastUsed(key), written: object.written, ...(record?.members ? { members: record.members } : {}) };
     return { entry, derived: record ? derivedDigests(record) : [] };
   });
   return read.filter((r): r is ReadImage => r !== null);
@@ -133,7 +137,7 @@ export async function runRetention(options: RetentionRunOptions): Promise<Retent
 
   // 1. Images: which go, and what the others reference.
   const firstListing = await collect(storage.list(STORAGE_KEYS.image.prefix));
-  const images = await readImages(storage, firstListing, lastUsed, concurrency);
+  const images = await readImages(storage, firstListing, lastUsed, concurrency, (written) => now - written <= policy.maxIdleMs);
   const plan = planImages(images.map((i) => i.entry), policy, now);
   report.pinnedBy = plan.pinnedBy;
   const expired = new Set(plan.expired);
@@ -148,25 +152,31 @@ export async function runRetention(options: RetentionRunOptions): Promise<Retent
     for (const digest of entry.references ?? []) referenced.add(digest);
     for (const member of entry.members ?? []) keep(member);
   };
-  for (const key of dryRun ? [] : plan.expired) {
+  const expire = async (key: string): Promise<void> => {
     // Kept by an index rescued below (indexes come first).
-    if (!expired.has(key)) continue;
+    if (!expired.has(key)) return;
     // The reading above may be minutes old: an image pulled since (a new
     // usage record) or built again (a new record) is no longer idle.
     const [used, info] = await Promise.all([lastUsed(key), storage.stat(STORAGE_KEYS.image(key))]);
     // Written again: kept, and read by the listing below as a new record.
     if (info?.written !== undefined && info.written !== listedWritten.get(key)) {
       expired.delete(key);
-      continue;
+      return;
     }
     const entry = byKey.get(key)!.entry;
     if (!isIdle({ ...entry, lastUsed: used }, policy, now)) {
       keep(key);
-      continue;
+      return;
     }
     await storage.delete(STORAGE_KEYS.image(key));
     // Its last use describes nothing any more; an image built again under the key starts a new one.
     await storage.delete(STORAGE_KEYS.usage(key));
+  };
+  // Side by side, but every index before any image: an index kept after all keeps its platforms' images.
+  const isIndex = (key: string) => byKey.get(key)!.entry.members !== undefined;
+  if (!dryRun) {
+    await mapLimit(plan.expired.filter(isIndex), concurrency, expire);
+    await mapLimit(plan.expired.filter((key) => !isIndex(key)), concurrency, expire);
   }
   report.images = plan.expired.filter((key) => expired.has(key));
 
@@ -179,7 +189,7 @@ export async function runRetention(options: RetentionRunOptions): Promise<Retent
       // New, written again, or deleted above and already back.
       return key !== null && (firstWritten.get(o.key) !== o.written || (!dryRun && expired.has(key)));
     });
-    return await readImages(storage, fresh, async () => null, concurrency);
+    return await readImages(storage, fresh, async () => null, concurrency, () => true);
   };
   const keptImages = images.filter((i) => !expired.has(i.entry.key));
   for (const added of await newRecords()) {

@@ -10,7 +10,8 @@
 //   - an object younger than the grace period is kept whatever references
 //     it, so a build in flight (its layers written, its record not yet) never
 //     loses a layer;
-//   - an image never seen in use counts as used when its record was written;
+//   - an image counts as used when its record was written, as well as when
+//     it was last requested;
 //   - a recorded use counts as up to one usage write interval later than it
 //     says (usage.ts writes a use at most once an interval), so an image in
 //     constant use is never idle however short the horizon;
@@ -61,10 +62,14 @@ export interface ImagePlan {
   pinnedBy: string | null;
 }
 
-/** Whether an image has gone unrequested for longer than the policy allows (and its record is past the grace period). */
+/**
+ * Whether an image has gone unrequested for longer than the policy allows:
+ * counted from the later of its last recorded use and its record's writing
+ * (a build is a request), and never within the grace period.
+ */
 export function isIdle(image: Pick<ImageEntry, 'lastUsed' | 'written'>, policy: RetentionPolicy, now: number): boolean {
-  const idleFor = image.lastUsed === null ? now - image.written : now - image.lastUsed - (policy.usageLagMs ?? 0);
-  return idleFor > policy.maxIdleMs && now - image.written > policy.graceMs;
+  const sinceUse = image.lastUsed === null ? Infinity : now - image.lastUsed - (policy.usageLagMs ?? 0);
+  return sinceUse > policy.maxIdleMs && now - image.written > Math.max(policy.maxIdleMs, policy.graceMs);
 }
 
 /** Which images go, and what the ones that stay reference. */

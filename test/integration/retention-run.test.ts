@@ -207,6 +207,23 @@ function backendTests(name: string, open: () => Promise<{ storage: Storage; clos
       }
     });
 
+    test('the last use of an image written within the idle horizon is not read: it cannot be idle', async () => {
+      const { storage, close } = await open();
+      try {
+        await writeImage(storage, 'recent', ['recent-layer']);
+        const asked: string[] = [];
+        const lastUsed = async (key: string) => (asked.push(key), 0);
+        const report = await runRetention({ storage, policy, lastUsed, now: () => Date.now() + 2 * DAY });
+        assert.deepEqual(asked, []);
+        assert.deepEqual(report.images, []);
+        const old = await runRetention({ storage, policy, lastUsed, now: () => Date.now() + 40 * DAY });
+        assert.deepEqual(asked, ['recent', 'recent'], 'asked when listed, and again before the deletion');
+        assert.deepEqual(old.images, ['recent']);
+      } finally {
+        await close();
+      }
+    });
+
     test('an image recorded while its objects were being deleted gets them made again, and keeps their records', async () => {
       const { storage, close } = await open();
       try {
@@ -273,7 +290,9 @@ function backendTests(name: string, open: () => Promise<{ storage: Storage; clos
         const released = new Promise<void>((resolve) => (release = resolve));
         let reading!: () => void;
         const isReading = new Promise<void>((resolve) => (reading = resolve));
-        const slow = new RetentionSchedule({ storage, policy, intervalMs, log, replicaId: 'a', lastUsed: async () => (reading(), await released, null) });
+        // Its clock 40 days on: the image is old enough for its last use to be asked.
+        const later = () => Date.now() + 40 * DAY;
+        const slow = new RetentionSchedule({ storage, policy, intervalMs, log, replicaId: 'a', lastUsed: async () => (reading(), await released, null), now: later });
         const running = slow.runIfDue();
         await isReading;
         const lease = JSON.parse(new TextDecoder().decode((await storage.get(STORAGE_KEYS.retentionRun('')))!)) as { replica: string; running: boolean };
@@ -300,7 +319,8 @@ function backendTests(name: string, open: () => Promise<{ storage: Storage; clos
         const held = new Promise<void>((resolve) => (hold = resolve));
         let started!: () => void;
         const isStarted = new Promise<void>((resolve) => (started = resolve));
-        const long = new RetentionSchedule({ storage, policy, intervalMs: 4000, log, replicaId: 'c', lastUsed: async () => (started(), await held, null) });
+        await writeImage(storage, 'another', ['another-layer']);
+        const long = new RetentionSchedule({ storage, policy, intervalMs: 4000, log, replicaId: 'c', lastUsed: async () => (started(), await held, null), now: later });
         const longRun = long.runIfDue();
         await isStarted;
         const leaseAt = async () => (JSON.parse(new TextDecoder().decode((await storage.get(STORAGE_KEYS.retentionRun('')))!)) as { at: number }).at;

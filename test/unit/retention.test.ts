@@ -107,3 +107,12 @@ test('a recorded use counts as up to one usage write interval later, so an image
   assert.deepEqual(planImages(images, lagged, NOW).expired, ['idle', 'never']);
   assert.deepEqual(planImages(images, { maxIdleMs: DAY, graceMs: 600_000 }, NOW).expired, ['hot', 'idle', 'never']);
 });
+
+test('an image counts as used when its record was written, even with an older recorded use', () => {
+  const images: ImageEntry[] = [
+    // Built again 2 days ago (its record written then) while a use from 40 days ago survived.
+    { key: 'rebuilt', references: [d('a')], lastUsed: NOW - 40 * DAY, written: NOW - 2 * DAY },
+    { key: 'idle', references: [d('b')], lastUsed: NOW - 40 * DAY, written: NOW - 50 * DAY },
+  ];
+  assert.deepEqual(planImages(images, policy, NOW).expired, ['idle']);
+});
