@@ -7,16 +7,16 @@
 // pointing at objects that exist or can be made again:
 //
 //   1. Expired image records (each followed by its usage record, several
-//      at once), every index before any image. Image records are what pulls start from
-//      (a tag finds its record); once one is gone, nothing that serves a
-//      pull points at its manifests, config or layers. An index goes first so
-//      that no index record is left naming a platform image whose record is
-//      gone. Each image's last use and its
-//      record's write time are read again just before its deletion (the
-//      first reading may be minutes old by then): one pulled meanwhile stays,
-//      with what it references (an index with its platforms' images), and one
-//      whose record a build wrote again is left to the second listing. Only a
-//      pull within the round trip between that check and the deletion is lost.
+//      at once), every index before any image. Image records are what pulls
+//      start from (a tag finds its record); once one is gone, nothing that
+//      serves a pull points at its manifests, config or layers. An index
+//      goes first so that no index record is left naming a platform image
+//      whose record is gone. Each image's last use and its record's write
+//      time are read again just before its deletion (the first reading may
+//      be minutes old by then): one pulled meanwhile stays, with what it
+//      references (an index with its platforms' images), and one whose
+//      record a build wrote again is left to the second listing. Only a pull
+//      within the round trip between that check and the deletion is lost.
 //   2. Unreferenced manifests and blobs. Nothing kept references them. Before
 //      a layer blob is deleted its blob-sources entry is written again, which
 //      stamps when the blob went: its layer record (the recipe) outlives the
