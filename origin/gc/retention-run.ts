@@ -73,6 +73,12 @@ export interface RetentionRunOptions {
   /** Storage requests in flight at once. */
   concurrency?: number;
   /**
+   * Whether the report lists every object and record deleted (the gc
+   * command prints them); false counts them only, so a first run over a
+   * large bucket holds no list of its deletions (the scheduled run).
+   */
+  listDeletions?: boolean;
+  /**
    * Makes a deleted object again (blob and manifest recovery) when an image
    * record written during the run names it; true when it could.
    */
@@ -83,11 +89,13 @@ export interface RetentionReport {
   dryRun: boolean;
   /** Image keys deleted (or that would be), indexes first. */
   images: string[];
-  /** Blobs and manifests deleted (or that would be). */
+  /** Blobs and manifests deleted (or that would be); empty when not listed (listDeletions). */
   objects: ListedObject[];
+  /** How many: objects and small records deleted (or that would be), listed or not. */
+  deleted: { objects: number; records: number };
   /** Their bytes. */
   bytes: number;
-  /** Small records deleted (or that would be): image-sources, blob-sources, layer records. */
+  /** Small records deleted (or that would be): image-sources, blob-sources, layer records, usage; empty when not listed. */
   records: string[];
   /** A kept image whose record does not say what it references; while one exists, no object is deleted. */
   pinnedBy: string | null;
@@ -131,9 +139,10 @@ export async function runRetention(options: RetentionRunOptions): Promise<Retent
   const dryRun = options.dryRun ?? false;
   const clock = options.now ?? Date.now;
   const concurrency = options.concurrency ?? 16;
+  const listDeletions = options.listDeletions ?? true;
   const started = performance.now();
   const now = clock();
-  const report: RetentionReport = { dryRun, images: [], objects: [], bytes: 0, records: [], pinnedBy: null, remade: [], stored: { objects: 0, bytes: 0 }, ms: 0 };
+  const report: RetentionReport = { dryRun, images: [], objects: [], deleted: { objects: 0, records: 0 }, bytes: 0, records: [], pinnedBy: null, remade: [], stored: { objects: 0, bytes: 0 }, ms: 0 };
 
   // 1. Images: which go, and what the others reference.
   const firstListing = await collect(storage.list(STORAGE_KEYS.image.prefix));
@@ -207,7 +216,8 @@ export async function runRetention(options: RetentionRunOptions): Promise<Retent
       report.stored.bytes += object.size;
       const digest = digestOfKey(family, object.key);
       if (digest === null || report.pinnedBy !== null || !isCollectable({ digest, written: object.written }, referenced, policy, now)) return;
-      report.objects.push(object);
+      report.deleted.objects++;
+      if (listDeletions) report.objects.push(object);
       report.bytes += object.size;
       if (dryRun) return;
       deleted.add(digest);
@@ -241,8 +251,12 @@ export async function runRetention(options: RetentionRunOptions): Promise<Retent
   for (const { entry, derived } of keptImages) {
     for (const digest of derived) owner.set(digest, entry.key);
   }
+  const deletedRecord = (key: string): void => {
+    report.deleted.records++;
+    if (listDeletions) report.records.push(key);
+  };
   // Without knowing what every kept image references, no record can be said to be dead.
-  if (report.pinnedBy === null) await deleteDeadRecords(storage, { referenced, owner, expired, kept: new Set(keptImages.map((i) => i.entry.key)), deletedBlobs, policy, now, dryRun, concurrency, report });
+  if (report.pinnedBy === null) await deleteDeadRecords(storage, { referenced, owner, expired, kept: new Set(keptImages.map((i) => i.entry.key)), deletedBlobs, policy, now, dryRun, concurrency, deletedRecord });
   report.ms = Math.round(performance.now() - started);
   return report;
 }
@@ -259,7 +273,8 @@ interface DeadRecordContext {
   now: number;
   dryRun: boolean;
   concurrency: number;
-  report: RetentionReport;
+  /** Counts a record deleted (or that would be), and lists it when the report lists deletions. */
+  deletedRecord: (key: string) => void;
 }
 
 /** 3. The small records that only describe what is gone. */
@@ -283,7 +298,7 @@ async function deleteDeadRecords(storage: Storage, c: DeadRecordContext): Promis
     // An image built again since the listing wrote its entries before its record
     // (a dry run deleted no record: one it would have deleted does not count).
     if (image !== undefined && !(c.dryRun && c.expired.has(image)) && (await storage.stat(STORAGE_KEYS.image(image)))) return;
-    c.report.records.push(object.key);
+    c.deletedRecord(object.key);
     if (c.dryRun || !bytes) return;
     await storage.delete(object.key);
     if (image !== undefined && (await storage.stat(STORAGE_KEYS.image(image)))) await storage.put(object.key, bytes, MEDIA.json);
@@ -296,7 +311,7 @@ async function deleteDeadRecords(storage: Storage, c: DeadRecordContext): Promis
     const key = STORAGE_KEYS.usage.parse(object.key);
     if (key === null || c.kept.has(key) || c.expired.has(key) || !old(object)) return;
     if (await storage.stat(STORAGE_KEYS.image(key))) return;
-    c.report.records.push(object.key);
+    c.deletedRecord(object.key);
     if (!c.dryRun) await storage.delete(object.key);
   });
 
@@ -311,7 +326,8 @@ async function deleteDeadRecords(storage: Storage, c: DeadRecordContext): Promis
     const layerBytes = layerKey ? await storage.get(layerKey) : null;
     // Only the record of this very blob: the entry may be stale and the id's record describe another.
     const layer = layerBytes && parseJson<LayerRecord>(layerBytes)?.digest === digest ? layerBytes : null;
-    c.report.records.push(object.key, ...(layer && layerKey ? [layerKey] : []));
+    c.deletedRecord(object.key);
+    if (layer && layerKey) c.deletedRecord(layerKey);
     if (c.dryRun) return;
     await storage.delete(object.key);
     if (layer && layerKey) await storage.delete(layerKey);

@@ -119,7 +119,7 @@ export class RetentionSchedule {
         writeLastRun(storage, { at: clock(), replica, running: true }).catch((err: unknown) => log.warn({ err }, 'retention lease not renewed'));
       }, period);
       renewal.unref();
-      const report = await runRetention({ storage: this.opts.storage, policy: this.opts.policy, lastUsed: this.opts.lastUsed, now: clock, ...(this.opts.repair ? { repair: this.opts.repair } : {}) });
+      const report = await runRetention({ storage: this.opts.storage, policy: this.opts.policy, lastUsed: this.opts.lastUsed, now: clock, listDeletions: false, ...(this.opts.repair ? { repair: this.opts.repair } : {}) });
       clearInterval(renewal);
       for (const key of report.images) this.opts.forget?.(key);
       await writeLastRun(storage, { at: clock(), replica, running: false });
@@ -129,7 +129,7 @@ export class RetentionSchedule {
       this.stats.storedObjects = report.stored.objects;
       this.stats.storedBytes = report.stored.bytes;
       log.info(
-        { images: report.images.length, objects: report.objects.length, bytes: report.bytes, records: report.records.length, remade: report.remade.length, pinnedBy: report.pinnedBy, storedObjects: report.stored.objects, storedBytes: report.stored.bytes, ms: report.ms },
+        { images: report.images.length, objects: report.deleted.objects, bytes: report.bytes, records: report.deleted.records, remade: report.remade.length, pinnedBy: report.pinnedBy, storedObjects: report.stored.objects, storedBytes: report.stored.bytes, ms: report.ms },
         'retention run',
       );
       for (const listener of this.listeners) listener(report, (performance.now() - started) / 1000);

@@ -84,6 +84,7 @@ function backendTests(name: string, open: () => Promise<{ storage: Storage; clos
         assert.deepEqual(report.images, dry.images);
         assert.deepEqual(report.records.sort(), dry.records.sort());
         assert.equal(report.records.length, 6, 'the image-sources of both idle images');
+        assert.deepEqual(report.deleted, { objects: report.objects.length, records: 6 });
         assert.deepEqual(report.objects.map((o) => o.key).sort(), dry.objects.map((o) => o.key).sort());
         assert.equal(report.pinnedBy, null);
         const gone = [
@@ -302,7 +303,10 @@ function backendTests(name: string, open: () => Promise<{ storage: Storage; clos
         const other = new RetentionSchedule({ storage, policy, intervalMs, log, replicaId: 'b', lastUsed: async () => null, now: () => Date.now() + 10 * 60_000 });
         assert.equal(await other.runIfDue(), null);
         release();
-        assert.ok(await running);
+        const ran = await running;
+        assert.ok(ran);
+        // A scheduled run counts what it deleted without listing it: the image's layer, config and two manifests, its three image-sources entries.
+        assert.deepEqual({ objects: ran.objects, records: ran.records, deleted: ran.deleted }, { objects: [], records: [], deleted: { objects: 4, records: 3 } });
         const ended = JSON.parse(new TextDecoder().decode((await storage.get(STORAGE_KEYS.retentionRun('')))!)) as { replica: string; running: boolean };
         assert.deepEqual({ replica: ended.replica, running: ended.running }, { replica: 'a', running: false });
 
