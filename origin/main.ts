@@ -87,6 +87,9 @@ try {
   const nixGc = roots
     ? new NixGarbageCollector({ config: config.nixGc, lock: gcLock, nix: { timeoutSeconds: config.nixTimeoutSeconds, signal: cancelBuilds.signal }, log })
     : undefined;
+  // A lost blob whose store paths were collected fetches them again from the binary caches (NIX_CONFIG substituters).
+  const blobRecovery = new BlobRecovery(storage, layers, log, roots, (paths) => realisePaths(paths, { timeoutSeconds: config.nixTimeoutSeconds, signal: cancelBuilds.signal }));
+  const manifestRecovery = new ManifestRecovery(storage, images, log);
   const builder = new ImageBuilder({
     source,
     nix: nixCli({ timeoutSeconds: config.nixTimeoutSeconds, signal: cancelBuilds.signal }),
@@ -103,12 +106,11 @@ try {
     failures,
     limits: config.limits,
     ...(roots ? { roots } : {}),
+    // Objects a new record names that retention deleted while the image was built are made again at once.
+    repair: { storage, remake: (digest) => remakeObject(blobRecovery, manifestRecovery, digest) },
   });
   const indexes = new PackageIndexes({ source, storage, nix: { timeoutSeconds: config.nixTimeoutSeconds, signal: cancelBuilds.signal }, log });
   // Both take the builder: metrics subscribe to its reports, shutdown drains it.
-  // A lost blob whose store paths were collected fetches them again from the binary caches (NIX_CONFIG substituters).
-  const blobRecovery = new BlobRecovery(storage, layers, log, roots, (paths) => realisePaths(paths, { timeoutSeconds: config.nixTimeoutSeconds, signal: cancelBuilds.signal }));
-  const manifestRecovery = new ManifestRecovery(storage, images, log);
   // Manifests answered here or reported by the edge are the images' last use, which retention reads.
   const usageIntervalMs = config.usageWriteIntervalSeconds * 1000;
   const usage = new StoredUsageLog(storage, { intervalMs: usageIntervalMs });
@@ -118,7 +120,7 @@ try {
     config.retention.maxIdleDays > 0
       ? new RetentionSchedule({
           storage,
-          policy: retentionPolicy(config.retention),
+          policy: retentionPolicy(config.retention, config.usageWriteIntervalSeconds),
           lastUsed: (key) => usage.lastUsed(key),
           intervalMs: config.retention.intervalSeconds * 1000,
           replicaId: config.replicaId,

@@ -60,7 +60,7 @@ export const STORAGE_KEYS = {
   learnedPopularityIndex: single('popularity/learned/replicas.json'),
   /** The search index of one version of the package set, by the sha256 hex of the source's cache key and system (origin/search/indexes.ts). */
   index: family('index/<hash of source cache key and system>.json'),
-  /** When the last retention run ended and on which replica, so replicas sharing storage run it once per interval (origin/gc/retention-schedule.ts). */
+  /** The running retention run's lease, or when the last one ended, and on which replica, so replicas sharing storage run it one at a time, once per interval (origin/gc/retention-schedule.ts). */
   retentionRun: single('gc/retention-run.json'),
   /** The readiness check's round-trip object, one per replica. */
   health: family('health/<replica>'),

@@ -92,7 +92,7 @@ try {
   const dryRun = args['dry-run'] ?? false;
   // Read only: the CLI records no use itself.
   const usage = new StoredUsageLog(storage, { intervalMs: config.usageWriteIntervalSeconds * 1000 });
-  const report = await runRetention({ storage, policy: retentionPolicy(config.retention), lastUsed: (key) => usage.lastUsed(key), dryRun, repair: (digest) => remakeObject(blobs, manifests, digest) });
+  const report = await runRetention({ storage, policy: retentionPolicy(config.retention, config.usageWriteIntervalSeconds), lastUsed: (key) => usage.lastUsed(key), dryRun, repair: (digest) => remakeObject(blobs, manifests, digest) });
   const verb = dryRun ? 'would delete' : 'deleted';
   for (const key of report.images) out(`${verb} image ${key}`);
   for (const object of report.objects) out(`${verb} ${object.key} ${object.size}`);

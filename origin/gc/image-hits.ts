@@ -11,8 +11,11 @@
 // manifest itself is stored; retention deletes both together.
 //
 // What a report may cost is bounded: at most HIT_REPORT_LIMITS.maxDigests
-// digests, each at most three small storage reads, and a hot image's record
-// is confirmed once an interval, not once a report.
+// digests, each at most three small storage reads, and a hot digest's image
+// key and its image's record are read once an interval, not once a report.
+// Once an interval and not once for all: a digest's image-sources entry can
+// move to another image (a newer build of the same manifest, retention's
+// keeper), and the use must be credited to the image that now answers it.
 import type { Logger } from 'pino';
 import { digestHex, type Digest } from '../../shared/digest.ts';
 import { Lru } from '../../shared/lru.ts';
@@ -38,8 +41,14 @@ export class ImageHits {
   private readonly images: ImageStore;
   private readonly usage: UsageLog;
   private readonly options: ImageHitsOptions;
-  /** Digest → image key: a digest never changes image, so an entry never goes stale. */
-  private readonly keys: Lru<Digest, string>;
+  /**
+   * Digest → image key, and when it was read. A digest can change image: a
+   * newer build of the same manifest (a newer package set with the same
+   * store paths) takes the image-sources entry over, and retention points an
+   * entry at a kept image when the one it named goes. So an entry is read
+   * again once an interval, like a record's existence below.
+   */
+  private readonly keys: Lru<Digest, { key: string; at: number }>;
   /** Image key → when its record was last seen in storage. */
   private readonly confirmed: Lru<string, number>;
 
@@ -67,7 +76,7 @@ export class ImageHits {
 
   /** Touches the digest's image if it still exists; whether the origin can still serve the digest. */
   private async use(digest: Digest, at: number): Promise<boolean> {
-    const key = await this.imageOf(digest);
+    const key = await this.imageOf(digest, at);
     if (key !== null && (await this.recordExists(key, at))) {
       await this.usage.touch(key, at);
       return true;
@@ -77,12 +86,13 @@ export class ImageHits {
     return (await this.storage.stat(STORAGE_KEYS.manifest(digestHex(digest)))) !== null;
   }
 
-  private async imageOf(digest: Digest): Promise<string | null> {
+  private async imageOf(digest: Digest, at: number): Promise<string | null> {
     const known = this.keys.get(digest);
-    if (known !== undefined) return known;
+    if (known !== undefined && at - known.at < this.options.intervalMs && at >= known.at) return known.key;
     const key = await this.images.imageOf(digest);
     // Only found keys are remembered: a digest not indexed yet may be by the next build.
-    if (key !== null) this.keys.set(digest, key);
+    if (key !== null) this.keys.set(digest, { key, at });
+    else this.keys.delete(digest);
     return key;
   }
 

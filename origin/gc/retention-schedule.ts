@@ -1,10 +1,25 @@
 // Runs retention on a schedule inside the origin. One run at a time in this
 // process (a run still going when the next is due is joined, never doubled),
-// and about one per interval across replicas sharing storage: each run
-// records when it ended (`gc/retention-run.json`), and a replica whose turn
-// comes while that record is younger than the interval skips. Two replicas
-// that check at the same moment may both run; that is only wasted work, as
-// every deletion is idempotent and both apply the same rules.
+// and one at a time, about one per interval, across replicas sharing
+// storage, through one record (`gc/retention-run.json`):
+//
+//   - a run starts by writing it as a lease ({at, replica, running: true})
+//     and reading it back: a replica that finds another's name there leaves
+//     the run to it. The lease is written again every check period while the
+//     run lasts, so a run longer than the check period (hours over a large
+//     bucket) is never joined by a second replica's;
+//   - a lease not renewed for three check periods is a crashed run's, and
+//     the next replica to check takes over;
+//   - a run that ends records when it ended ({running: false}); a replica
+//     whose turn comes while that is younger than the interval skips. A run
+//     that fails puts back what was there, so the next check tries again.
+//
+// Two replicas that read the record at the same moment may still both
+// write it, and one may read its own lease back before the other's write
+// lands: then both run. That window is one storage round trip, and it only
+// costs work as long as each run's own checks hold (every deletion is
+// idempotent and both apply the same rules); concurrent runs were the
+// common case before, every time a run outlasted the check period.
 //
 // Checks come every quarter interval (at most every 15 minutes), with a
 // random first delay, so pods that live shorter than the interval (rollouts,
@@ -31,10 +46,19 @@ export interface RetentionScheduleOptions {
   now?: () => number;
 }
 
-/** What the last run recorded in storage. */
+/** What the last run recorded in storage: when it ended, or while `running`, when its lease was last renewed. */
 interface LastRun {
   at: number;
   replica: string;
+  running?: boolean;
+}
+
+/** A lease not renewed for this many check periods belongs to a run that died. */
+const LEASE_PERIODS = 3;
+
+/** Seconds between two checks (and two renewals of a running lease). */
+function checkPeriodMs(intervalMs: number): number {
+  return Math.min(Math.max(intervalMs / 4, 1000), 15 * 60 * 1000);
 }
 
 export interface RetentionStats {
@@ -76,23 +100,44 @@ export class RetentionSchedule {
     const { storage, log } = this.opts;
     const clock = this.opts.now ?? Date.now;
     const started = performance.now();
+    const period = checkPeriodMs(this.opts.intervalMs);
+    const replica = this.opts.replicaId;
+    let last: LastRun | null = null;
+    let leased = false;
+    let renewal: NodeJS.Timeout | undefined;
     try {
-      const last = await readLastRun(storage);
-      if (last !== null && clock() - last.at < this.opts.intervalMs) return null;
-      const report = await runRetention({ storage: this.opts.storage, policy: this.opts.policy, lastUsed: this.opts.lastUsed, now: clock, ...(this.opts.repair ? { repair: this.opts.repair } : {}) });
+      last = await readLastRun(storage);
+      if (last !== null && clock() - last.at < (last.running ? LEASE_PERIODS * period : this.opts.intervalMs)) return null;
+      await writeLastRun(storage, { at: clock(), replica, running: true });
+      leased = true;
+      // Another replica's lease written over ours: the run is its.
+      if ((await readLastRun(storage))?.replica !== replica) {
+        leased = false;
+        return null;
+      }
+      renewal = setInterval(() => {
+        writeLastRun(storage, { at: clock(), replica, running: true }).catch((err: unknown) => log.warn({ err }, 'retention lease not renewed'));
+      }, period);
+      renewal.unref();
+      const report = await runRetention({ storage: this.opts.storage, policy: this.opts.policy, lastUsed: this.opts.lastUsed, now: clock, listDeletions: false, ...(this.opts.repair ? { repair: this.opts.repair } : {}) });
+      clearInterval(renewal);
       for (const key of report.images) this.opts.forget?.(key);
-      await storage.put(STORAGE_KEYS.retentionRun(''), new TextEncoder().encode(JSON.stringify({ at: clock(), replica: this.opts.replicaId } satisfies LastRun)), MEDIA.json);
+      await writeLastRun(storage, { at: clock(), replica, running: false });
+      leased = false;
       this.stats.runs++;
       this.stats.bytesFreed += report.bytes;
       this.stats.storedObjects = report.stored.objects;
       this.stats.storedBytes = report.stored.bytes;
       log.info(
-        { images: report.images.length, objects: report.objects.length, bytes: report.bytes, records: report.records.length, remade: report.remade.length, pinnedBy: report.pinnedBy, storedObjects: report.stored.objects, storedBytes: report.stored.bytes, ms: report.ms },
+        { images: report.images.length, objects: report.deleted.objects, bytes: report.bytes, records: report.deleted.records, remade: report.remade.length, pinnedBy: report.pinnedBy, storedObjects: report.stored.objects, storedBytes: report.stored.bytes, ms: report.ms },
         'retention run',
       );
       for (const listener of this.listeners) listener(report, (performance.now() - started) / 1000);
       return report;
     } catch (err) {
+      clearInterval(renewal);
+      // The lease goes, so the next check (here or on another replica) tries again.
+      if (leased) await (last ? writeLastRun(storage, last) : storage.delete(STORAGE_KEYS.retentionRun(''))).catch(() => undefined);
       this.stats.failures++;
       log.warn({ err, ms: Math.round(performance.now() - started) }, 'retention run failed');
       for (const listener of this.listeners) listener(null, (performance.now() - started) / 1000);
@@ -102,7 +147,7 @@ export class RetentionSchedule {
 
   /** Checks on a timer that never keeps the process alive; returns the stop function. */
   start(): () => void {
-    const every = Math.min(Math.max(this.opts.intervalMs / 4, 1000), 15 * 60 * 1000);
+    const every = checkPeriodMs(this.opts.intervalMs);
     let timer: NodeJS.Timeout | undefined;
     const schedule = (delay: number) => {
       timer = setTimeout(() => {
@@ -123,8 +168,12 @@ async function readLastRun(storage: Storage): Promise<LastRun | null> {
   if (!bytes) return null;
   try {
     const parsed = JSON.parse(new TextDecoder().decode(bytes)) as Partial<LastRun>;
-    return typeof parsed.at === 'number' ? { at: parsed.at, replica: String(parsed.replica) } : null;
+    return typeof parsed.at === 'number' ? { at: parsed.at, replica: String(parsed.replica), ...(parsed.running === true ? { running: true } : {}) } : null;
   } catch {
     return null;
   }
+}
+
+async function writeLastRun(storage: Storage, run: LastRun): Promise<void> {
+  await storage.put(STORAGE_KEYS.retentionRun(''), new TextEncoder().encode(JSON.stringify(run)), MEDIA.json);
 }

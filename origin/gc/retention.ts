@@ -5,11 +5,16 @@
 //
 // Safe by construction, because a wrong deletion would lose an image:
 //   - an image whose record does not say what it references (written before
-//     records kept their recipe) pins every object: nothing is collected;
+//     records kept their recipe) pins every object: planImages names it
+//     (pinnedBy), and the run then collects nothing;
 //   - an object younger than the grace period is kept whatever references
 //     it, so a build in flight (its layers written, its record not yet) never
 //     loses a layer;
-//   - an image never seen in use counts as used when its record was written;
+//   - an image counts as used when its record was written, as well as when
+//     it was last requested;
+//   - a recorded use counts as up to one usage write interval later than it
+//     says (usage.ts writes a use at most once an interval), so an image in
+//     constant use is never idle however short the horizon;
 //   - an index (one name over several platforms) keeps its platforms' images
 //     for as long as it is kept itself, and goes before them.
 import type { Digest } from '../../shared/digest.ts';
@@ -20,13 +25,20 @@ export interface RetentionPolicy {
   maxIdleMs: number;
   /** Objects younger than this are never deleted (builds in flight). */
   graceMs: number;
+  /**
+   * How much older a recorded last use may be than the real one: a use is
+   * written at most once per USAGE_WRITE_INTERVAL (usage.ts), so an image in
+   * constant use may read that much older. Added to maxIdleMs for recorded
+   * uses; 0 when absent.
+   */
+  usageLagMs?: number;
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
-/** The policy a configuration names (origin/config.ts RetentionConfig). */
-export function retentionPolicy(config: { maxIdleDays: number; graceSeconds: number }): RetentionPolicy {
-  return { maxIdleMs: config.maxIdleDays * DAY_MS, graceMs: config.graceSeconds * 1000 };
+/** The policy a configuration names (origin/config.ts RetentionConfig, and USAGE_WRITE_INTERVAL). */
+export function retentionPolicy(config: { maxIdleDays: number; graceSeconds: number }, usageWriteIntervalSeconds: number): RetentionPolicy {
+  return { maxIdleMs: config.maxIdleDays * DAY_MS, graceMs: config.graceSeconds * 1000, usageLagMs: usageWriteIntervalSeconds * 1000 };
 }
 
 export interface ImageEntry {
@@ -41,24 +53,6 @@ export interface ImageEntry {
   members?: readonly string[];
 }
 
-export interface ObjectEntry {
-  /** Storage key (`blobs/sha256/…`, `manifests/sha256/…`). */
-  key: string;
-  digest: Digest;
-  size: number;
-  /** When it was written (ms). */
-  written: number;
-}
-
-export interface RetentionPlan {
-  /** Image keys to delete, indexes first (their records name the others). */
-  images: string[];
-  objects: ObjectEntry[];
-  bytes: number;
-  /** Why nothing beyond image records may be collected, when that is so. */
-  pinnedBy: string | null;
-}
-
 export interface ImagePlan {
   /** Image keys to delete, indexes first (their records name the others). */
   expired: string[];
@@ -68,9 +62,19 @@ export interface ImagePlan {
   pinnedBy: string | null;
 }
 
+/**
+ * Whether an image has gone unrequested for longer than the policy allows:
+ * counted from the later of its last recorded use and its record's writing
+ * (a build is a request), and never within the grace period.
+ */
+export function isIdle(image: Pick<ImageEntry, 'lastUsed' | 'written'>, policy: RetentionPolicy, now: number): boolean {
+  const sinceUse = image.lastUsed === null ? Infinity : now - image.lastUsed - (policy.usageLagMs ?? 0);
+  return sinceUse > policy.maxIdleMs && now - image.written > Math.max(policy.maxIdleMs, policy.graceMs);
+}
+
 /** Which images go, and what the ones that stay reference. */
 export function planImages(images: readonly ImageEntry[], policy: RetentionPolicy, now: number): ImagePlan {
-  const idle = (i: ImageEntry) => now - (i.lastUsed ?? i.written) > policy.maxIdleMs && now - i.written > policy.graceMs;
+  const idle = (i: ImageEntry) => isIdle(i, policy, now);
   const expired = new Set(images.filter(idle).map((i) => i.key));
   // A kept index keeps its platforms' images, whatever their own use says.
   for (const index of images) if (!expired.has(index.key)) for (const member of index.members ?? []) expired.delete(member);
@@ -85,20 +89,8 @@ export function planImages(images: readonly ImageEntry[], policy: RetentionPolic
 }
 
 /** Whether an object may go: no kept image references it and it is older than the grace period. */
-export function isCollectable(object: Pick<ObjectEntry, 'digest' | 'written'>, referenced: ReadonlySet<Digest>, policy: RetentionPolicy, now: number): boolean {
+export function isCollectable(object: { digest: Digest; written: number }, referenced: ReadonlySet<Digest>, policy: RetentionPolicy, now: number): boolean {
   return !referenced.has(object.digest) && now - object.written > policy.graceMs;
-}
-
-export function planRetention(images: readonly ImageEntry[], objects: readonly ObjectEntry[], policy: RetentionPolicy, now: number): RetentionPlan {
-  const plan = planImages(images, policy, now);
-  if (plan.pinnedBy !== null) return { images: plan.expired, objects: [], bytes: 0, pinnedBy: plan.pinnedBy };
-  const deletable = objects.filter((o) => isCollectable(o, plan.referenced, policy, now));
-  return {
-    images: plan.expired,
-    objects: deletable,
-    bytes: deletable.reduce((sum, o) => sum + o.size, 0),
-    pinnedBy: null,
-  };
 }
 
 /**

@@ -11,17 +11,23 @@
 // the image again (Nix rebuilds or substitutes what is gone) instead of
 // naming a blob that answers 404 for ever. That is the damage beyond repair
 // the scrub reports, and exits non-zero for.
+//
+// The scrub may run for hours beside origins that build: an object step 2
+// does not know from step 1 (written after step 1 listed its family) is
+// looked for in storage before it counts as missing, and so is a platform's
+// record an index names that the listing of records did not include.
 import { createHash } from 'node:crypto';
-import type { Digest } from '../../shared/digest.ts';
+import { digestHex, type Digest } from '../../shared/digest.ts';
 import { MEDIA } from '../../shared/media-types.ts';
-import { STORAGE_KEYS, type KeyFamily } from '../../shared/storage-keys.ts';
+import { STORAGE_KEYS } from '../../shared/storage-keys.ts';
 import type { BlobRecovery } from '../image/blob-recovery.ts';
 import { derivedDigests, type ImageRecord, type ImageSource } from '../image/image-store.ts';
 import type { ManifestRecovery } from '../image/manifest-recovery.ts';
-import { mapLimit } from '../image/map-limit.ts';
-import type { ListedObject, Storage } from '../storage/storage.ts';
+import type { Storage } from '../storage/storage.ts';
+import { digestOfKey, inBatches, parseJson } from './listing.ts';
 import { imageReferences } from './retention.ts';
 import { remakeObject } from '../image/remake-object.ts';
+import { recordObjectKeys } from '../image/record-objects.ts';
 
 export interface ScrubOptions {
   storage: Storage;
@@ -47,14 +53,7 @@ export interface ScrubReport {
   unchecked: string[];
 }
 
-const SHA256_HEX = /^[a-f0-9]{64}$/;
-const decoder = new TextDecoder();
 const encoder = new TextEncoder();
-
-function digestIn(family: KeyFamily, key: string): Digest | null {
-  const hex = family.parse(key);
-  return hex !== null && SHA256_HEX.test(hex) ? `sha256:${hex}` : null;
-}
 
 async function sha256Of(storage: Storage, key: string): Promise<Digest | null> {
   const stream = await storage.read(key);
@@ -62,10 +61,6 @@ async function sha256Of(storage: Storage, key: string): Promise<Digest | null> {
   const hash = createHash('sha256');
   for await (const chunk of stream) hash.update(chunk as Buffer);
   return `sha256:${hash.digest('hex')}`;
-}
-
-function remake(options: ScrubOptions, digest: Digest): Promise<boolean> {
-  return remakeObject(options.blobs, options.manifests, digest);
 }
 
 export async function scrub(options: ScrubOptions): Promise<ScrubReport> {
@@ -76,10 +71,8 @@ export async function scrub(options: ScrubOptions): Promise<ScrubReport> {
 
   // 1. Every blob and manifest against its name.
   for (const family of [STORAGE_KEYS.blob, STORAGE_KEYS.manifest]) {
-    const listed: ListedObject[] = [];
-    for await (const object of storage.list(family.prefix)) listed.push(object);
-    await mapLimit(listed, concurrency, async (object) => {
-      const digest = digestIn(family, object.key);
+    await inBatches(storage.list(family.prefix), concurrency, async (object) => {
+      const digest = digestOfKey(family, object.key);
       if (digest === null) return;
       const actual = await sha256Of(storage, object.key);
       if (actual === null) return;
@@ -91,7 +84,7 @@ export async function scrub(options: ScrubOptions): Promise<ScrubReport> {
       }
       // Wrong bytes are worse than none: a client would fail on the digest. Gone first, then made again.
       await storage.delete(object.key);
-      const repaired = await remake(options, digest);
+      const repaired = await remakeObject(options.blobs, options.manifests, digest);
       if (repaired) present.add(digest);
       report.damaged.push({ key: object.key, repaired });
     });
@@ -103,13 +96,8 @@ export async function scrub(options: ScrubOptions): Promise<ScrubReport> {
     const key = STORAGE_KEYS.image.parse(object.key);
     const bytes = key === null ? null : await storage.get(object.key);
     if (key === null || bytes === null) continue;
-    let record: ImageRecord | null = null;
-    try {
-      record = JSON.parse(decoder.decode(bytes)) as ImageRecord;
-    } catch {
-      // A record that does not parse serves nothing: dropped below, built again on the next pull.
-    }
-    records.push({ key, record });
+    // A record that does not parse serves nothing: dropped below, built again on the next pull.
+    records.push({ key, record: parseJson<ImageRecord>(bytes) });
   }
   const listedKeys = new Set(records.map((r) => r.key));
   records.sort((a, b) => Number(a.record?.members !== undefined) - Number(b.record?.members !== undefined));
@@ -132,18 +120,26 @@ export async function scrub(options: ScrubOptions): Promise<ScrubReport> {
     // Recovery finds a record through these: one lost with a race or by hand is written again.
     const source = encoder.encode(JSON.stringify({ image: key } satisfies ImageSource));
     for (const digest of derivedDigests(record)) {
-      const sourceKey = STORAGE_KEYS.imageSource(digest.slice('sha256:'.length));
+      const sourceKey = STORAGE_KEYS.imageSource(digestHex(digest));
       const stored = await storage.get(sourceKey);
-      const named = stored ? safeParse<ImageSource>(stored)?.image : undefined;
+      const named = stored ? parseJson<ImageSource>(stored)?.image : undefined;
       if (named !== undefined && (named === key || (await storage.stat(STORAGE_KEYS.image(named))))) continue;
       await storage.put(sourceKey, source, MEDIA.json);
       report.sourcesRestored++;
     }
     // An index whose platform's record is gone would name manifests nothing can make again.
-    let whole = (record.members ?? []).every((member) => !dropped.has(member) && listedKeys.has(member));
+    // A platform's record written after the listing above is there all the same.
+    let whole = true;
+    for (const member of record.members ?? []) {
+      if (dropped.has(member) || (!listedKeys.has(member) && !(await storage.stat(STORAGE_KEYS.image(member))))) whole = false;
+    }
+    const keyOf = new Map(recordObjectKeys(record).map((o): [Digest, string] => [o.digest, o.key]));
     for (const digest of references) {
       if (present.has(digest)) continue;
-      const repaired = await remake(options, digest);
+      // Step 1 saw only what was stored when it listed: an image built since wrote its objects later.
+      const objectKey = keyOf.get(digest);
+      if (objectKey !== undefined && (await storage.stat(objectKey))) continue;
+      const repaired = await remakeObject(options.blobs, options.manifests, digest);
       if (repaired) present.add(digest);
       report.missing.push({ digest, image: key, repaired });
       if (!repaired) whole = false;
@@ -153,10 +149,3 @@ export async function scrub(options: ScrubOptions): Promise<ScrubReport> {
   return report;
 }
 
-function safeParse<T>(bytes: Uint8Array): T | null {
-  try {
-    return JSON.parse(decoder.decode(bytes)) as T;
-  } catch {
-    return null;
-  }
-}

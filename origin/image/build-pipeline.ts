@@ -8,6 +8,8 @@
 //   layers    each layer written once (by whichever replica gets there first)
 //   manifests the config and both manifest formats
 //   remember  the image record, written last
+//   recheck   every object the record names is still there (record-objects.ts:
+//             retention may have deleted a reused one meanwhile), or made again
 //
 // Everything it touches comes in as `deps` (Nix, the layer store, the image
 // store), so the steps can be driven without real Nix.
@@ -39,6 +41,7 @@ import type { LayerRecipe, LayerStore } from './layer-store.ts';
 import { evaluatedImageKey, sourceImageKey, type ImageRecord, type ImageStore } from './image-store.ts';
 import { describeProblems, nixStep } from './nix-errors.ts';
 import { mapLimit } from './map-limit.ts';
+import { ensureRecordObjects, type RecordRepair } from './record-objects.ts';
 import { currentBuildChannel } from './build-events.ts';
 
 /** Told what a build did, as it does it: the builder's report is made of this. */
@@ -71,6 +74,8 @@ export interface PipelineDeps {
   observer?: BuildObserver;
   /** GC roots for what this build uses (nix/gc-roots.ts); without, nothing is rooted (no collection runs). */
   roots?: GcRoots | undefined;
+  /** Makes again an object the new record names that retention deleted during the build (record-objects.ts); without, none is checked. */
+  repair?: RecordRepair | undefined;
 }
 
 /** One layer to write: its identity, how to make its entries, and its size for scheduling. */
@@ -148,6 +153,10 @@ async function build(spec: ImageSpec, source: ResolvedSource, deps: PipelineDeps
   const input = { arch: spec.arch, layers, packages: spec.packages, ...(cmd ? { cmd } : {}) };
   const record = await deps.store.saveManifests(await buildManifests(input), input);
   await deps.store.remember(key, record);
+  if (deps.repair) {
+    const lost = await ensureRecordObjects(record, deps.repair);
+    if (lost.length > 0) log[lost.every((l) => l.made) ? 'warn' : 'error']({ lost }, 'objects the new image record names were deleted during the build');
+  }
   // Learning is an optimisation: a failed save costs layering quality, never the image.
   void deps.learned?.observeImage(key, closure.map((p) => p.path)).catch((err: unknown) => log.warn({ err }, 'learned popularity not saved'));
   log.info(

@@ -25,6 +25,7 @@ import { buildImage } from './build-pipeline.ts';
 import { buildIndexes } from './image-index.ts';
 import { hashKey, sourceImageKey, sourceIndexKey, type ImageRecord, type ImageStore } from './image-store.ts';
 import type { LayerStore } from './layer-store.ts';
+import { ensureRecordObjects, type RecordRepair } from './record-objects.ts';
 import { trackBuild, type BuildChannels } from './build-events.ts';
 
 export interface BuilderOptions {
@@ -50,6 +51,8 @@ export interface BuilderOptions {
   platforms?: readonly Architecture[];
   /** GC roots for each build's store paths, while the origin collects Nix garbage (nix/gc-roots.ts). */
   roots?: GcRoots;
+  /** Makes again what a new record names and retention deleted during its build (record-objects.ts). */
+  repair?: RecordRepair;
 }
 
 /** One build, as reported to subscribers once it ended. */
@@ -150,6 +153,11 @@ export class ImageBuilder {
       const memberKeys = cacheKey === null ? [] : platforms.map((arch) => sourceImageKey(cacheKey, { ...spec, arch, platformNamed: true }));
       const record = await this.store.saveIndexes(await buildIndexes(members), memberKeys);
       if (key !== null) await this.store.remember(key, record);
+      // Its two formats may have been written by an older index retention is deleting (record-objects.ts).
+      if (key !== null && this.opts.repair) {
+        const lost = await ensureRecordObjects(record, this.opts.repair);
+        if (lost.length > 0) this.opts.log[lost.every((l) => l.made) ? 'warn' : 'error']({ lost }, 'objects the new index record names were deleted during the build');
+      }
       return record;
     }).result;
   }
@@ -194,6 +202,7 @@ export class ImageBuilder {
         popularity: this.opts.popularity?.(),
         learned: this.opts.learned,
         roots: this.opts.roots,
+        repair: this.opts.repair,
         log,
         signal,
         observer: {

@@ -20,8 +20,10 @@ export class ManifestRecovery {
   private readonly storage: Storage;
   private readonly images: ImageStore;
   private readonly log: Logger;
-  // A config's size never changes: remembered once known.
-  private readonly configSizes = new Lru<string, number>(8192);
+  // A config's size never changes: remembered once known. So is a digest no
+  // record names as its config (a layer from before blob-sources, any blob
+  // not a config): without, each request for such a blob read storage again.
+  private readonly configSizes = new Lru<string, number | null>(8192);
   recovered = 0;
 
   constructor(storage: Storage, images: ImageStore, log: Logger) {
@@ -49,14 +51,18 @@ export class ManifestRecovery {
   async expectedConfigSize(digest: Digest): Promise<number | null> {
     const known = this.configSizes.get(digest);
     if (known !== undefined) return known;
+    const size = await this.configSizeOf(digest);
+    this.configSizes.set(digest, size);
+    return size;
+  }
+
+  private async configSizeOf(digest: Digest): Promise<number | null> {
     const key = await this.images.imageOf(digest);
     if (key === null) return null;
     const record = await this.images.storedRecord(key);
     if (!record?.recipe || record.config !== digest) return null;
     const config = (await buildManifests(record.recipe)).config;
-    if (config.digest !== digest) return null;
-    this.configSizes.set(digest, config.bytes.length);
-    return config.bytes.length;
+    return config.digest === digest ? config.bytes.length : null;
   }
 
   /** Writes the config and manifests of the image this digest belongs to again; false when no record can. */

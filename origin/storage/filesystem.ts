@@ -115,7 +115,7 @@ export class FilesystemStorage implements Storage {
   async stat(key: string): Promise<ObjectInfo | null> {
     try {
       const info = await stat(this.pathOf(key));
-      return { size: info.size };
+      return { size: info.size, written: info.mtimeMs };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw err;

@@ -241,6 +241,8 @@ export class GcsStorage implements Storage {
       const [metadata] = await this.file(key).getMetadata();
       const info: ObjectInfo = { size: Number(metadata.size) };
       if (metadata.contentType) info.contentType = metadata.contentType;
+      const written = Date.parse(String(metadata.timeCreated ?? metadata.updated ?? ''));
+      if (!Number.isNaN(written)) info.written = written;
       return info;
     } catch (err) {
       if (statusOf(err) === 404) return null;

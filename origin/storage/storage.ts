@@ -13,6 +13,8 @@ import type { Readable, Writable } from 'node:stream';
 export interface ObjectInfo {
   size: number;
   contentType?: string;
+  /** When the object under this key was written (ms), as the listing says (ListedObject.written); absent when unknown. */
+  written?: number;
 }
 
 /** One object as a listing names it. */

@@ -13,6 +13,7 @@ import { GcsStorage } from '../../origin/storage/gcs.ts';
 import type { Storage } from '../../origin/storage/storage.ts';
 import { runRetention } from '../../origin/gc/retention-run.ts';
 import { RetentionSchedule } from '../../origin/gc/retention-schedule.ts';
+import { StoredUsageLog } from '../../origin/gc/usage.ts';
 import type { ImageRecord } from '../../origin/image/image-store.ts';
 import { STORAGE_KEYS } from '../../shared/storage-keys.ts';
 import type { Digest } from '../../shared/digest.ts';
@@ -83,6 +84,7 @@ function backendTests(name: string, open: () => Promise<{ storage: Storage; clos
         assert.deepEqual(report.images, dry.images);
         assert.deepEqual(report.records.sort(), dry.records.sort());
         assert.equal(report.records.length, 6, 'the image-sources of both idle images');
+        assert.deepEqual(report.deleted, { objects: report.objects.length, records: 6 });
         assert.deepEqual(report.objects.map((o) => o.key).sort(), dry.objects.map((o) => o.key).sort());
         assert.equal(report.pinnedBy, null);
         const gone = [
@@ -173,6 +175,56 @@ function backendTests(name: string, open: () => Promise<{ storage: Storage; clos
       }
     });
 
+    test('an image pulled or built again after the run read its last use is not deleted, nor its usage record, nor what it references', async () => {
+      const { storage, close } = await open();
+      try {
+        const now = Date.now() + 40 * DAY;
+        await writeImage(storage, 'pulled', ['pulled-layer']);
+        await writeImage(storage, 'platform', ['platform-layer']);
+        await writeIndex(storage, 'pulled-index', ['platform']);
+        await writeImage(storage, 'rebuilt', ['rebuilt-layer']);
+        await writeImage(storage, 'idle', ['idle-layer']);
+        const usage = new StoredUsageLog(storage, { intervalMs: 3_600_000 });
+        // Every image is idle when the run reads its last use; right after that reading, a pull
+        // touches two of them (an index too) and a build writes one's record again.
+        const lastUsed = async (key: string) => {
+          const used = await usage.lastUsed(key);
+          if (key === 'pulled' || key === 'pulled-index') await usage.touch(key, now);
+          if (key === 'rebuilt') await writeImage(storage, 'rebuilt', ['rebuilt-layer']);
+          return used;
+        };
+        const report = await runRetention({ storage, policy, lastUsed, now: () => now });
+        assert.deepEqual(report.images, ['idle']);
+        for (const key of ['pulled', 'pulled-index', 'platform', 'rebuilt']) assert.ok(await exists(storage, STORAGE_KEYS.image(key)), key);
+        for (const key of ['pulled', 'pulled-index']) assert.ok(await exists(storage, STORAGE_KEYS.usage(key)), `usage of ${key}`);
+        for (const layer of ['pulled-layer', 'platform-layer', 'rebuilt-layer', 'config pulled', 'config rebuilt']) assert.ok(await exists(storage, STORAGE_KEYS.blob(hexOf(layer))), layer);
+        for (const name of ['docker pulled-index', 'oci platform']) assert.ok(await exists(storage, STORAGE_KEYS.manifest(hexOf(name))), name);
+        assert.ok(await exists(storage, STORAGE_KEYS.imageSource(hexOf('config pulled'))));
+        assert.equal(await exists(storage, STORAGE_KEYS.image('idle')), false);
+        assert.equal(await exists(storage, STORAGE_KEYS.blob(hexOf('idle-layer'))), false);
+        assert.deepEqual(report.objects.map((o) => o.key).sort(), [STORAGE_KEYS.blob(hexOf('idle-layer')), STORAGE_KEYS.blob(hexOf('config idle')), ...['docker', 'oci'].map((f) => STORAGE_KEYS.manifest(hexOf(`${f} idle`)))].sort());
+      } finally {
+        await close();
+      }
+    });
+
+    test('the last use of an image written within the idle horizon is not read: it cannot be idle', async () => {
+      const { storage, close } = await open();
+      try {
+        await writeImage(storage, 'recent', ['recent-layer']);
+        const asked: string[] = [];
+        const lastUsed = async (key: string) => (asked.push(key), 0);
+        const report = await runRetention({ storage, policy, lastUsed, now: () => Date.now() + 2 * DAY });
+        assert.deepEqual(asked, []);
+        assert.deepEqual(report.images, []);
+        const old = await runRetention({ storage, policy, lastUsed, now: () => Date.now() + 40 * DAY });
+        assert.deepEqual(asked, ['recent', 'recent'], 'asked when listed, and again before the deletion');
+        assert.deepEqual(old.images, ['recent']);
+      } finally {
+        await close();
+      }
+    });
+
     test('an image recorded while its objects were being deleted gets them made again, and keeps their records', async () => {
       const { storage, close } = await open();
       try {
@@ -223,6 +275,64 @@ function backendTests(name: string, open: () => Promise<{ storage: Storage; clos
         assert.deepEqual(lines, ['retention run', 'retention run']);
         assert.equal(first.stats.runs, 1);
         assert.notEqual(first.stats.storedObjects, null);
+      } finally {
+        await close();
+      }
+    });
+
+    test('a run in progress holds a lease no other replica runs beside, renewed while it lasts; a lease left by a crashed run expires', async () => {
+      const { storage, close } = await open();
+      try {
+        await writeImage(storage, 'image', ['layer']);
+        const log = { info: () => undefined, warn: () => undefined };
+        const intervalMs = 3_600_000;
+        // The first replica's run stops in its reading of last use until released.
+        let release!: () => void;
+        const released = new Promise<void>((resolve) => (release = resolve));
+        let reading!: () => void;
+        const isReading = new Promise<void>((resolve) => (reading = resolve));
+        // Its clock 40 days on: the image is old enough for its last use to be asked.
+        const later = () => Date.now() + 40 * DAY;
+        const slow = new RetentionSchedule({ storage, policy, intervalMs, log, replicaId: 'a', lastUsed: async () => (reading(), await released, null), now: later });
+        const running = slow.runIfDue();
+        await isReading;
+        const lease = JSON.parse(new TextDecoder().decode((await storage.get(STORAGE_KEYS.retentionRun('')))!)) as { replica: string; running: boolean };
+        assert.deepEqual({ replica: lease.replica, running: lease.running }, { replica: 'a', running: true });
+        // Another replica checks while it runs, even an interval later by its clock (the run outlasting its
+        // check period): it leaves the run alone.
+        const other = new RetentionSchedule({ storage, policy, intervalMs, log, replicaId: 'b', lastUsed: async () => null, now: () => Date.now() + 10 * 60_000 });
+        assert.equal(await other.runIfDue(), null);
+        release();
+        const ran = await running;
+        assert.ok(ran);
+        // A scheduled run counts what it deleted without listing it: the image's layer, config and two manifests, its three image-sources entries.
+        assert.deepEqual({ objects: ran.objects, records: ran.records, deleted: ran.deleted }, { objects: [], records: [], deleted: { objects: 4, records: 3 } });
+        const ended = JSON.parse(new TextDecoder().decode((await storage.get(STORAGE_KEYS.retentionRun('')))!)) as { replica: string; running: boolean };
+        assert.deepEqual({ replica: ended.replica, running: ended.running }, { replica: 'a', running: false });
+
+        // A lease not renewed for three check periods (15 min each here) is a dead run's: taken over.
+        const stale = { at: Date.now() - 46 * 60_000, replica: 'crashed', running: true };
+        await storage.put(STORAGE_KEYS.retentionRun(''), encode(stale), 'application/json');
+        assert.ok(await new RetentionSchedule({ storage, policy, intervalMs, log, replicaId: 'b', lastUsed: async () => null }).runIfDue());
+        // A fresh one is not, though no run has ended within the interval.
+        await storage.put(STORAGE_KEYS.retentionRun(''), encode({ ...stale, at: Date.now() - 20 * 60_000 }), 'application/json');
+        assert.equal(await new RetentionSchedule({ storage, policy, intervalMs, log, replicaId: 'b', lastUsed: async () => null }).runIfDue(), null);
+
+        // With a 4 s interval the check period is 1 s: a run held for 2.5 s renews its lease meanwhile.
+        let hold!: () => void;
+        const held = new Promise<void>((resolve) => (hold = resolve));
+        let started!: () => void;
+        const isStarted = new Promise<void>((resolve) => (started = resolve));
+        await writeImage(storage, 'another', ['another-layer']);
+        const long = new RetentionSchedule({ storage, policy, intervalMs: 4000, log, replicaId: 'c', lastUsed: async () => (started(), await held, null), now: later });
+        const longRun = long.runIfDue();
+        await isStarted;
+        const leaseAt = async () => (JSON.parse(new TextDecoder().decode((await storage.get(STORAGE_KEYS.retentionRun('')))!)) as { at: number }).at;
+        const first = await leaseAt();
+        await new Promise((resolve) => setTimeout(resolve, 2500));
+        assert.ok((await leaseAt()) >= first + 1000, 'the lease was renewed');
+        hold();
+        assert.ok(await longRun);
       } finally {
         await close();
       }

@@ -22,6 +22,11 @@ import { ImageStore } from '../../origin/image/image-store.ts';
 import { buildImage, type PipelineDeps } from '../../origin/image/build-pipeline.ts';
 import { ImageBuilder, type BuildReport } from '../../origin/image/builder.ts';
 import type { ResolvedSource } from '../../origin/sources/source.ts';
+import { BlobRecovery } from '../../origin/image/blob-recovery.ts';
+import { ManifestRecovery } from '../../origin/image/manifest-recovery.ts';
+import { remakeObject } from '../../origin/image/remake-object.ts';
+import { STORAGE_KEYS } from '../../shared/storage-keys.ts';
+import { digestHex, type Digest } from '../../shared/digest.ts';
 
 const log = pino({ level: 'silent' });
 const PATH_SOURCE: ResolvedSource = { nix: { type: 'path', path: '/fake/pkgs' }, cacheKey: null };
@@ -132,6 +137,39 @@ test('a build writes the layers, config and manifests, then remembers the image'
   const third = await buildImage(parseImageName('hello'), PATH_SOURCE, { ...deps, store: fresh, observer });
   assert.deepEqual(third, record);
   assert.deepEqual(fresh.stats, { hits: 1, misses: 0 });
+});
+
+test('a build whose reused layer and manifest retention deleted before its record was written makes them again', async () => {
+  const deps = await freshDeps(fakeNix());
+  const first = await buildImage(parseImageName('hello'), PATH_SOURCE, deps);
+  const blobs = new BlobRecovery(deps.storage, deps.layers, log);
+  const manifests = new ManifestRecovery(deps.storage, deps.store, log);
+  const repair = { storage: deps.storage, remake: (digest: Digest) => remakeObject(blobs, manifests, digest) };
+  // The same image under another key (another source version): every object is reused. Retention deletes
+  // one reused layer after the layer step found it, and the docker manifest after the manifests step
+  // found it, both before the record exists (the run's last listing of the images came earlier).
+  const layerGone = first.recipe!.layers[0]!.digest;
+  const admit = async <T>(step: string, work: () => Promise<T>): Promise<T> => {
+    const result = await work();
+    if (step === 'layers') await deps.storage.delete(STORAGE_KEYS.blob(digestHex(layerGone)));
+    return result;
+  };
+  const store: ImageStore = Object.create(deps.store) as ImageStore;
+  store.remember = async (key, record) => {
+    await deps.storage.delete(STORAGE_KEYS.manifest(digestHex(record.manifests.docker.digest)));
+    await deps.store.remember(key, record);
+  };
+  const source: ResolvedSource = { nix: PATH_SOURCE.nix, cacheKey: 'another-version' };
+  const second = await buildImage(parseImageName('hello'), source, { ...deps, store, admit, repair });
+  assert.deepEqual(second.recipe!.layers.map((l) => l.digest), first.recipe!.layers.map((l) => l.digest));
+  assert.ok(await deps.storage.stat(STORAGE_KEYS.blob(digestHex(layerGone))), 'the deleted layer blob was made again');
+  assert.ok(await deps.storage.stat(STORAGE_KEYS.manifest(digestHex(second.manifests.docker.digest))), 'the deleted manifest was made again');
+  assert.equal(blobs.stats.recovered, 1);
+  assert.equal(manifests.recovered, 1);
+  // Nothing missing: nothing is made.
+  await buildImage(parseImageName('hello'), { nix: PATH_SOURCE.nix, cacheKey: 'a third version' }, { ...deps, repair });
+  assert.equal(blobs.stats.recovered, 1);
+  assert.equal(manifests.recovered, 1);
 });
 
 test('unknown packages answer 404 MANIFEST_UNKNOWN naming each of them', async () => {

@@ -1,12 +1,25 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { planRetention, type ImageEntry, type ObjectEntry } from '../../origin/gc/retention.ts';
+import { isCollectable, planImages, retentionPolicy, type ImageEntry, type RetentionPolicy } from '../../origin/gc/retention.ts';
+import type { Digest } from '../../shared/digest.ts';
 
 const DAY = 86_400_000;
 const NOW = 100 * DAY;
 const policy = { maxIdleMs: 30 * DAY, graceMs: DAY };
 const d = (c: string) => `sha256:${c.repeat(64)}` as const;
-const obj = (c: string, size: number, written = 0): ObjectEntry => ({ key: `blobs/sha256/${c.repeat(64)}`, digest: d(c), size, written });
+interface Listed {
+  digest: Digest;
+  size: number;
+  written: number;
+}
+const obj = (c: string, size: number, written = 0): Listed => ({ digest: d(c), size, written });
+
+/** The decisions as origin/gc/retention-run.ts applies them: images by planImages, then each listed object by isCollectable, none while an image pins. */
+function planRetention(images: readonly ImageEntry[], objects: readonly Listed[], policy: RetentionPolicy, now: number) {
+  const plan = planImages(images, policy, now);
+  const deletable = plan.pinnedBy !== null ? [] : objects.filter((o) => isCollectable(o, plan.referenced, policy, now));
+  return { images: plan.expired, objects: deletable, bytes: deletable.reduce((sum, o) => sum + o.size, 0), pinnedBy: plan.pinnedBy };
+}
 
 test('an idle image goes, with the objects only it referenced; shared and recent objects stay', () => {
   const images: ImageEntry[] = [
@@ -78,4 +91,28 @@ test('an index record references its own manifests; one from before it named its
   const manifests = { docker: { digest: d('m'), size: 1 }, oci: { digest: d('o'), size: 1 } };
   assert.deepEqual(imageReferences({ manifests, members: ['x', 'y'] }), [d('m'), d('o')]);
   assert.equal(imageReferences({ manifests }), null);
+});
+
+test('a recorded use counts as up to one usage write interval later, so an image in constant use is never idle with the shortest horizon', () => {
+  // NIXERY_RETENTION_DAYS=1 with USAGE_WRITE_INTERVAL=86400: a hot image's use is written once a day, so
+  // just before its next write the recorded use is a day and some minutes old.
+  const lagged = retentionPolicy({ maxIdleDays: 1, graceSeconds: 600 }, 86_400);
+  assert.deepEqual(lagged, { maxIdleMs: DAY, graceMs: 600_000, usageLagMs: DAY });
+  const images: ImageEntry[] = [
+    { key: 'hot', references: [d('a')], lastUsed: NOW - DAY - 10 * 60_000, written: 0 },
+    { key: 'idle', references: [d('b')], lastUsed: NOW - 2 * DAY - 1, written: 0 },
+    // Never recorded as used: counts from when it was written, which is exact.
+    { key: 'never', references: [d('c')], lastUsed: null, written: NOW - DAY - 1 },
+  ];
+  assert.deepEqual(planImages(images, lagged, NOW).expired, ['idle', 'never']);
+  assert.deepEqual(planImages(images, { maxIdleMs: DAY, graceMs: 600_000 }, NOW).expired, ['hot', 'idle', 'never']);
+});
+
+test('an image counts as used when its record was written, even with an older recorded use', () => {
+  const images: ImageEntry[] = [
+    // Built again 2 days ago (its record written then) while a use from 40 days ago survived.
+    { key: 'rebuilt', references: [d('a')], lastUsed: NOW - 40 * DAY, written: NOW - 2 * DAY },
+    { key: 'idle', references: [d('b')], lastUsed: NOW - 40 * DAY, written: NOW - 50 * DAY },
+  ];
+  assert.deepEqual(planImages(images, policy, NOW).expired, ['idle']);
 });

@@ -85,6 +85,30 @@ test('a reported digest touches its image while the image record exists; once it
   });
 });
 
+test('a digest whose image-sources entry moved to another image credits that image within an interval', async () => {
+  await withStorage(async (storage) => {
+    const images = new ImageStore(storage);
+    const usage = new StoredUsageLog(storage, { intervalMs: HOUR });
+    const hits = new ImageHits(storage, images, usage, { intervalMs: HOUR, log: pino({ level: 'silent' }) });
+    const record: ImageRecord = { manifests: { docker: { digest: d('a'), size: 1 }, oci: { digest: d('b'), size: 1 } } };
+    await images.remember('older-build', record);
+    assert.deepEqual(await hits.report([d('a')], 1_000), []);
+    assert.equal(await usage.lastUsed('older-build'), 1_000);
+
+    // The same manifest built from a newer package set: its record takes the index entry over.
+    await images.remember('newer-build', record);
+    assert.deepEqual(await hits.report([d('a')], 1_000 + HOUR), []);
+    assert.equal(await usage.lastUsed('newer-build'), 1_000 + HOUR);
+    assert.equal(await usage.lastUsed('older-build'), 1_000, 'the older image is no longer credited');
+
+    // Retention deleted the image the entry named and pointed the entry at one it keeps.
+    await storage.delete(STORAGE_KEYS.image('newer-build'));
+    await images.remember('keeper', record);
+    assert.deepEqual(await hits.report([d('a')], 1_000 + 2 * HOUR), []);
+    assert.equal(await usage.lastUsed('keeper'), 1_000 + 2 * HOUR);
+  });
+});
+
 test('the edge queues a digest once an interval, and says when a batch is full', () => {
   const batch = new HitBatch({ intervalMs: HOUR, maxBatch: 3 });
   assert.equal(batch.add(d('a'), 'https://r.example', 0), 'queued');
