@@ -10,7 +10,7 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startOrigin, type RunningOrigin } from '../support/origin.ts';
-import { startGcsEmulator } from '../support/gcs-emulator.ts';
+import { gcsOriginEnv, startGcsEmulator } from '../support/gcs-emulator.ts';
 import { pullAndUnpack } from '../support/clients.ts';
 import { deferrer } from '../support/cleanup.ts';
 import { serviceAccountKeys } from '../support/signing-key.ts';
@@ -183,16 +183,7 @@ test('GCS: deleted and truncated blobs and manifests are rebuilt with their dige
   defer(() => emulator.stop());
   const keys = serviceAccountKeys();
   const bucket = 'nixery-edge-recovery';
-  const origin = await startOrigin({
-    env: {
-      STORAGE_BACKEND: 'gcs',
-      BUCKET: bucket,
-      STORAGE_EMULATOR_HOST: emulator.host,
-      GCS_SIGNING_ACCOUNT: 'origin@demo-nixery-edge.iam.gserviceaccount.com',
-      GCS_SIGNING_KEY: keys.privateKey,
-      GOOGLE_CLOUD_PROJECT: 'demo-nixery-edge',
-    },
-  });
+  const origin = await startOrigin({ env: gcsOriginEnv(emulator, bucket, keys.privateKey) });
   defer(() => origin.stop());
   await damageAndPullAgain(t, origin, gcsObjects(emulator.url, bucket));
 });
@@ -243,13 +234,7 @@ test('GCS: blobs, manifests and records deleted at random are scrubbed, and ever
   const emulator = await startGcsEmulator();
   defer(() => emulator.stop());
   const keys = serviceAccountKeys();
-  const env = {
-    STORAGE_BACKEND: 'gcs',
-    BUCKET: 'nixery-edge-random-damage',
-    STORAGE_EMULATOR_HOST: emulator.host,
-    GCS_SIGNING_ACCOUNT: 'origin@demo-nixery-edge.iam.gserviceaccount.com',
-    GCS_SIGNING_KEY: keys.privateKey,
-    GOOGLE_CLOUD_PROJECT: 'demo-nixery-edge',
-  };
-  await randomDamageScrubAndPull(t, () => startOrigin({ env: { ...env, NIXERY_RETENTION_DAYS: '0' } }), gcsObjects(emulator.url, env.BUCKET), env);
+  const bucket = 'nixery-edge-random-damage';
+  const env = gcsOriginEnv(emulator, bucket, keys.privateKey);
+  await randomDamageScrubAndPull(t, () => startOrigin({ env: { ...env, NIXERY_RETENTION_DAYS: '0' } }), gcsObjects(emulator.url, bucket), env);
 });

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startOrigin } from '../support/origin.ts';
-import { startGcsEmulator, verifySignedUrl } from '../support/gcs-emulator.ts';
+import { gcsOriginEnv, startGcsEmulator, verifySignedUrl } from '../support/gcs-emulator.ts';
 import { pullAndUnpack, runInRootfs } from '../support/clients.ts';
 import { eventually } from '../support/eventually.ts';
 import { serviceAccountKeys } from '../support/signing-key.ts';
@@ -15,15 +15,7 @@ test('an image built by one origin is pulled through another sharing the bucket,
   const emulator = await startGcsEmulator();
   defer(() => emulator.stop());
   const keys = serviceAccountKeys();
-  const env = {
-    STORAGE_BACKEND: 'gcs',
-    BUCKET: 'nixery-edge-replicas',
-    // The client libraries' convention, not GCS_API_ENDPOINT: signed URLs must follow it too.
-    STORAGE_EMULATOR_HOST: emulator.host,
-    GCS_SIGNING_ACCOUNT: 'origin@demo-nixery-edge.iam.gserviceaccount.com',
-    GCS_SIGNING_KEY: keys.privateKey,
-    GOOGLE_CLOUD_PROJECT: 'demo-nixery-edge',
-  };
+  const env = gcsOriginEnv(emulator, 'nixery-edge-replicas', keys.privateKey);
   const first = await startOrigin({ env });
   defer(() => first.stop());
   const second = await startOrigin({ env });

@@ -58,6 +58,23 @@ export interface GcsEmulatorOptions {
   enforceCreateOnly?: boolean;
 }
 
+/**
+ * The environment of an origin storing in `bucket` on this emulator, signing
+ * blob URLs with `privateKey` (test/support/signing-key.ts). It names the
+ * emulator through STORAGE_EMULATOR_HOST, the client libraries' convention,
+ * not GCS_API_ENDPOINT: signed URLs must follow it too.
+ */
+export function gcsOriginEnv(emulator: GcsEmulator, bucket: string, privateKey: string): Record<string, string> {
+  return {
+    STORAGE_BACKEND: 'gcs',
+    BUCKET: bucket,
+    STORAGE_EMULATOR_HOST: emulator.host,
+    GCS_SIGNING_ACCOUNT: 'origin@demo-nixery-edge.iam.gserviceaccount.com',
+    GCS_SIGNING_KEY: privateKey,
+    GOOGLE_CLOUD_PROJECT: 'demo-nixery-edge',
+  };
+}
+
 const SERVE_FLAG = '--serve';
 const THIS_FILE = fileURLToPath(import.meta.url);
 const START_TIMEOUT_MS = 20_000;
