@@ -9,7 +9,6 @@
 // `realise` is given (a store path names its contents, so the cache's copy is
 // the same; the digest check stays the judge); a path no cache has (built
 // here from a local package set) leaves the blob unknown.
-import { access } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { digestHex, type Digest } from '../../shared/digest.ts';
 import { SingleFlight } from '../../shared/single-flight.ts';
@@ -18,7 +17,7 @@ import { STORAGE_KEYS } from '../../shared/storage-keys.ts';
 import { storePathEntries, type TarEntry } from '../layers/entries.ts';
 import { symlinkTreeEntries } from '../layers/symlink-tree.ts';
 import type { Storage } from '../storage/storage.ts';
-import type { GcRoots } from '../nix/gc-roots.ts';
+import { missingStorePaths, type GcRoots } from '../nix/gc-roots.ts';
 import type { BlobSource, LayerRecipe, LayerStore } from './layer-store.ts';
 
 export interface BlobRecoveryStats {
@@ -89,7 +88,7 @@ export class BlobRecovery {
       try {
         const paths = recipePaths(recipe);
         // Rooted first: a path fetched again below is kept from the moment it is valid.
-        let missing = held ? await held.protect(paths) : await missingOf(paths);
+        let missing = held ? await held.protect(paths) : await missingStorePaths(paths);
         if (missing.length > 0 && this.realise) missing = await this.fetchAgain(digest, missing);
         if (missing.length > 0) return this.lost(digest, `store paths gone: ${missing.join(' ')}`);
         const key = STORAGE_KEYS.blob(digestHex(digest));
@@ -112,9 +111,9 @@ export class BlobRecovery {
       await this.realise!(missing);
     } catch (err) {
       this.log.warn({ digest, paths: missing.length, err }, 'store paths of a lost blob cannot be fetched again');
-      return missingOf(missing);
+      return missingStorePaths(missing);
     }
-    const still = await missingOf(missing);
+    const still = await missingStorePaths(missing);
     this.stats.pathsRealised += missing.length - still.length;
     this.log.info({ digest, paths: missing.length - still.length }, 'store paths of a lost blob fetched again');
     return still;
@@ -127,17 +126,3 @@ export class BlobRecovery {
   }
 }
 
-async function missingOf(paths: readonly string[]): Promise<string[]> {
-  const missing = [];
-  for (const path of paths) if (!(await exists(path))) missing.push(path);
-  return missing;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
-  }
-}

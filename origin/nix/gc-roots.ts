@@ -18,6 +18,7 @@ import { basename, join } from 'node:path';
 import { startOf } from './process-tree.ts';
 import type { GcLock } from './gc-lock.ts';
 
+/** Whether a store path is there: lstat, since a store path may itself be a symlink, even a dangling one. */
 async function exists(path: string): Promise<boolean> {
   try {
     await lstat(path);
@@ -25,6 +26,12 @@ async function exists(path: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** The store paths of `paths` that are not in the store (nothing rooted: see RootSet.protect for that). */
+export async function missingStorePaths(paths: readonly string[]): Promise<string[]> {
+  const present = await Promise.all(paths.map(exists));
+  return paths.filter((_path, i) => !present[i]);
 }
 
 export class GcRoots {
