@@ -5,14 +5,14 @@
 // the origin answers at once, and nothing the fake started is left running.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmod, readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startOrigin } from '../support/origin.ts';
 import { tempDir } from '../support/sources.ts';
 import { deferrer } from '../support/cleanup.ts';
 import { eventually } from '../support/eventually.ts';
 import { rm } from 'node:fs/promises';
-import { execa } from 'execa';
+import { fakeNixBuild } from '../support/fake-nix-build.ts';
 
 function alive(pid: number): boolean {
   try {
@@ -28,16 +28,13 @@ test('at NIX_TIMEOUT the whole tree Nix started is killed and the origin answers
   const dir = await tempDir('fake-nix-build-');
   defer(() => rm(dir, { recursive: true, force: true }));
   const pids = join(dir, 'pids');
-  const armed = join(dir, 'armed');
-  const real = (await execa('sh', ['-c', 'command -v nix-build'])).stdout.trim();
-  // FAKE nix-build: once armed (after the origin's start-up check, which runs the real one),
-  // ignores SIGTERM and detaches a grandchild (new session) that holds the output open.
-  await writeFile(
-    join(dir, 'nix-build'),
-    `#!/bin/sh\n[ -e '${armed}' ] || exec '${real}' "$@"\ntrap '' TERM\necho "fake nix-build: building forever" >&2\nsetsid sleep 300 &\necho $! >> '${pids}'\necho $$ >> '${pids}'\nwhile :; do sleep 1; done\n`,
+  // Once armed (after the origin's start-up check), ignores SIGTERM and detaches a
+  // grandchild (new session) that holds the output open.
+  const fake = await fakeNixBuild(
+    dir,
+    `trap '' TERM\necho "fake nix-build: building forever" >&2\nsetsid sleep 300 &\necho $! >> '${pids}'\necho $$ >> '${pids}'\nwhile :; do sleep 1; done\n`,
   );
-  await chmod(join(dir, 'nix-build'), 0o755);
-  const origin = await startOrigin({ env: { NIX_TIMEOUT: '2', PATH: `${dir}:${process.env.PATH ?? '/usr/bin:/bin'}` } });
+  const origin = await startOrigin({ env: { NIX_TIMEOUT: '2', PATH: fake.path } });
   defer(() => origin.stop());
   defer(async () => {
     // Whatever the test found, nothing it started may outlive it.
@@ -50,7 +47,7 @@ test('at NIX_TIMEOUT the whole tree Nix started is killed and the origin answers
     }
   });
 
-  await writeFile(armed, '');
+  await fake.arm();
   const started = performance.now();
   const res = await fetch(`${origin.url}/v2/hello/manifests/latest`, { signal: AbortSignal.timeout(30_000) });
   const seconds = (performance.now() - started) / 1000;

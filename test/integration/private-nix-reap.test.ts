@@ -7,10 +7,10 @@
 // command that exited).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmod, readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { execa } from 'execa';
+import { fakeNixBuild } from '../support/fake-nix-build.ts';
 import { startPrivateNixOrigin } from '../support/private-nix.ts';
 import { tempDir } from '../support/sources.ts';
 import { deferrer } from '../support/cleanup.ts';
@@ -54,18 +54,12 @@ test('a process a build left orphaned in a private-store origin’s namespace is
   const defer = deferrer(t);
   const dir = await tempDir('fake-nix-build-');
   defer(() => rm(dir, { recursive: true, force: true }));
-  const armed = join(dir, 'armed');
   const orphans = join(dir, 'orphans');
-  const real = (await execa('sh', ['-c', 'command -v nix-build'])).stdout.trim();
-  await writeFile(
-    join(dir, 'nix-build'),
-    `#!/bin/sh\n[ -e '${armed}' ] || exec '${real}' "$@"\nsleep 300 &\necho $! >> '${orphans}'\necho "fake nix-build: left a process behind" >&2\nexit 1\n`,
-  );
-  await chmod(join(dir, 'nix-build'), 0o755);
-  const origin = await startPrivateNixOrigin({ env: { PATH: `${dir}:${process.env.PATH ?? '/usr/bin:/bin'}` } });
+  const fake = await fakeNixBuild(dir, `sleep 300 &\necho $! >> '${orphans}'\necho "fake nix-build: left a process behind" >&2\nexit 1\n`);
+  const origin = await startPrivateNixOrigin({ env: { PATH: fake.path } });
   defer(() => origin.cleanup());
 
-  await writeFile(armed, '');
+  await fake.arm();
   const res = await fetch(`${origin.url}/v2/hello/manifests/latest`, { signal: AbortSignal.timeout(60_000) });
   assert.equal(res.status, 500);
   const body = (await res.json()) as { errors: { detail: { nix: string } }[] };
