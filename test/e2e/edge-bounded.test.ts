@@ -10,6 +10,7 @@ import { startOrigin } from '../support/origin.ts';
 import { startOpsOrigin, until } from '../support/ops.ts';
 import { startEdge, originRequests } from '../support/edge.ts';
 import { deferrer } from '../support/cleanup.ts';
+import { eventually } from '../support/eventually.ts';
 
 const SECRET = 'edge-bounded-secret';
 
@@ -47,13 +48,20 @@ test('requests that reach the origin are limited per client; cache hits never ar
   assert.equal(limited.status, 429);
   assert.equal(limited.error?.code, 'TOOMANYREQUESTS');
   assert.equal(limited.headers.get('retry-after'), '60');
-  const reached = originRequests(origin.logs, '/manifests/').length;
+  // The origin's log lines come through a pipe, its answers through a socket: wait for a line,
+  // then count exactly. Lines arrive in the order the origin answered, and each request here
+  // waits for the one before, so once a request's line is in, no earlier line is still on its way.
+  const manifestRequests = () => originRequests(origin.logs, '/manifests/').length;
+  await eventually(() => manifestRequests() >= 3, 'the origin’s log lines of the three requests within the budget');
+  const reached = manifestRequests();
+  assert.equal(reached, 3, 'the limited request did not reach the origin');
   // Cache hits (the image, the remembered unknown name) are answered whatever the budget.
   for (let i = 0; i < 10; i++) assert.equal((await pull(edge.url, 'hello', a)).status, 200);
   assert.equal((await pull(edge.url, 'nope1', a)).status, 404);
   // Another client has its own budget.
   assert.equal((await pull(edge.url, 'nope3', '203.0.113.11')).status, 404);
-  assert.equal(originRequests(origin.logs, '/manifests/').length, reached + 1, 'only the other client’s request reached the origin');
+  await eventually(() => manifestRequests() >= reached + 1, 'the origin’s log line of the other client’s request');
+  assert.equal(manifestRequests(), reached + 1, 'only the other client’s request reached the origin');
 });
 
 test('a broken image reaches the client as the origin’s error with Nix’s words, remembered for the origin’s max-age', { timeout: 120_000 }, async (t) => {
