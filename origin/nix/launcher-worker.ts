@@ -6,10 +6,14 @@
 // this thread.
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { setPriority } from 'node:os';
 import { StringDecoder } from 'node:string_decoder';
 import { parentPort } from 'node:worker_threads';
 import type { LaunchRequest, LaunchEvent } from './process-launcher.ts';
+import { lowerNewSessions, renice, reniceSession } from './priority.ts';
+import { startOf } from './process-tree.ts';
+
+/** How often the sessions Nix starts for its builders are looked for (priority.ts). */
+const SWEEP_MS = 500;
 
 if (!parentPort) throw new Error('launcher-worker.ts runs as a worker thread');
 const port = parentPort;
@@ -22,6 +26,22 @@ try {
 }
 
 const post = (event: LaunchEvent) => port.postMessage(event);
+
+// Running commands (pid → niceness) whose new sessions are lowered while they run, and the sessions done.
+const running = new Map<number, number>();
+const lowered = new Set<string>();
+let sweeper: NodeJS.Timeout | undefined;
+
+function track(pid: number, niceness: number): void {
+  running.set(pid, niceness);
+  sweeper ??= setInterval(() => {
+    lowerNewSessions(running, lowered);
+    if (running.size === 0) {
+      clearInterval(sweeper);
+      sweeper = undefined;
+    }
+  }, SWEEP_MS);
+}
 
 port.on('message', (request: LaunchRequest) => {
   const { id } = request;
@@ -44,13 +64,14 @@ port.on('message', (request: LaunchRequest) => {
     post({ type: 'error', id, code: err.code ?? null, message: err.message });
   });
   if (child.pid === undefined) return;
-  try {
-    // Builders inherit it.
-    setPriority(child.pid, request.niceness);
-  } catch {
-    // Exited already, or not allowed: the command runs at the origin's priority.
-  }
   const pid = child.pid;
+  if (request.niceness > 0) {
+    // Its children inherit the niceness (if it is not allowed, the command runs at the origin's).
+    renice(pid, request.niceness);
+    // It leads a session of its own (detached): its autogroup at once, the sessions of its builders by the sweep.
+    if (reniceSession(pid, request.niceness)) lowered.add(`${pid}:${startOf(pid)}`);
+    track(pid, request.niceness);
+  }
   post({ type: 'spawned', id, pid });
   const stdout: Buffer[] = [];
   let stdoutBytes = 0;
@@ -77,7 +98,10 @@ port.on('message', (request: LaunchRequest) => {
     const text = decoder.write(chunk);
     if (text) post({ type: 'stderr', id, text });
   });
-  child.once('exit', (code, signal) => post({ type: 'exit', id, code, signal }));
+  child.once('exit', (code, signal) => {
+    running.delete(pid);
+    post({ type: 'exit', id, code, signal });
+  });
   // 'close': the process exited and both pipes are at their end.
   child.once('close', (code, signal) => {
     if (failed) return;

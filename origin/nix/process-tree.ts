@@ -49,6 +49,14 @@ export function startOf(pid: number): string | null {
   }
 }
 
+/** The session id in a /proc/<pid>/stat line (a session leader's is its own pid). */
+export function parseStatSession(stat: string): number | null {
+  const end = stat.lastIndexOf(')');
+  if (end < 0) return null;
+  const session = Number(stat.slice(end + 2).split(' ')[3]);
+  return Number.isInteger(session) ? session : null;
+}
+
 /** The parent pid in a /proc/<pid>/stat line; the command name may hold spaces and parentheses, so fields count from the last ')'. */
 export function parseStatParent(stat: string): number | null {
   const end = stat.lastIndexOf(')');

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { LaunchError, ProcessLauncher } from '../../origin/nix/process-launcher.ts';
+import { descendants, killTree, parentTable } from '../../origin/nix/process-tree.ts';
 import { startWorker, workerExecArgv } from '../../origin/worker-argv.ts';
 import { deferrer } from '../support/cleanup.ts';
 
@@ -57,6 +58,48 @@ test('a launched command runs at the niceness it was given, in a process group o
   const finished = await child.finished;
   assert.equal(finished.exitCode, null);
   assert.equal(finished.signal, 'SIGKILL');
+});
+
+/** The niceness of the autogroup `pid`'s session belongs to ("/autogroup-N nice K"). */
+function autogroupNice(pid: number): number {
+  return Number(/nice (-?\d+)/.exec(readFileSync(`/proc/${pid}/autogroup`, 'utf8'))?.[1]);
+}
+
+test(
+  'a launched command’s session, and every session its children start, run at its niceness too (Linux autogroups)',
+  { timeout: 30_000, skip: !existsSync('/proc/self/autogroup') && 'a kernel without autogroups' },
+  async (t) => {
+    const defer = deferrer(t);
+    const launcher = new ProcessLauncher();
+    defer(() => launcher.close());
+    // As Nix does for a builder: a child that starts a session of its own.
+    const child = launcher.launch('sh', ['-c', 'setsid sleep 30 & wait'], { ...options, niceness: 9 });
+    const pid = await child.started;
+    defer(() => killTree(pid));
+    assert.equal(autogroupNice(pid), 9);
+    let grandchild: number | undefined;
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline) {
+      grandchild = descendants(pid, parentTable()).find((p) => p !== pid && statFields(p)[3] === String(p));
+      if (grandchild !== undefined && autogroupNice(grandchild) === 9) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.ok(grandchild !== undefined, 'the child’s own session was started');
+    // A session of its own: the niceness it inherited alone would not hold against other sessions.
+    assert.notEqual(readFileSync(`/proc/${grandchild}/autogroup`, 'utf8'), readFileSync(`/proc/${pid}/autogroup`, 'utf8'));
+    assert.equal(autogroupNice(grandchild), 9);
+  },
+);
+
+test('a command at niceness 0 leaves its session’s priority alone', { timeout: 30_000, skip: !existsSync('/proc/self/autogroup') && 'a kernel without autogroups' }, async (t) => {
+  const defer = deferrer(t);
+  const launcher = new ProcessLauncher();
+  defer(() => launcher.close());
+  const child = launcher.launch('sleep', ['30'], options);
+  const pid = await child.started;
+  defer(() => killTree(pid));
+  assert.equal(autogroupNice(pid), 0);
+  assert.equal(Number(statFields(pid)[16]), 0);
 });
 
 test('output past the limit is cut and reported as an overflow', { timeout: 30_000 }, async (t) => {

@@ -1,0 +1,57 @@
+// Nix stays below the origin on the CPU, builders included. On Linux with
+// autogroups, CPU time is shared between sessions before niceness counts,
+// and real Nix starts every builder in a session of its own (setsid): the
+// builder's session must be lowered too, not only its niceness inherited.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { descendants, parentTable } from '../../origin/nix/process-tree.ts';
+import { deferrer } from '../support/cleanup.ts';
+import { eventually } from '../support/eventually.ts';
+import { startOpsOrigin } from '../support/ops.ts';
+
+function read(path: string): string | null {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+/** Fields of /proc/<pid>/stat after the command name: [3] is the session, [16] the niceness. */
+function statFields(pid: number): string[] {
+  const text = read(`/proc/${pid}/stat`) ?? '';
+  return text.slice(text.lastIndexOf(')') + 2).split(' ');
+}
+
+test(
+  'a real builder runs in a session of its own at Nix’s niceness, and so does its session',
+  { timeout: 120_000, skip: !existsSync('/proc/self/autogroup') && 'a kernel without autogroups' },
+  async (t) => {
+    const defer = deferrer(t);
+    const origin = await startOpsOrigin();
+    defer(() => origin.cleanup());
+    // The gate is not there yet: the build waits in its builder until the test opens it.
+    const pull = fetch(`${origin.url}/v2/slow/manifests/latest`, { signal: AbortSignal.timeout(90_000) });
+    defer(() => writeFile(origin.gate, ''));
+    let builder: number | undefined;
+    await eventually(
+      () => {
+        builder = descendants(origin.process.pid!, parentTable()).find((pid) => (read(`/proc/${pid}/cmdline`) ?? '').includes('slow: waiting'));
+        return builder !== undefined;
+      },
+      'the slow package’s builder',
+      60_000,
+    );
+    const fields = statFields(builder!);
+    assert.equal(fields[3], String(builder), 'Nix starts the builder in a session of its own');
+    assert.equal(Number(fields[16]), 10, 'the builder inherits Nix’s niceness');
+    await eventually(() => /nice 10$/m.test(read(`/proc/${builder}/autogroup`) ?? ''), 'the builder’s session at niceness 10', 5_000);
+    // The origin's own session is left at the priority it was given.
+    assert.match(read(`/proc/${origin.process.pid}/autogroup`) ?? '', /nice 0$/m);
+
+    await writeFile(origin.gate, '');
+    assert.equal((await pull).status, 200);
+  },
+);
