@@ -81,9 +81,20 @@ export function derivedDigests(record: ImageRecord): Digest[] {
   return [];
 }
 
+/** Memory for manifests read from storage (see ImageStore.manifests). */
+const MANIFEST_MEMORY_BYTES = 16 * 1024 * 1024;
+
 export class ImageStore {
   private readonly storage: Storage;
   private readonly records: Lru<string, { record: ImageRecord; at: number }>;
+  /**
+   * Manifests by digest, kept once read and found to be what their digest
+   * says, for as long as records are. A cached pull (the edge's misses and
+   * revalidations) then costs one trip through libuv's thread pool (a stat:
+   * is it still there?) rather than four (open, stat, read, close), each a
+   * wait for a core on a busy origin.
+   */
+  private readonly manifests: Lru<Digest, { bytes: Uint8Array; mediaType: string; at: number }>;
   private readonly memoryMs: number;
   readonly stats: ImageStoreStats = { hits: 0, misses: 0 };
 
@@ -96,11 +107,15 @@ export class ImageStore {
   constructor(storage: Storage, capacity = 1024, memoryMs = 10 * 60 * 1000) {
     this.storage = storage;
     this.records = new Lru(capacity);
+    // A manifest is a few KiB (at most 4 MiB): 16 MiB holds thousands.
+    this.manifests = new Lru(4 * capacity, { maxWeight: MANIFEST_MEMORY_BYTES, weigh: (m) => m.bytes.byteLength });
     this.memoryMs = memoryMs;
   }
 
-  /** Drops a record from memory (retention deleted it). */
+  /** Drops a record, and the manifests it names, from memory (retention deleted it). */
   forget(key: string): void {
+    const memory = this.records.get(key);
+    if (memory) for (const ref of Object.values(memory.record.manifests)) this.manifests.delete(ref.digest);
     this.records.delete(key);
   }
 
@@ -190,6 +205,7 @@ export class ImageStore {
    * Returns whether any was forgotten.
    */
   forgetManifest(digest: Digest): boolean {
+    this.manifests.delete(digest);
     const members: string[] = [];
     const forgotten = this.records.deleteWhere((_, { record }) => {
       const answers = record.manifests.docker.digest === digest || record.manifests.oci.digest === digest;
@@ -209,7 +225,16 @@ export class ImageStore {
 
   /** A stored manifest or index by digest; null when no image ever had it. */
   async manifest(digest: Digest): Promise<{ bytes: Uint8Array; mediaType: string } | null> {
-    const bytes = await this.storage.get(STORAGE_KEYS.manifest(digestHex(digest)));
+    const key = STORAGE_KEYS.manifest(digestHex(digest));
+    const memory = this.manifests.get(digest);
+    if (memory && performance.now() - memory.at < this.memoryMs) {
+      // Still there, whole: another process (a replica's retention, `gc --verify`) may have deleted it, and a
+      // manifest must not outlive its image. One stat, where a read is four trips.
+      const info = await this.storage.stat(key);
+      if (info?.size === memory.bytes.byteLength) return { bytes: memory.bytes, mediaType: memory.mediaType };
+      this.manifests.delete(digest);
+    }
+    const bytes = await this.storage.get(key);
     if (!bytes) return null;
     let parsed: { mediaType?: string };
     try {
@@ -218,6 +243,9 @@ export class ImageStore {
       // A damaged (truncated) manifest is as good as none; recovery may derive it again.
       return null;
     }
-    return { bytes, mediaType: parsed.mediaType ?? MEDIA.dockerManifest };
+    const found = { bytes, mediaType: parsed.mediaType ?? MEDIA.dockerManifest };
+    // Only what its digest says: a damaged copy is left for recovery to replace, never remembered.
+    if (`sha256:${createHash('sha256').update(bytes).digest('hex')}` === digest) this.manifests.set(digest, { ...found, at: performance.now() });
+    return found;
   }
 }
