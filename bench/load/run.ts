@@ -10,13 +10,16 @@
 //
 // The load comes from a worker thread at LOAD_NICENESS (default 10, as Nix;
 // 0 to let it compete with the servers as an equal): strangers' clients do
-// not run on the origin's cores. The cached client runs alone on the main
-// thread, at normal priority, so the generator's event loop does not delay
-// its timings either (generator.ts).
+// not run on the origin's cores. The cached clients (one through the edge,
+// one at the origin) run on the main thread, at normal priority, so the
+// generator's event loop does not delay their timings either (generator.ts).
+// They run both at once, idle as under load, after a warm-up that is not
+// counted: the two phases differ only by the load.
 //
 // Run: npm run bench:load   (LOAD_CLIENTS=N, default 30; LOAD_ROUNDS=N, default
 // 3, each on a fresh origin and edge; prints markdown tables)
-// LOAD_UNBOUNDED=1 lifts every limit (caps, queue, shares, failure memory,
+// LOAD_CPU_PROFILE=DIR has the origin write CPU profiles there (open them in
+// Chrome's DevTools). LOAD_UNBOUNDED=1 lifts every limit (caps, queue, shares, failure memory,
 // the edge's rate limit) to show what the same load does without them.
 import { availableParallelism, loadavg } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -32,8 +35,13 @@ import { startEdge } from '../../test/support/edge.ts';
 
 const N = Number(process.env.LOAD_CLIENTS ?? 30);
 const ROUNDS = Number(process.env.LOAD_ROUNDS ?? 3);
-const IDLE_REQUESTS = 300;
+// Enough for a steady p99 (its 10th-worst); under load the clients run for as long as the load lasts, and at least this.
+const IDLE_REQUESTS = 1000;
+// Before the idle phase, not counted: the first requests after start-up run code the JIT has not compiled yet.
+const WARM_UP_REQUESTS = 200;
 const LOAD_NICENESS = Number(process.env.LOAD_NICENESS ?? 10);
+/** Where the origin writes V8 CPU profiles of each round, one per thread (`node --cpu-prof`); none unless set. */
+const PROFILE_DIR = process.env.LOAD_CPU_PROFILE;
 const NAMES_PER_CLIENT = 5;
 const FLOOD = 100;
 const SECRET = 'bench-load-secret';
@@ -71,12 +79,12 @@ function sampler(originPid: number) {
   };
 }
 
-/** Pulls the cached image one request after another until `stop` resolves. */
-async function cachedClient(url: string, stop: Promise<unknown>, minimum = 0): Promise<Outcome[]> {
+/** Pulls the cached image one request after another: `minimum` times, and on until `until` resolves when given. */
+async function repeat(request: () => Promise<Outcome>, minimum: number, until?: Promise<unknown>): Promise<Outcome[]> {
   const outcomes: Outcome[] = [];
-  let done = false;
-  void stop.then(() => (done = true));
-  while (!done || outcomes.length < minimum) outcomes.push(await get(url, '192.0.2.200'));
+  let done = until === undefined;
+  void until?.then(() => (done = true));
+  while (!done || outcomes.length < minimum) outcomes.push(await request());
   return outcomes;
 }
 
@@ -154,7 +162,7 @@ function gcBetween(before: Gc, after: Gc): Gc {
 }
 
 async function round(): Promise<Round> {
-  const origin = await startOrigin({ env: { ORIGIN_SECRET: SECRET, ...(UNBOUNDED ? unbounded : {}) } });
+  const origin = await startOrigin({ env: { ORIGIN_SECRET: SECRET, ...(PROFILE_DIR ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${PROFILE_DIR}` } : {}), ...(UNBOUNDED ? unbounded : {}) } });
   const edge = await startEdge(origin.url, {
     bindings: { ORIGIN_SECRET: SECRET },
     ...(UNBOUNDED ? { ratelimits: { ORIGIN_RATE_LIMITER: { simple: { limit: 1_000_000, period: 60 as const } } } } : {}),
@@ -186,14 +194,13 @@ async function round(): Promise<Round> {
     // Log lines arrive through a pipe: a moment for the last ones before they are counted.
     const settle = () => new Promise((resolve) => setTimeout(resolve, 300));
 
-    // Idle: the cached client alone.
+    // Idle: the cached clients alone, both at once as under load, so that the two phases differ only by the load
+    // (each client's timings include the main thread's work for the other's answers, in both).
+    await Promise.all([repeat(() => get(viaEdge, '192.0.2.200'), WARM_UP_REQUESTS), repeat(directGet, WARM_UP_REQUESTS)]);
     await scrape();
     benchLag();
     const idleLogs = origin.logs.length;
-    const idleEdge: Outcome[] = [];
-    const idleOrigin: Outcome[] = [];
-    for (let i = 0; i < IDLE_REQUESTS; i++) idleEdge.push(await get(viaEdge, '192.0.2.200'));
-    for (let i = 0; i < IDLE_REQUESTS; i++) idleOrigin.push(await directGet());
+    const [idleEdge, idleOrigin] = await Promise.all([repeat(() => get(viaEdge, '192.0.2.200'), IDLE_REQUESTS), repeat(directGet, IDLE_REQUESTS)]);
     const idleBenchLag = benchLag();
     const atLoadStart = await scrape();
     const idleOriginLag = originLag(atLoadStart);
@@ -212,16 +219,7 @@ async function round(): Promise<Round> {
       generator.once('message', resolve);
       generator.once('error', reject);
     });
-    const [loadedEdge, loadedOrigin] = await Promise.all([
-      cachedClient(viaEdge, load, IDLE_REQUESTS),
-      (async () => {
-        const outcomes: Outcome[] = [];
-        let done = false;
-        void load.then(() => (done = true));
-        while (!done || outcomes.length < IDLE_REQUESTS) outcomes.push(await directGet());
-        return outcomes;
-      })(),
-    ]);
+    const [loadedEdge, loadedOrigin] = await Promise.all([repeat(() => get(viaEdge, '192.0.2.200'), IDLE_REQUESTS, load), repeat(directGet, IDLE_REQUESTS, load)]);
     const { imageOutcomes, unknownOutcomes, floodOutcomes } = await load;
     // Before the generator's thread ends, so its CPU is still in /proc.
     const cpu = cpuBetween(cpuBefore, cpuSnapshot(origin.process.pid!), availableParallelism());
