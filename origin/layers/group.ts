@@ -41,15 +41,21 @@
 //     of those folded the first time the origin ever saw them, when nothing
 //     it knows tells them from an owned leaf. Tuning seeds, budget 99,
 //     without data: the generated set 1.147× the ideal with no leaf folds,
-//     1.060× folding every leaf, 1.076× with the size window; Debian's
-//     graph 1.059×, 1.063×, 1.057×. On the report
-//     seeds Debian's graph stays 0.003× above no leaf folds at budget 99
-//     (1.059× against 1.056×; 0.003× better at budget 20): the leaves that
-//     turn out shared still cost more there than the owned ones save.
-//     (Closure-count data, the Debian benchmark's, keeps the demand rule it
-//     was tuned with: x joins d when its count beyond this image is no more
-//     than d's, and being exact for the package set, needs no veto from the
-//     images built.)
+//     1.060× folding every leaf, 1.076× with the size window; Debian's graph
+//     1.059×, 1.063×, 1.057×. On the report seeds Debian's graph stays 0.003×
+//     above no leaf folds at budget 99 (1.059× against 1.056×; 0.003× better
+//     at budget 20): the leaves that turn out shared still cost more there
+//     than the owned ones save, on two of the four seeds (binutils-common,
+//     big, folded on first sight and parted from its owner in the next image
+//     holding it). That is the sample more than the rule: on twenty other
+//     seeds (4 to 23) the rule is 0.0006× better at budget 99 (worse on four,
+//     by at most 0.0015×) and 0.009× better at 20 (on all twenty); and
+//     knowing beforehand which leaves turn out shared gains only 0.0017× on
+//     the tuning seeds (1.055×), 0.0075× on the report seeds (1.051×), so no
+//     rule of this kind has much to win. (Closure-count data, the Debian
+//     benchmark's, keeps the demand rule it was tuned with: x joins d when
+//     its count beyond this image is no more than d's, and being exact for
+//     the package set, needs no veto from the images built.)
 //  2. The cut, only when the layers still outnumber the budget: the
 //     budget − 1 layers worth most to keep apart keep their own, and the
 //     others share one remainder layer. A layer's worth is its bytes ×
@@ -57,7 +63,10 @@
 //     another image is to hold it, a likelihood that grows with popularity
 //     but saturates (e tuned on the benchmark's tuning seeds). Popularity is
 //     the published count (1 with none) plus the images the origin built
-//     with it.
+//     with it; closure counts alone, as they were tuned: they already count
+//     the packages that pull a path in, on a scale the origin's few images
+//     only blur (adding them cost Debian's family 0.00002× at budget 99 on
+//     the tuning seeds, and changed nothing on the report seeds).
 //
 // Measured and left out (bench/layering, no published data, tuning seeds,
 // budget 99, where the rules above, before the size window, gave 1.06× the
@@ -93,7 +102,26 @@
 //    a √ worth without data (with the lower bound: 1.063 / 1.060); and
 //    learning which paths referred to a leaf in the images built, so a leaf
 //    once shared is not folded again (simulated: Debian 1.064): the cost is
-//    the first fold, made before there is anything to learn;
+//    the first fold, made before there is anything to learn. With the window,
+//    from 1.0761 / 1.0566: a fold that stays once made, so the layer a client
+//    holds never changes (the leaf kept in its first owner's layer after it
+//    turns up elsewhere: with the exact history 1.0761 / 1.0565; guessed from
+//    the owner's learned count, 1.0761 / 1.0566–1.0576): what keeping the
+//    owner's layer saves, the leaf pulled again in a layer of its own costs;
+//    a fold only once the owner was in an image built before (1.250 / 1.066):
+//    made then, it changes a layer the client holds; no fold into an owner
+//    that refers to nothing else (tzdata onto debconf: 1.0761 / 1.0562,
+//    nothing at budget 20; on the report seeds, looked at once, 1.0584
+//    against 1.0588): five such folds in 34 are shared against 21 in 259
+//    overall, too weak a sign to carry a rule; none into an owner another of
+//    whose leaves turned out shared (1.0855 / 1.0566), or that refers only to
+//    leaves (1.0783 / 1.0561); by the owner's referrers in the image (at most
+//    one: 1.096 / 1.066), its being a root (only: 1.134 / 1.059; never:
+//    1.087 / 1.057), its number of leaves (one: 1.127 / 1.057; more:
+//    1.094 / 1.058); by the leaf's own size (at least 200 kB: 1.086 / 1.057;
+//    at most 1 MB: 1.093 / 1.059; leaf and owner at most 5 MB:
+//    1.084 / 1.058); and by a name stem shared with the owner (1.076 / 1.057;
+//    Debian at budget 20 1.354 against 1.343);
 //  - weighing the cut by the share of the images built that held a layer
 //    rather than their count: what a warm client pulls again after the
 //    counts move fell (0.022 → 0.016× the ideal on the generated set, 0.082
@@ -280,7 +308,9 @@ export function groupLayers(graph: ClosureGraph, options: GroupOptions): LayerGr
   // 2. The cut.
   if (layers.count > budget) {
     const exponent = closures ? CLOSURE_WORTH_EXPONENT : REFERRER_WORTH_EXPONENT;
-    const worth = (u: number): number => layers.bytes(u) * (pop[u]! + seen[u]!) ** exponent;
+    const worth = closures
+      ? (u: number): number => layers.bytes(u) * pop[u]! ** exponent
+      : (u: number): number => layers.bytes(u) * (pop[u]! + seen[u]!) ** exponent;
     const tops = layers.tops().sort((a, b) => worth(b) - worth(a) || a - b);
     const [remainder, ...rest] = tops.slice(budget - 1);
     for (const t of rest) layers.join(t, remainder!);

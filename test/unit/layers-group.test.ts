@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { groupLayers, layerId } from '../../origin/layers/group.ts';
-import { countReferrers } from '../../origin/layers/popularity.ts';
+import { computePopularity, countReferrers } from '../../origin/layers/popularity.ts';
 import { mergeRecords, ReplicaCounter, type LearnedPopularity } from '../../origin/layers/learned-popularity.ts';
 import type { ClosureGraph, LayerGroup, Popularity, StorePathInfo } from '../../origin/layers/graph.ts';
 
@@ -381,6 +381,21 @@ test('a fold published data allows is not made once the origin built an image ho
   counter.observe('curl', graph.paths.map((p) => p.path));
   const groups = groupLayers(graph, { budget: 99, popularity, learned: mergeRecords([counter.record()]) });
   assert.deepEqual(layerOf(groups, 'curl-data'), [storePath('curl-data')]);
+});
+
+test('with closure counts, the images the origin built do not reorder the cut', () => {
+  // Closure counts already say how many packages pull each path in; c's many
+  // images would otherwise outweigh a's bytes and keep c out of the remainder.
+  const set: PackageSet = { refs: { a: [], b: [], c: [] }, sizes: { a: 100_000, b: 90_000, c: 80_000 } };
+  const popularity = computePopularity(closure(set, ['a', 'b', 'c']));
+  const counter = new ReplicaCounter('test');
+  for (let k = 0; k < 50; k++) counter.observe(`c-image-${k}`, [storePath('c')]);
+  const graph = closure(set, ['a', 'b', 'c']);
+  const options = { budget: 2, popularity, counts: 'closures' as const };
+  const groups = groupLayers(graph, { ...options, learned: mergeRecords([counter.record()]) });
+  assert.deepEqual(layerOf(groups, 'a'), [storePath('a')]);
+  assert.deepEqual(layerOf(groups, 'c'), [storePath('b'), storePath('c')].sort());
+  assert.deepEqual(groups, groupLayers(graph, options));
 });
 
 test('paths always pulled together stay folded as the origin learns, and learning keeps layers deterministic and in budget', () => {
