@@ -20,7 +20,8 @@ export type CpuClass =
   | 'origin: other threads (V8 GC, compiler)'
   | 'Nix processes under the origin'
   | 'workerd (the edge)'
-  | 'bench: main thread (cached client, origin logs)'
+  | 'bench: main thread (Miniflare, origin logs)'
+  | 'bench: cached clients thread'
   | 'bench: load generator thread'
   | 'bench: other threads'
   | 'everything else on the machine';
@@ -108,7 +109,8 @@ export function cpuSnapshot(originPid: number): CpuSnapshot {
     if (pid !== process.pid && comm(`/proc/${pid}/comm`) === 'workerd') add('workerd (the edge)', ticksOf(stat(`/proc/${pid}/stat`), true));
   }
   for (const t of threads(process.pid)) {
-    if (t.tid === process.pid) add('bench: main thread (cached client, origin logs)', t.ticks);
+    if (t.tid === process.pid) add('bench: main thread (Miniflare, origin logs)', t.ticks);
+    else if (t.name === 'cached-clients') add('bench: cached clients thread', t.ticks);
     else if (t.name === 'load-generator') add('bench: load generator thread', t.ticks);
     else add('bench: other threads', t.ticks);
   }

@@ -5,6 +5,8 @@ export const REQUEST_LIMIT_MS = 120_000;
 export interface Outcome {
   status: number | 'timeout' | 'error';
   ms: number;
+  /** A scheduled request (cached-clients.ts): how late its client sent it, already counted in `ms`. */
+  late?: number;
 }
 
 export async function get(url: string, client: string, headers: Record<string, string> = {}): Promise<Outcome> {

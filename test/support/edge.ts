@@ -27,6 +27,8 @@ export interface StartTestEdgeOptions {
   globalStore?: boolean;
   /** Replaces wrangler.toml's [[ratelimits]]. */
   ratelimits?: Record<string, RateLimitSpec>;
+  /** false: no TCP front for container clients' TLS attempts (scripts/edge-runtime.ts); clients reach workerd itself. */
+  refuseTls?: boolean;
 }
 
 let bundle: Promise<WorkerBundle> | undefined;
@@ -45,6 +47,7 @@ export async function startEdge(originUrl: string, options: StartTestEdgeOptions
     ...(options.kvPersist !== undefined ? { kvPersist: options.kvPersist } : {}),
     ...(options.globalStore !== undefined ? { globalStore: options.globalStore } : {}),
     ...(options.ratelimits !== undefined ? { ratelimits: options.ratelimits } : {}),
+    ...(options.refuseTls !== undefined ? { refuseTls: options.refuseTls } : {}),
   });
   return { url: edge.url, port: edge.port, host: new URL(edge.url).host, miniflare: edge.miniflare, stop: edge.stop };
 }

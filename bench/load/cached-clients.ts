@@ -1,0 +1,84 @@
+// The cached clients of bench:load, in a worker thread of their own: one
+// pulls the cached image through the edge, one straight from the origin by
+// digest, both at once. Their thread does nothing else, so their timings are
+// the servers' and the network's, not the delays of the bench's main thread
+// (which runs Miniflare's side of the edge and parses every line the origin
+// logs).
+//
+// Each client sends at a fixed rate (LOAD_CACHED_RATE per second, 200 by
+// default), on schedule whether or not its previous answer came, and a
+// request's time runs from when it was due: a server that stalls is charged
+// for every request that should have gone out meanwhile, not for one (a
+// client that waits for each answer before the next stops asking during a
+// stall, and its p99 hides it). A rate of 0 sends back to back instead, each
+// request after the previous answer: then the clients themselves keep the
+// machine busy, idle or not, and measure throughput under contention as
+// much as latency.
+//
+// Phases are asked for one at a time, each returning both clients' outcomes:
+// a fixed number of requests each, or at least that many and on until told
+// to stop.
+import { parentPort, workerData } from 'node:worker_threads';
+import { writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { get, type Outcome } from './http.ts';
+
+export interface CachedClientsInput {
+  edgeUrl: string;
+  originUrl: string;
+  originHeaders: Record<string, string>;
+  client: string;
+  /** Requests per second per client; 0 for back to back. */
+  rate: number;
+}
+
+export type CachedClientsRequest = { type: 'run'; requests: number; untilStopped: boolean } | { type: 'stop' };
+
+export interface CachedClientsOutput {
+  edge: Outcome[];
+  origin: Outcome[];
+}
+
+const input = workerData as CachedClientsInput;
+const port = parentPort!;
+try {
+  // Named, so bench:load's CPU table tells this thread from the others.
+  writeFileSync('/proc/thread-self/comm', 'cached-clients');
+} catch {
+  // No /proc: the CPU table counts it with the other threads.
+}
+
+let stopped = false;
+
+async function backToBack(request: () => Promise<Outcome>, requests: number, untilStopped: boolean): Promise<Outcome[]> {
+  const outcomes: Outcome[] = [];
+  while (outcomes.length < requests || (untilStopped && !stopped)) outcomes.push(await request());
+  return outcomes;
+}
+
+async function onSchedule(request: () => Promise<Outcome>, requests: number, untilStopped: boolean): Promise<Outcome[]> {
+  const interval = 1000 / input.rate;
+  const start = performance.now();
+  const pending: Promise<Outcome>[] = [];
+  for (let k = 0; k < requests || (untilStopped && !stopped); k++) {
+    const due = start + k * interval;
+    const wait = due - performance.now();
+    if (wait > 0) await sleep(wait);
+    const late = Math.max(0, performance.now() - due);
+    pending.push(request().then((o) => ({ status: o.status, ms: performance.now() - due, late })));
+  }
+  return Promise.all(pending);
+}
+
+port.on('message', (message: CachedClientsRequest) => {
+  if (message.type === 'stop') {
+    stopped = true;
+    return;
+  }
+  stopped = false;
+  const run = input.rate > 0 ? onSchedule : backToBack;
+  void Promise.all([
+    run(() => get(input.edgeUrl, input.client), message.requests, message.untilStopped),
+    run(() => get(input.originUrl, input.client, input.originHeaders), message.requests, message.untilStopped),
+  ]).then(([edge, origin]) => port.postMessage({ edge, origin } satisfies CachedClientsOutput));
+});
