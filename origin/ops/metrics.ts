@@ -6,6 +6,7 @@
 // names cannot blow up the number of series. Counters the builder keeps
 // anyway are read at scrape time (collect) instead of being plumbed through;
 // finished builds are observed by subscribing to the builder's reports.
+import { droppedLogLines } from '../log.ts';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type express from 'express';
 import type { ImageBuilder } from '../image/builder.ts';
@@ -99,6 +100,7 @@ export function createMetrics(options: {
       this.set(builder.inflight);
     },
   });
+  mirroredCounter('log_lines_dropped_total', 'Log lines dropped because the reader of stdout fell 16 MiB behind (log.ts).', droppedLogLines);
   mirroredCounter('builds_total', 'Images built with Nix since start.', () => builder.stats.builds);
   mirroredCounter('image_cache_hits_total', 'Image lookups answered from the image cache (memory or storage) without building.', () => builder.stats.imageCacheHits);
   mirroredCounter('image_cache_misses_total', 'Image lookups that found no built image.', () => builder.stats.imageCacheMisses);
