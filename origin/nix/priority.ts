@@ -8,9 +8,9 @@
 // 10 every one of them still took as much CPU as the origin's whole session.
 // Measured on two cores: a busy loop at niceness 19 in a session of its own
 // took 50 % of a core against one at niceness 0; with its autogroup at 19,
-// 1 %. In bench:load the origin's cached p99 under load fell from 9× to 3×
-// its idle p99. Each autogroup has a niceness of its own, in
-// /proc/<pid>/autogroup, which is set here for every session Nix starts.
+// 1 % (bench:load's figures are in docs/operations.md). Each autogroup has a
+// niceness of its own, in /proc/<pid>/autogroup, which is set here for every
+// session Nix starts.
 //
 // Autogroups apply only to processes in the root CPU cgroup: in a container
 // or a systemd unit with a CPU controller, the kernel ignores them and the
