@@ -61,6 +61,7 @@ port.on('message', (request: LaunchRequest) => {
   child.once('error', (err: NodeJS.ErrnoException) => {
     // ENOENT and friends arrive here, on the next tick, with no pid.
     failed = true;
+    if (child.pid !== undefined) running.delete(child.pid);
     post({ type: 'error', id, code: err.code ?? null, message: err.message });
   });
   if (child.pid === undefined) return;

@@ -35,8 +35,9 @@ export function renice(pid: number, niceness: number): boolean {
 /**
  * Sets the niceness of the autogroup of `pid`'s session: every process in
  * it, those started later included. True when set, or when the kernel has
- * no autogroups (nothing to set); false when it may succeed later (EAGAIN)
- * or the process is gone.
+ * no autogroups (nothing to set); false otherwise: refused for now (EAGAIN),
+ * not allowed, or the process is gone. The sweep tries again while the
+ * command runs, one failed write per session and sweep.
  */
 export function reniceSession(pid: number, niceness: number): boolean {
   try {
