@@ -215,8 +215,8 @@ async function round(): Promise<Round> {
     // Log lines arrive through a pipe: a moment for the last ones before they are counted.
     const settle = () => new Promise((resolve) => setTimeout(resolve, 300));
 
-    // Idle: the cached clients alone, both at once as under load, so that the two phases differ only by the load
-    // (each client's timings include the main thread's work for the other's answers, in both).
+    // Idle: the cached clients alone, both at once as under load (sharing their thread), so that the two phases
+    // differ only by the load.
     await clients.run(WARM_UP_REQUESTS);
     await scrape();
     benchLag();
