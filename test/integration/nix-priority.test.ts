@@ -34,7 +34,11 @@ test(
     defer(() => origin.cleanup());
     // The gate is not there yet: the build waits in its builder until the test opens it.
     const pull = fetch(`${origin.url}/v2/slow/manifests/latest`, { signal: AbortSignal.timeout(90_000) });
-    defer(() => writeFile(origin.gate, ''));
+    // Settled before the origin stops, whatever the test found: the build finishes and the pull ends.
+    defer(async () => {
+      await writeFile(origin.gate, '');
+      await pull.then((res) => res.arrayBuffer()).catch(() => undefined);
+    });
     let builder: number | undefined;
     await eventually(
       () => {
