@@ -7,7 +7,7 @@
 // cutime/cstime once reaped, so "descendants alive now (with their reaped
 // children) + the origin's reaped children" counts every Nix process once.
 import { readdirSync, readFileSync } from 'node:fs';
-import { descendants, parentTable } from '../../origin/nix/process-tree.ts';
+import { descendants, parentTable, statFields } from '../../origin/nix/process-tree.ts';
 
 /** USER_HZ: 100 on every Linux architecture Node runs on. */
 const TICKS_PER_SECOND = 100;
@@ -47,9 +47,7 @@ function runQueue(pid: number): { waitMs: number; runs: number } {
 
 function stat(path: string): string[] | null {
   try {
-    const text = readFileSync(path, 'utf8');
-    // The command name may hold spaces and parentheses: fields count from the last ')'.
-    return text.slice(text.lastIndexOf(')') + 2).split(' ');
+    return statFields(readFileSync(path, 'utf8'));
   } catch {
     return null;
   }

@@ -22,6 +22,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startOrigin, REPO, FIXTURE_PKGS, type RunningOrigin } from '../../test/support/origin.ts';
 import { readClosure, resolvePackages } from '../../origin/nix/nix.ts';
+import { statFields } from '../../origin/nix/process-tree.ts';
 import { NIX_SYSTEM, parseImageName } from '../../shared/names.ts';
 
 interface Row {
@@ -129,8 +130,7 @@ async function peakRss(pid: number): Promise<number> {
 
 /** CPU seconds of a process, its threads and its waited-for children (fields 14-17 of /proc/PID/stat, in ticks of 1/100 s). */
 async function cpuSeconds(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const fields = statFields(await readFile(`/proc/${pid}/stat`, 'utf8')) ?? [];
   // After the command name, field 3 is the state: utime is field 14 overall, index 11 here.
   return fields.slice(11, 15).reduce((sum, f) => sum + Number(f), 0) / 100;
 }

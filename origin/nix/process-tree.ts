@@ -33,11 +33,25 @@ export function parentTable(): Map<number, number> {
   return table;
 }
 
+/**
+ * The fields of a /proc/<pid>/stat line after the command name: [0] is the
+ * state (field 3), [1] the parent, [3] the session, [16] the niceness, [19]
+ * the start time. The name may hold spaces and parentheses, so fields count
+ * from the last ')'. Null for a line that is not one.
+ */
+export function statFields(stat: string): string[] | null {
+  const end = stat.lastIndexOf(')');
+  return end < 0 ? null : stat.slice(end + 2).split(' ');
+}
+
+function integerField(stat: string, index: number): number | null {
+  const value = Number(statFields(stat)?.[index]);
+  return Number.isInteger(value) ? value : null;
+}
+
 /** The start time (clock ticks since boot) in a /proc/<pid>/stat line: with the pid, it names one process, never a later one with a reused pid. */
 export function parseStatStart(stat: string): string | null {
-  const end = stat.lastIndexOf(')');
-  if (end < 0) return null;
-  return stat.slice(end + 2).split(' ')[19] ?? null;
+  return statFields(stat)?.[19] ?? null;
 }
 
 /** The start time of a running process, null when it is gone (or without /proc). */
@@ -51,19 +65,12 @@ export function startOf(pid: number): string | null {
 
 /** The session id in a /proc/<pid>/stat line (a session leader's is its own pid). */
 export function parseStatSession(stat: string): number | null {
-  const end = stat.lastIndexOf(')');
-  if (end < 0) return null;
-  const session = Number(stat.slice(end + 2).split(' ')[3]);
-  return Number.isInteger(session) ? session : null;
+  return integerField(stat, 3);
 }
 
-/** The parent pid in a /proc/<pid>/stat line; the command name may hold spaces and parentheses, so fields count from the last ')'. */
+/** The parent pid in a /proc/<pid>/stat line. */
 export function parseStatParent(stat: string): number | null {
-  const end = stat.lastIndexOf(')');
-  if (end < 0) return null;
-  const fields = stat.slice(end + 2).split(' ');
-  const ppid = Number(fields[1]);
-  return Number.isInteger(ppid) ? ppid : null;
+  return integerField(stat, 1);
 }
 
 /** `root` and every process below it in `parents` (pid → parent pid). */

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { descendants, parentTable } from '../../origin/nix/process-tree.ts';
+import { descendants, parentTable, statFields } from '../../origin/nix/process-tree.ts';
 import { deferrer } from '../support/cleanup.ts';
 import { eventually } from '../support/eventually.ts';
 import { startOpsOrigin } from '../support/ops.ts';
@@ -19,11 +19,6 @@ function read(path: string): string | null {
   }
 }
 
-/** Fields of /proc/<pid>/stat after the command name: [3] is the session, [16] the niceness. */
-function statFields(pid: number): string[] {
-  const text = read(`/proc/${pid}/stat`) ?? '';
-  return text.slice(text.lastIndexOf(')') + 2).split(' ');
-}
 
 test(
   'a real builder runs in a session of its own at Nix’s niceness, and so does its session',
@@ -48,7 +43,7 @@ test(
       'the slow package’s builder',
       60_000,
     );
-    const fields = statFields(builder!);
+    const fields = statFields(read(`/proc/${builder}/stat`) ?? '') ?? [];
     assert.equal(fields[3], String(builder), 'Nix starts the builder in a session of its own');
     assert.equal(Number(fields[16]), 10, 'the builder inherits Nix’s niceness');
     await eventually(() => /nice 10$/m.test(read(`/proc/${builder}/autogroup`) ?? ''), 'the builder’s session at niceness 10', 5_000);

@@ -11,6 +11,7 @@ import { readFile, rm } from 'node:fs/promises';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fakeNixBuild } from '../support/fake-nix-build.ts';
+import { statFields } from '../../origin/nix/process-tree.ts';
 import { startPrivateNixOrigin } from '../support/private-nix.ts';
 import { tempDir } from '../support/sources.ts';
 import { deferrer } from '../support/cleanup.ts';
@@ -22,9 +23,8 @@ function processes(): Map<number, [number, string]> {
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      table.set(Number(entry), [Number(fields[1]), fields[0]!]);
+      const fields = statFields(readFileSync(`/proc/${entry}/stat`, 'utf8'));
+      if (fields) table.set(Number(entry), [Number(fields[1]), fields[0]!]);
     } catch {
       // Exited while we looked.
     }

@@ -6,16 +6,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { DeflatePool } from '../../origin/layers/deflate-pool.ts';
+import { statFields } from '../../origin/nix/process-tree.ts';
 import { deferrer } from '../support/cleanup.ts';
 
-/** Fields of /proc/self/task/<tid>/stat after the command name (which may hold spaces): [0] is field 3 (state). */
-function statFields(tid: string): string[] {
-  const text = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-  return text.slice(text.lastIndexOf(')') + 2).split(' ');
-}
-
-/** Field 19 of stat: the thread's niceness. */
-const niceOf = (tid: string) => Number(statFields(tid)[16]);
+/** The thread's niceness (field 19 of its stat). */
+const niceOf = (tid: string) => Number(statFields(readFileSync(`/proc/self/task/${tid}/stat`, 'utf8'))?.[16]);
 
 function threadsNamed(name: string): string[] {
   return readdirSync('/proc/self/task').filter((tid) => {

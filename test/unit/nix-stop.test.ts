@@ -10,14 +10,14 @@ import { createServer, type Socket } from 'node:net';
 import { existsSync, readFileSync } from 'node:fs';
 import { fetchSource, NixError } from '../../origin/nix/nix.ts';
 import { ProcessLauncher, type LaunchedProcess } from '../../origin/nix/process-launcher.ts';
+import { statFields } from '../../origin/nix/process-tree.ts';
 import { deferrer, type Defer } from '../support/cleanup.ts';
 import { eventually } from '../support/eventually.ts';
 
 function gone(pid: number): boolean {
   if (!existsSync(`/proc/${pid}`)) return true;
   try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return text.slice(text.lastIndexOf(')') + 2).startsWith('Z');
+    return statFields(readFileSync(`/proc/${pid}/stat`, 'utf8'))?.[0] === 'Z';
   } catch {
     return true;
   }

@@ -6,21 +6,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { LaunchError, ProcessLauncher } from '../../origin/nix/process-launcher.ts';
-import { descendants, killTree, parentTable } from '../../origin/nix/process-tree.ts';
+import { descendants, killTree, parentTable, statFields } from '../../origin/nix/process-tree.ts';
 import { startWorker, workerExecArgv } from '../../origin/worker-argv.ts';
 import { deferrer } from '../support/cleanup.ts';
 
 const env = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
 const options = { env, niceness: 0, maxStdoutBytes: 1024 * 1024 };
 
-/** Fields of /proc/<pid>/stat after the command name: [0] is field 3 (state). */
-function statFields(pid: number): string[] {
-  const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  return text.slice(text.lastIndexOf(')') + 2).split(' ');
+function fieldsOf(pid: number): string[] {
+  return statFields(readFileSync(`/proc/${pid}/stat`, 'utf8')) ?? [];
 }
 
 function gone(pid: number): boolean {
-  return !existsSync(`/proc/${pid}`) || statFields(pid)[0] === 'Z';
+  return !existsSync(`/proc/${pid}`) || fieldsOf(pid)[0] === 'Z';
 }
 
 test('a launched command’s stdout, stderr and exit code come back', { timeout: 30_000 }, async (t) => {
@@ -50,7 +48,7 @@ test('a launched command runs at the niceness it was given, in a process group o
       // Ended already.
     }
   });
-  const fields = statFields(pid);
+  const fields = fieldsOf(pid);
   // Field 19: niceness; field 5: process group.
   assert.equal(Number(fields[16]), 9);
   assert.equal(Number(fields[2]), pid);
@@ -80,7 +78,7 @@ test(
     let grandchild: number | undefined;
     const deadline = Date.now() + 10_000;
     while (Date.now() < deadline) {
-      grandchild = descendants(pid, parentTable()).find((p) => p !== pid && statFields(p)[3] === String(p));
+      grandchild = descendants(pid, parentTable()).find((p) => p !== pid && fieldsOf(p)[3] === String(p));
       if (grandchild !== undefined && autogroupNice(grandchild) === 9) break;
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
@@ -99,7 +97,7 @@ test('a command at niceness 0 leaves its session’s priority alone', { timeout:
   const pid = await child.started;
   defer(() => killTree(pid));
   assert.equal(autogroupNice(pid), 0);
-  assert.equal(Number(statFields(pid)[16]), 0);
+  assert.equal(Number(fieldsOf(pid)[16]), 0);
 });
 
 test('output past the limit is cut and reported as an overflow', { timeout: 30_000 }, async (t) => {
@@ -148,7 +146,7 @@ test('closing the launcher kills what the commands still running started in sess
       // Ended, as it should be.
     }
   });
-  assert.notEqual(Number(statFields(detached)[2]), await child.started, 'the sleep is in a process group of its own');
+  assert.notEqual(Number(fieldsOf(detached)[2]), await child.started, 'the sleep is in a process group of its own');
   await launcher.close();
   const until = Date.now() + 5000;
   while (!gone(detached) && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 50));
