@@ -9,8 +9,7 @@ import { writeFileSync } from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
 import { parentPort } from 'node:worker_threads';
 import type { LaunchRequest, LaunchEvent } from './process-launcher.ts';
-import { lowerNewSessions, renice, reniceSession } from './priority.ts';
-import { startOf } from './process-tree.ts';
+import { lowerNewSessions, lowerSession, renice } from './priority.ts';
 
 /** How often the sessions Nix starts for its builders are looked for (priority.ts). */
 const SWEEP_MS = 500;
@@ -70,7 +69,7 @@ port.on('message', (request: LaunchRequest) => {
     // Its children inherit the niceness (if it is not allowed, the command runs at the origin's).
     renice(pid, request.niceness);
     // It leads a session of its own (detached): its autogroup at once, the sessions of its builders by the sweep.
-    if (reniceSession(pid, request.niceness)) lowered.add(`${pid}:${startOf(pid)}`);
+    lowerSession(pid, request.niceness, lowered);
     track(pid, request.niceness);
   }
   post({ type: 'spawned', id, pid });

@@ -39,7 +39,7 @@ export function renice(pid: number, niceness: number): boolean {
  * not allowed, or the process is gone. The sweep tries again while the
  * command runs, one failed write per session and sweep.
  */
-export function reniceSession(pid: number, niceness: number): boolean {
+function reniceSession(pid: number, niceness: number): boolean {
   try {
     writeFileSync(`/proc/${pid}/autogroup`, String(niceness));
     return true;
@@ -58,12 +58,22 @@ function statOf(pid: number): string | null {
   }
 }
 
+/** How `lowered` names a session: its leader's pid and start time, so a reused pid is not mistaken for one done. */
+function sessionKey(pid: number, stat: string): string {
+  return `${pid}:${parseStatStart(stat)}`;
+}
+
+/** Lowers the session `pid` leads (a command just started), remembered in `lowered` as the sweep's are. */
+export function lowerSession(pid: number, niceness: number, lowered: Set<string>): void {
+  const stat = statOf(pid);
+  if (stat !== null && reniceSession(pid, niceness)) lowered.add(sessionKey(pid, stat));
+}
+
 /**
  * Lowers the sessions started under running commands: for each root (a
  * command's pid, with its niceness), every descendant that leads a session
  * of its own (a builder Nix setsid'd), the root included, whose autogroup
- * has not been lowered yet. `lowered` holds them by pid and start time, so
- * a reused pid is not mistaken for one done; sessions no longer there are
+ * has not been lowered yet (`lowered`); sessions no longer there are
  * dropped from it, so it stays as small as what runs. Returns how many it
  * lowered.
  */
@@ -74,7 +84,7 @@ export function lowerNewSessions(roots: ReadonlyMap<number, number>, lowered: Se
     for (const pid of descendants(root, table)) {
       const stat = statOf(pid);
       if (stat === null || parseStatSession(stat) !== pid) continue;
-      const key = `${pid}:${parseStatStart(stat)}`;
+      const key = sessionKey(pid, stat);
       if (lowered.has(key)) present.add(key);
       else if (reniceSession(pid, niceness)) {
         present.add(key);
