@@ -9,7 +9,7 @@ import { parseImageName } from '../../shared/names.ts';
 import type { RegistryRoute } from '../../shared/routes.ts';
 import { CACHE_CONTROL } from '../../shared/responses.ts';
 import { STORAGE_KEYS } from '../../shared/storage-keys.ts';
-import { ManifestRecovery } from '../image/manifest-recovery.ts';
+import type { ManifestRecovery } from '../image/manifest-recovery.ts';
 import type { BlobRecovery } from '../image/blob-recovery.ts';
 import type { Storage } from '../storage/storage.ts';
 import type { PackageSource } from '../sources/source.ts';
@@ -92,7 +92,7 @@ async function manifest(req: Request, route: Extract<RegistryRoute, { kind: 'man
   };
   const stored = async (digest: Digest) => {
     const found = await images.manifest(digest);
-    if (!manifestRecovery || (found && (await ManifestRecovery.intact(digest, found.bytes)))) return found;
+    if (!manifestRecovery || found?.intact) return found;
     return (await manifestRecovery.recover(digest)) ? await images.manifest(digest) : null;
   };
   let digest = await resolve();

@@ -81,6 +81,24 @@ export function derivedDigests(record: ImageRecord): Digest[] {
   return [];
 }
 
+/**
+ * Whether bytes read under a digest are what the digest says (a damaged
+ * manifest counts as lost). Asked of every manifest read, so hashed with
+ * node:crypto, in a few microseconds, rather than with WebCrypto, whose
+ * digest is a job on libuv's thread pool: one more trip through a busy
+ * event loop for every cached pull.
+ */
+export function intact(digest: Digest, bytes: Uint8Array): boolean {
+  return `sha256:${createHash('sha256').update(bytes).digest('hex')}` === digest;
+}
+
+/** A manifest or index read by digest; `intact` says whether it is what the digest says. */
+export interface StoredManifest {
+  bytes: Uint8Array;
+  mediaType: string;
+  intact: boolean;
+}
+
 /** Memory for manifests read from storage (see ImageStore.manifests). */
 const MANIFEST_MEMORY_BYTES = 16 * 1024 * 1024;
 
@@ -223,15 +241,15 @@ export class ImageStore {
     return stored ? (JSON.parse(new TextDecoder().decode(stored)) as ImageRecord) : null;
   }
 
-  /** A stored manifest or index by digest; null when no image ever had it. */
-  async manifest(digest: Digest): Promise<{ bytes: Uint8Array; mediaType: string } | null> {
+  /** A stored manifest or index by digest; null when no image ever had it (or what is stored is no manifest). */
+  async manifest(digest: Digest): Promise<StoredManifest | null> {
     const key = STORAGE_KEYS.manifest(digestHex(digest));
     const memory = this.manifests.get(digest);
     if (memory && performance.now() - memory.at < this.memoryMs) {
       // Still there, whole: another process (a replica's retention, `gc --verify`) may have deleted it, and a
       // manifest must not outlive its image. One stat, where a read is four trips.
       const info = await this.storage.stat(key);
-      if (info?.size === memory.bytes.byteLength) return { bytes: memory.bytes, mediaType: memory.mediaType };
+      if (info?.size === memory.bytes.byteLength) return { bytes: memory.bytes, mediaType: memory.mediaType, intact: true };
       this.manifests.delete(digest);
     }
     const bytes = await this.storage.get(key);
@@ -243,9 +261,9 @@ export class ImageStore {
       // A damaged (truncated) manifest is as good as none; recovery may derive it again.
       return null;
     }
-    const found = { bytes, mediaType: parsed.mediaType ?? MEDIA.dockerManifest };
+    const found = { bytes, mediaType: parsed.mediaType ?? MEDIA.dockerManifest, intact: intact(digest, bytes) };
     // Only what its digest says: a damaged copy is left for recovery to replace, never remembered.
-    if (`sha256:${createHash('sha256').update(bytes).digest('hex')}` === digest) this.manifests.set(digest, { ...found, at: performance.now() });
+    if (found.intact) this.manifests.set(digest, { bytes, mediaType: found.mediaType, at: performance.now() });
     return found;
   }
 }

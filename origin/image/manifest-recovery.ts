@@ -5,13 +5,12 @@
 // or config lost from storage is made again from it, byte for byte (the
 // serialisation is deterministic), or not at all.
 import type { Logger } from 'pino';
-import { createHash } from 'node:crypto';
 import { digestHex, type Digest } from '../../shared/digest.ts';
 import { SingleFlight } from '../../shared/single-flight.ts';
 import { Lru } from '../../shared/lru.ts';
 import { STORAGE_KEYS } from '../../shared/storage-keys.ts';
 import type { Storage } from '../storage/storage.ts';
-import type { ImageRecord, ImageStore } from './image-store.ts';
+import { intact, type ImageRecord, type ImageStore } from './image-store.ts';
 import { buildManifests, type SerializedBlob } from './manifest.ts';
 import { buildIndexes, type IndexMember } from './image-index.ts';
 
@@ -30,17 +29,6 @@ export class ManifestRecovery {
     this.storage = storage;
     this.images = images;
     this.log = log;
-  }
-
-  /**
-   * Whether bytes read under a digest are what the digest says (a damaged
-   * manifest counts as lost). Asked on every manifest served, so hashed
-   * here, in a few microseconds, rather than with WebCrypto, whose digest
-   * is a job on libuv's thread pool: one more trip through a busy event
-   * loop for every cached pull.
-   */
-  static async intact(digest: Digest, bytes: Uint8Array): Promise<boolean> {
-    return `sha256:${createHash('sha256').update(bytes).digest('hex')}` === digest;
   }
 
   /**
@@ -80,7 +68,7 @@ export class ManifestRecovery {
       for (const part of parts) {
         const keyOf = part.isConfig ? STORAGE_KEYS.blob(digestHex(part.digest)) : STORAGE_KEYS.manifest(digestHex(part.digest));
         const present = await this.storage.get(keyOf);
-        if (present && (await ManifestRecovery.intact(part.digest, present))) continue;
+        if (present && intact(part.digest, present)) continue;
         if (present) await this.storage.delete(keyOf);
         await this.storage.put(keyOf, part.bytes, part.mediaType, { createOnly: true });
       }
