@@ -9,6 +9,7 @@
 // quick.
 import { execFile } from 'node:child_process';
 import { connect, createServer, type Server, type Socket } from 'node:net';
+import { accessSync, constants } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -101,12 +102,13 @@ export interface StartEdgeOptions {
   host?: string;
   /** 0 for any free port. */
   port?: number;
-  /** A directory for the Cache API's entries, to keep them across restarts; in memory otherwise. One per edge: a data centre's cache is its own. */
+  /** A directory for the Cache API's entries, to keep them across restarts; in memory otherwise (ephemeralRoot). One per edge: a data centre's cache is its own. */
   cachePersist?: string;
   /**
    * A directory for the KV namespaces (the global manifest tier); in memory
    * otherwise. Edges given the same directory share one global store, as
    * Cloudflare's data centres share KV: two of them are two regions.
+   * In memory otherwise (ephemeralRoot).
    */
   kvPersist?: string;
   /** Bind wrangler.toml's [[kv_namespaces]] (default true); false runs the edge without a global tier. */
@@ -124,6 +126,8 @@ export interface StartEdgeOptions {
   refuseTls?: boolean;
   /** Replaces wrangler.toml's [[ratelimits]] (tests and the benchmark set their own limits). */
   ratelimits?: Record<string, RateLimitSpec>;
+  /** false: the Cache API stores nothing (a benchmark's edge without its local stand-ins); true by default. */
+  cacheApi?: boolean;
 }
 
 export interface RunningEdge {
@@ -133,38 +137,62 @@ export interface RunningEdge {
   /** workerd's own socket. */
   workerUrl: string;
   miniflare: Miniflare;
+  /** The directory of the stores not given one (removed at stop); null when both were given. */
+  storesDir: string | null;
   stop(): Promise<void>;
 }
 
+/**
+ * Where the local stand-ins for the Cache API and KV keep what they are not
+ * told to keep elsewhere: in memory (/dev/shm) when the machine has it.
+ *
+ * miniflare keeps them in SQLite files under the system's temp directory
+ * even when nothing is to persist, and commits every write with fsync on
+ * workerd's one thread. On Cloudflare these services are remote and the
+ * Worker's thread never waits for a disk; here, while the origin was writing
+ * layers, single fsyncs took up to 23 ms, and workerd answered nothing
+ * meanwhile (bench:load, docs/operations.md).
+ */
+function ephemeralRoot(): string {
+  try {
+    accessSync('/dev/shm', constants.W_OK);
+    return '/dev/shm';
+  } catch {
+    return tmpdir();
+  }
+}
+
 export async function startEdge(options: StartEdgeOptions): Promise<RunningEdge> {
-  const { bundle } = options;
   const host = options.host ?? '127.0.0.1';
   const refuseTls = options.refuseTls ?? true;
-  const miniflare = new Miniflare({
-    host,
-    port: refuseTls ? 0 : (options.port ?? 0),
-    modules: true,
-    script: bundle.script,
-    compatibilityDate: bundle.compatibilityDate,
-    bindings: { ...bundle.vars, ...options.bindings },
-    ratelimits: options.ratelimits ?? bundle.ratelimits,
-    // The real Request.cf comes from workers.cloudflare.com; offline, miniflare's placeholder without trying.
-    cf: false,
-    ...(options.cachePersist !== undefined ? { cachePersist: options.cachePersist } : {}),
-    // Namespace id = binding name: every edge sharing kvPersist sees the same namespace.
-    ...(options.globalStore !== false && bundle.kvNamespaces.length > 0 ? { kvNamespaces: Object.fromEntries(bundle.kvNamespaces.map((name) => [name, name])) } : {}),
-    ...(options.kvPersist !== undefined ? { kvPersist: options.kvPersist } : {}),
-    ...(options.log ? { log: new Log(LogLevel.INFO) } : {}),
+  const stores = options.cachePersist === undefined || options.kvPersist === undefined ? await mkdtemp(join(ephemeralRoot(), 'nixery-edge-stores-')) : null;
+  const dropStores = () => (stores === null ? Promise.resolve() : rm(stores, { recursive: true, force: true }));
+  let miniflare: Miniflare;
+  try {
+    miniflare = startMiniflare(options, host, refuseTls, stores);
+  } catch (err) {
+    await dropStores();
+    throw err;
+  }
+  const dispose = async () => {
+    try {
+      await miniflare.dispose();
+    } finally {
+      await dropStores();
+    }
+  };
+  const workerUrl = await miniflare.ready.catch(async (err: unknown) => {
+    await dispose();
+    throw err;
   });
-  const workerUrl = await miniflare.ready;
   if (!refuseTls) {
-    return { url: workerUrl.origin, port: Number(workerUrl.port), workerUrl: workerUrl.origin, miniflare, stop: () => miniflare.dispose() };
+    return { url: workerUrl.origin, port: Number(workerUrl.port), workerUrl: workerUrl.origin, miniflare, storesDir: stores, stop: dispose };
   }
   let front: Server;
   try {
     front = await listenFront(host, options.port ?? 0, Number(workerUrl.port));
   } catch (err) {
-    await miniflare.dispose();
+    await dispose();
     throw err;
   }
   const address = front.address();
@@ -174,11 +202,34 @@ export async function startEdge(options: StartEdgeOptions): Promise<RunningEdge>
     port,
     workerUrl: workerUrl.origin,
     miniflare,
+    storesDir: stores,
     async stop() {
       await new Promise<void>((resolve) => front.close(() => resolve()));
-      await miniflare.dispose();
+      await dispose();
     },
   };
+}
+
+/** `stores`: a directory for the stores not given one (ephemeralRoot), or null when both are. */
+function startMiniflare(options: StartEdgeOptions, host: string, refuseTls: boolean, stores: string | null): Miniflare {
+  const { bundle } = options;
+  return new Miniflare({
+    host,
+    port: refuseTls ? 0 : (options.port ?? 0),
+    modules: true,
+    script: bundle.script,
+    compatibilityDate: bundle.compatibilityDate,
+    bindings: { ...bundle.vars, ...options.bindings },
+    ratelimits: options.ratelimits ?? bundle.ratelimits,
+    // The real Request.cf comes from workers.cloudflare.com; offline, miniflare's placeholder without trying.
+    cf: false,
+    cache: options.cacheApi ?? true,
+    cachePersist: options.cachePersist ?? join(stores!, 'cache'),
+    // Namespace id = binding name: every edge sharing kvPersist sees the same namespace.
+    ...(options.globalStore !== false && bundle.kvNamespaces.length > 0 ? { kvNamespaces: Object.fromEntries(bundle.kvNamespaces.map((name) => [name, name])) } : {}),
+    kvPersist: options.kvPersist ?? join(stores!, 'kv'),
+    ...(options.log ? { log: new Log(LogLevel.INFO) } : {}),
+  });
 }
 
 /** A TLS record starts with content type 22 (handshake); no HTTP request starts with that byte. */

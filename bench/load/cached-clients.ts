@@ -20,8 +20,8 @@
 // to stop.
 import { parentPort, workerData } from 'node:worker_threads';
 import { writeFileSync } from 'node:fs';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { get, type Outcome } from './http.ts';
+import { onSchedule } from './schedule.ts';
 
 export interface CachedClientsInput {
   edgeUrl: string;
@@ -56,18 +56,12 @@ async function backToBack(request: () => Promise<Outcome>, requests: number, unt
   return outcomes;
 }
 
-async function onSchedule(request: () => Promise<Outcome>, requests: number, untilStopped: boolean): Promise<Outcome[]> {
-  const interval = 1000 / input.rate;
-  const start = performance.now();
-  const pending: Promise<Outcome>[] = [];
-  for (let k = 0; k < requests || (untilStopped && !stopped); k++) {
-    const due = start + k * interval;
-    const wait = due - performance.now();
-    if (wait > 0) await sleep(wait);
-    const late = Math.max(0, performance.now() - due);
-    pending.push(request().then((o) => ({ status: o.status, ms: performance.now() - due, late })));
-  }
-  return Promise.all(pending);
+function scheduled(request: () => Promise<Outcome>, requests: number, untilStopped: boolean): Promise<Outcome[]> {
+  return onSchedule(
+    input.rate,
+    (k) => k < requests || (untilStopped && !stopped),
+    (due, late) => request().then((o) => ({ status: o.status, ms: performance.now() - due, late })),
+  );
 }
 
 port.on('message', (message: CachedClientsRequest) => {
@@ -76,7 +70,7 @@ port.on('message', (message: CachedClientsRequest) => {
     return;
   }
   stopped = false;
-  const run = input.rate > 0 ? onSchedule : backToBack;
+  const run = input.rate > 0 ? scheduled : backToBack;
   void Promise.all([
     run(() => get(input.edgeUrl, input.client), message.requests, message.untilStopped),
     run(() => get(input.originUrl, input.client, input.originHeaders), message.requests, message.untilStopped),

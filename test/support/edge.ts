@@ -29,6 +29,8 @@ export interface StartTestEdgeOptions {
   ratelimits?: Record<string, RateLimitSpec>;
   /** false: no TCP front for container clients' TLS attempts (scripts/edge-runtime.ts); clients reach workerd itself. */
   refuseTls?: boolean;
+  /** false: a Cache API that stores nothing (bench:edge-burst's edge without its local stand-ins). */
+  cacheApi?: boolean;
 }
 
 let bundle: Promise<WorkerBundle> | undefined;
@@ -48,6 +50,7 @@ export async function startEdge(originUrl: string, options: StartTestEdgeOptions
     ...(options.globalStore !== undefined ? { globalStore: options.globalStore } : {}),
     ...(options.ratelimits !== undefined ? { ratelimits: options.ratelimits } : {}),
     ...(options.refuseTls !== undefined ? { refuseTls: options.refuseTls } : {}),
+    ...(options.cacheApi !== undefined ? { cacheApi: options.cacheApi } : {}),
   });
   return { url: edge.url, port: edge.port, host: new URL(edge.url).host, miniflare: edge.miniflare, stop: edge.stop };
 }
