@@ -9,7 +9,7 @@
 // quick.
 import { execFile } from 'node:child_process';
 import { connect, createServer, type Server, type Socket } from 'node:net';
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, rmSync, statfsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -105,10 +105,10 @@ export interface StartEdgeOptions {
   /** A directory for the Cache API's entries, to keep them across restarts; in memory otherwise (ephemeralRoot). One per edge: a data centre's cache is its own. */
   cachePersist?: string;
   /**
-   * A directory for the KV namespaces (the global manifest tier); in memory
-   * otherwise. Edges given the same directory share one global store, as
-   * Cloudflare's data centres share KV: two of them are two regions.
-   * In memory otherwise (ephemeralRoot).
+   * A directory for the KV namespaces (the global manifest tier). Edges
+   * given the same directory share one global store, as Cloudflare's data
+   * centres share KV: two of them are two regions. In memory otherwise
+   * (ephemeralRoot).
    */
   kvPersist?: string;
   /** Bind wrangler.toml's [[kv_namespaces]] (default true); false runs the edge without a global tier. */
@@ -142,9 +142,13 @@ export interface RunningEdge {
   stop(): Promise<void>;
 }
 
+/** Room /dev/shm must have free to be used: the Cache API also holds blobs when the edge delivers them (up to BLOB_CACHE_MAX_BYTES). */
+const SHM_MIN_FREE_BYTES = 1024 ** 3;
+
 /**
  * Where the local stand-ins for the Cache API and KV keep what they are not
- * told to keep elsewhere: in memory (/dev/shm) when the machine has it.
+ * told to keep elsewhere: in memory (/dev/shm) when the machine has it with
+ * room to spare (a container's is often 64 MiB), else the temp directory.
  *
  * miniflare keeps them in SQLite files under the system's temp directory
  * even when nothing is to persist, and commits every write with fsync on
@@ -153,10 +157,11 @@ export interface RunningEdge {
  * layers, single fsyncs took up to 23 ms, and workerd answered nothing
  * meanwhile (bench:load, docs/operations.md).
  */
-function ephemeralRoot(): string {
+export function ephemeralRoot(): string {
   try {
     accessSync('/dev/shm', constants.W_OK);
-    return '/dev/shm';
+    const { bavail, bsize } = statfsSync('/dev/shm');
+    return bavail * bsize >= SHM_MIN_FREE_BYTES ? '/dev/shm' : tmpdir();
   } catch {
     return tmpdir();
   }
@@ -166,10 +171,22 @@ export async function startEdge(options: StartEdgeOptions): Promise<RunningEdge>
   const host = options.host ?? '127.0.0.1';
   const refuseTls = options.refuseTls ?? true;
   const stores = options.cachePersist === undefined || options.kvPersist === undefined ? await mkdtemp(join(ephemeralRoot(), 'nixery-edge-stores-')) : null;
-  const dropStores = () => (stores === null ? Promise.resolve() : rm(stores, { recursive: true, force: true }));
+  // In memory, a store left behind holds memory until the machine restarts: removed at stop, and at the
+  // latest when this process exits (a test runner's forced exit does not stop what its tests started).
+  const removeAtExit = () => {
+    if (stores !== null) rmSync(stores, { recursive: true, force: true });
+  };
+  if (stores !== null) process.once('exit', removeAtExit);
+  const dropStores = async () => {
+    if (stores === null) return;
+    process.off('exit', removeAtExit);
+    await rm(stores, { recursive: true, force: true });
+  };
   let miniflare: Miniflare;
   try {
-    miniflare = startMiniflare(options, host, refuseTls, stores);
+    // `stores` is null only when both directories are given.
+    const persist = { cache: options.cachePersist ?? join(stores!, 'cache'), kv: options.kvPersist ?? join(stores!, 'kv') };
+    miniflare = startMiniflare(options, host, refuseTls, persist);
   } catch (err) {
     await dropStores();
     throw err;
@@ -210,8 +227,8 @@ export async function startEdge(options: StartEdgeOptions): Promise<RunningEdge>
   };
 }
 
-/** `stores`: a directory for the stores not given one (ephemeralRoot), or null when both are. */
-function startMiniflare(options: StartEdgeOptions, host: string, refuseTls: boolean, stores: string | null): Miniflare {
+/** `persist`: the directories of the Cache API's and KV's stores. */
+function startMiniflare(options: StartEdgeOptions, host: string, refuseTls: boolean, persist: { cache: string; kv: string }): Miniflare {
   const { bundle } = options;
   return new Miniflare({
     host,
@@ -224,10 +241,10 @@ function startMiniflare(options: StartEdgeOptions, host: string, refuseTls: bool
     // The real Request.cf comes from workers.cloudflare.com; offline, miniflare's placeholder without trying.
     cf: false,
     cache: options.cacheApi ?? true,
-    cachePersist: options.cachePersist ?? join(stores!, 'cache'),
+    cachePersist: persist.cache,
     // Namespace id = binding name: every edge sharing kvPersist sees the same namespace.
     ...(options.globalStore !== false && bundle.kvNamespaces.length > 0 ? { kvNamespaces: Object.fromEntries(bundle.kvNamespaces.map((name) => [name, name])) } : {}),
-    kvPersist: options.kvPersist ?? join(stores!, 'kv'),
+    kvPersist: persist.kv,
     ...(options.log ? { log: new Log(LogLevel.INFO) } : {}),
   });
 }

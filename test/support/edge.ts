@@ -29,7 +29,7 @@ export interface StartTestEdgeOptions {
   ratelimits?: Record<string, RateLimitSpec>;
   /** false: no TCP front for container clients' TLS attempts (scripts/edge-runtime.ts); clients reach workerd itself. */
   refuseTls?: boolean;
-  /** false: a Cache API that stores nothing (bench:edge-burst's edge without its local stand-ins). */
+  /** false: a Cache API that stores nothing (bench:burst's edge without its local stand-ins). */
   cacheApi?: boolean;
 }
 
