@@ -102,18 +102,32 @@ export interface StoredManifest {
 /** Memory for manifests read from storage (see ImageStore.manifests). */
 const MANIFEST_MEMORY_BYTES = 16 * 1024 * 1024;
 
+/**
+ * How long a manifest in memory is answered without a stat of storage: so
+ * long may a manifest another process deleted (a replica's retention, `gc
+ * --verify`) still be served here. A tenth of a second bounds the stats to
+ * ten a second per hot manifest, whatever the rate of pulls: under a burst
+ * of requests each stat waited behind the burst's own work in libuv's thread
+ * pool, and the cached pull's p99 under bench:burst's bursts fell by about a
+ * quarter without them (docs/operations.md).
+ */
+export const MANIFEST_RECHECK_MS = 100;
+
 export class ImageStore {
   private readonly storage: Storage;
   private readonly records: Lru<string, { record: ImageRecord; at: number }>;
   /**
    * Manifests by digest, kept once read and found to be what their digest
    * says, for as long as records are. A cached pull (the edge's misses and
-   * revalidations) then costs one trip through libuv's thread pool (a stat:
-   * is it still there?) rather than four (open, stat, read, close), each a
-   * wait for a core on a busy origin.
+   * revalidations) then costs at most one trip through libuv's thread pool
+   * (a stat: is it still there?) rather than four (open, stat, read, close),
+   * each a wait for a core on a busy origin; and no trip at all within
+   * `recheckMs` of the last stat (`checkedAt`), so that a burst of pulls of
+   * one image costs a stat per `recheckMs`, not one per pull.
    */
-  private readonly manifests: Lru<Digest, { bytes: Uint8Array; mediaType: string; at: number }>;
+  private readonly manifests: Lru<Digest, { bytes: Uint8Array; mediaType: string; at: number; checkedAt: number }>;
   private readonly memoryMs: number;
+  private readonly recheckMs: number;
   readonly stats: ImageStoreStats = { hits: 0, misses: 0 };
 
   /**
@@ -121,13 +135,17 @@ export class ImageStore {
    * asked again. Retention deletes records another replica may remember;
    * past this, that replica sees the deletion and builds the image again
    * rather than naming manifests that are gone.
+   * `recheckMs`: how long a manifest in memory is answered without asking
+   * storage whether it is still there (MANIFEST_RECHECK_MS).
    */
-  constructor(storage: Storage, capacity = 1024, memoryMs = 10 * 60 * 1000) {
+  constructor(storage: Storage, options: { capacity?: number; memoryMs?: number; recheckMs?: number } = {}) {
+    const capacity = options.capacity ?? 1024;
     this.storage = storage;
     this.records = new Lru(capacity);
     // A manifest is a few KiB (at most 4 MiB): 16 MiB holds thousands.
     this.manifests = new Lru(4 * capacity, { maxWeight: MANIFEST_MEMORY_BYTES, weigh: (m) => m.bytes.byteLength });
-    this.memoryMs = memoryMs;
+    this.memoryMs = options.memoryMs ?? 10 * 60 * 1000;
+    this.recheckMs = options.recheckMs ?? MANIFEST_RECHECK_MS;
   }
 
   /** Drops a record, and the manifests it names, from memory (retention deleted it). */
@@ -245,11 +263,16 @@ export class ImageStore {
   async manifest(digest: Digest): Promise<StoredManifest | null> {
     const key = STORAGE_KEYS.manifest(digestHex(digest));
     const memory = this.manifests.get(digest);
-    if (memory && performance.now() - memory.at < this.memoryMs) {
+    const now = performance.now();
+    if (memory && now - memory.at < this.memoryMs) {
+      if (now - memory.checkedAt < this.recheckMs) return { bytes: memory.bytes, mediaType: memory.mediaType, intact: true };
       // Still there, whole: another process (a replica's retention, `gc --verify`) may have deleted it, and a
       // manifest must not outlive its image. One stat, where a read is four trips.
       const info = await this.storage.stat(key);
-      if (info?.size === memory.bytes.byteLength) return { bytes: memory.bytes, mediaType: memory.mediaType, intact: true };
+      if (info?.size === memory.bytes.byteLength) {
+        memory.checkedAt = performance.now();
+        return { bytes: memory.bytes, mediaType: memory.mediaType, intact: true };
+      }
       this.manifests.delete(digest);
     }
     const bytes = await this.storage.get(key);
@@ -263,7 +286,7 @@ export class ImageStore {
     }
     const found = { bytes, mediaType: parsed.mediaType ?? MEDIA.dockerManifest, intact: intact(digest, bytes) };
     // Only what its digest says: a damaged copy is left for recovery to replace, never remembered.
-    if (found.intact) this.manifests.set(digest, { bytes, mediaType: found.mediaType, at: performance.now() });
+    if (found.intact) this.manifests.set(digest, { bytes, mediaType: found.mediaType, at: performance.now(), checkedAt: performance.now() });
     return found;
   }
 }
