@@ -106,10 +106,10 @@ const MANIFEST_MEMORY_BYTES = 16 * 1024 * 1024;
  * How long a manifest in memory is answered without a stat of storage: so
  * long may a manifest another process deleted (a replica's retention, `gc
  * --verify`) still be served here. A tenth of a second bounds the stats to
- * ten a second per hot manifest, whatever the rate of pulls: under a burst
+ * ten a second per hot manifest, whatever the rate of pulls. Under a burst
  * of requests each stat waited behind the burst's own work in libuv's thread
- * pool, and the cached pull's p99 under bench:burst's bursts fell by about a
- * quarter without them (docs/operations.md).
+ * pool; with this window the cached pull's median p99 under bench:burst's
+ * bursts fell from 41.7 to 34.8 ms (docs/operations.md).
  */
 export const MANIFEST_RECHECK_MS = 100;
 
@@ -122,12 +122,11 @@ export class ImageStore {
    * revalidations) then costs at most one trip through libuv's thread pool
    * (a stat: is it still there?) rather than four (open, stat, read, close),
    * each a wait for a core on a busy origin; and no trip at all within
-   * `recheckMs` of the last stat (`checkedAt`), so that a burst of pulls of
-   * one image costs a stat per `recheckMs`, not one per pull.
+   * MANIFEST_RECHECK_MS of the last stat (`checkedAt`), so that a burst of
+   * pulls of one image costs a stat per MANIFEST_RECHECK_MS, not one per pull.
    */
   private readonly manifests: Lru<Digest, { bytes: Uint8Array; mediaType: string; at: number; checkedAt: number }>;
   private readonly memoryMs: number;
-  private readonly recheckMs: number;
   readonly stats: ImageStoreStats = { hits: 0, misses: 0 };
 
   /**
@@ -135,17 +134,13 @@ export class ImageStore {
    * asked again. Retention deletes records another replica may remember;
    * past this, that replica sees the deletion and builds the image again
    * rather than naming manifests that are gone.
-   * `recheckMs`: how long a manifest in memory is answered without asking
-   * storage whether it is still there (MANIFEST_RECHECK_MS).
    */
-  constructor(storage: Storage, options: { capacity?: number; memoryMs?: number; recheckMs?: number } = {}) {
-    const capacity = options.capacity ?? 1024;
+  constructor(storage: Storage, capacity = 1024, memoryMs = 10 * 60 * 1000) {
     this.storage = storage;
     this.records = new Lru(capacity);
     // A manifest is a few KiB (at most 4 MiB): 16 MiB holds thousands.
     this.manifests = new Lru(4 * capacity, { maxWeight: MANIFEST_MEMORY_BYTES, weigh: (m) => m.bytes.byteLength });
-    this.memoryMs = options.memoryMs ?? 10 * 60 * 1000;
-    this.recheckMs = options.recheckMs ?? MANIFEST_RECHECK_MS;
+    this.memoryMs = memoryMs;
   }
 
   /** Drops a record, and the manifests it names, from memory (retention deleted it). */
@@ -265,7 +260,7 @@ export class ImageStore {
     const memory = this.manifests.get(digest);
     const now = performance.now();
     if (memory && now - memory.at < this.memoryMs) {
-      if (now - memory.checkedAt < this.recheckMs) return { bytes: memory.bytes, mediaType: memory.mediaType, intact: true };
+      if (now - memory.checkedAt < MANIFEST_RECHECK_MS) return { bytes: memory.bytes, mediaType: memory.mediaType, intact: true };
       // Still there, whole: another process (a replica's retention, `gc --verify`) may have deleted it, and a
       // manifest must not outlive its image. One stat, where a read is four trips.
       const info = await this.storage.stat(key);
