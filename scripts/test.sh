@@ -17,7 +17,9 @@ export PATH="$PWD/node_modules/.bin:$PATH"
 export NIX_CONFIG="${NIX_CONFIG:-substituters =}"
 tsc -p .
 if [ -f edge/tsconfig.json ]; then tsc -p edge; fi
-runner=(node --test --test-concurrency=2 --test-timeout="${TEST_TIMEOUT_MS:-180000}" --test-force-exit)
+# The preload makes each test file's report reach the runner whole despite
+# --test-force-exit (test/support/blocking-report.ts).
+runner=(node --import ./test/support/blocking-report.ts --test --test-concurrency=2 --test-timeout="${TEST_TIMEOUT_MS:-180000}" --test-force-exit)
 if [ $# -gt 0 ]; then
   exec "${runner[@]}" "$@"
 fi
