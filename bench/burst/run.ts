@@ -256,6 +256,7 @@ for (let round = 1; round <= ROUNDS; round++) {
     // By digest: a tag of the bundled set is evaluated on every request, so only a digest is a cache hit at the origin.
     const tagged = await fetch(`${origin.url}${CACHED}`, { headers: { Accept: ACCEPT, ...secretHeaders } });
     const manifest = new Uint8Array(await tagged.arrayBuffer());
+    if (tagged.status !== 200) throw new Error(`the origin answered ${tagged.status} for ${CACHED}: ${new TextDecoder().decode(manifest)}`);
     const byDigest = `/v2/hello/manifests/${tagged.headers.get('Docker-Content-Digest')}`;
     originRows.push(
       await inTurn(ORIGIN_WHICH, round, async (which) => {
