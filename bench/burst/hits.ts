@@ -2,38 +2,25 @@
 // bursts sent from the main thread never delay its timings: each run sends
 // `count` requests on schedule (bench/load/schedule.ts).
 import { parentPort, workerData } from 'node:worker_threads';
+import { get, type Outcome } from '../load/http.ts';
 import { onSchedule } from '../load/schedule.ts';
 
 export interface HitsInput {
   url: string;
   /** Requests per second. */
   rate: number;
+  /** CF-Connecting-IP, as bench:load's cached client sends it. */
+  client: string;
   headers: Record<string, string>;
 }
 
-export interface Hit {
-  status: number | 'error';
-  /** From when the request was due to the end of its answer. */
-  ms: number;
-}
-
 export interface HitsOutput {
-  hits: Hit[];
+  hits: Outcome[];
 }
 
 const input = workerData as HitsInput;
 
-async function one(due: number): Promise<Hit> {
-  try {
-    const res = await fetch(input.url, { headers: input.headers, signal: AbortSignal.timeout(60_000) });
-    await res.arrayBuffer();
-    return { status: res.status, ms: performance.now() - due };
-  } catch {
-    return { status: 'error', ms: performance.now() - due };
-  }
-}
-
 parentPort!.on('message', async (count: number) => {
-  const hits = await onSchedule(input.rate, (k) => k < count, one);
+  const hits = await onSchedule(input.rate, (k) => k < count, () => get(input.url, input.client, input.headers));
   parentPort!.postMessage({ hits } satisfies HitsOutput);
 });

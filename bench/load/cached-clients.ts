@@ -57,11 +57,7 @@ async function backToBack(request: () => Promise<Outcome>, requests: number, unt
 }
 
 function scheduled(request: () => Promise<Outcome>, requests: number, untilStopped: boolean): Promise<Outcome[]> {
-  return onSchedule(
-    input.rate,
-    (k) => k < requests || (untilStopped && !stopped),
-    (due, late) => request().then((o) => ({ status: o.status, ms: performance.now() - due, late })),
-  );
+  return onSchedule(input.rate, (k) => k < requests || (untilStopped && !stopped), request);
 }
 
 port.on('message', (message: CachedClientsRequest) => {

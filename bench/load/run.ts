@@ -33,6 +33,7 @@ import { Worker } from 'node:worker_threads';
 import type { Peaks } from './sampler.ts';
 import { cpuBetween, cpuSnapshot, type CpuUse } from './cpu.ts';
 import { get, REQUEST_LIMIT_MS, type Outcome } from './http.ts';
+import { median, percentile } from '../stats.ts';
 import type { GeneratorInput, GeneratorOutput } from './generator.ts';
 import type { CachedClientsInput, CachedClientsOutput, CachedClientsRequest } from './cached-clients.ts';
 import { startOrigin } from '../../test/support/origin.ts';
@@ -60,10 +61,6 @@ const PACKAGES = ['hello', 'jq', 'git', 'htop', 'nano', 'curl', 'busybox', 'core
 const pairs: string[] = [];
 for (let i = 0; i < PACKAGES.length; i++) for (let j = i + 1; j < PACKAGES.length; j++) pairs.push(`${PACKAGES[i]}/${PACKAGES[j]}`);
 
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
-}
 
 function statuses(outcomes: Outcome[]): string {
   const counts = new Map<string, number>();
@@ -364,5 +361,4 @@ rounds.forEach((r, i) =>
     `| ${i + 1} | ${r.loadBefore.toFixed(1)} | ${p99(ms(r.idleEdge)).toFixed(1)} → ${p99(ms(r.loadedEdge)).toFixed(1)} | ${ratio(r.loadedEdge, r.idleEdge).toFixed(2)}× | ${p99(ms(r.idleOrigin)).toFixed(1)} → ${p99(ms(r.loadedOrigin)).toFixed(1)} | ${ratio(r.loadedOrigin, r.idleOrigin).toFixed(2)}× |`,
   ),
 );
-const median = (values: number[]) => percentile(values, 50);
 console.log(`| median | | | ${median(rounds.map((r) => ratio(r.loadedEdge, r.idleEdge))).toFixed(2)}× | | ${median(rounds.map((r) => ratio(r.loadedOrigin, r.idleOrigin))).toFixed(2)}× |`);
