@@ -173,9 +173,7 @@ export async function startEdge(options: StartEdgeOptions): Promise<RunningEdge>
   const stores = options.cachePersist === undefined || options.kvPersist === undefined ? await mkdtemp(join(ephemeralRoot(), 'nixery-edge-stores-')) : null;
   // In memory, a store left behind holds memory until the machine restarts: removed at stop, and at the
   // latest when this process exits (a test runner's forced exit does not stop what its tests started).
-  const removeAtExit = () => {
-    if (stores !== null) rmSync(stores, { recursive: true, force: true });
-  };
+  const removeAtExit = () => rmSync(stores!, { recursive: true, force: true });
   if (stores !== null) process.once('exit', removeAtExit);
   const dropStores = async () => {
     if (stores === null) return;

@@ -281,7 +281,10 @@ export class ImageStore {
     }
     const found = { bytes, mediaType: parsed.mediaType ?? MEDIA.dockerManifest, intact: intact(digest, bytes) };
     // Only what its digest says: a damaged copy is left for recovery to replace, never remembered.
-    if (found.intact) this.manifests.set(digest, { bytes, mediaType: found.mediaType, at: performance.now(), checkedAt: performance.now() });
+    if (found.intact) {
+      const read = performance.now();
+      this.manifests.set(digest, { bytes, mediaType: found.mediaType, at: read, checkedAt: read });
+    }
     return found;
   }
 }
