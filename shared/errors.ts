@@ -36,6 +36,13 @@ export interface RegistryErrorOptions {
   headers?: Readonly<Record<string, string>>;
 }
 
+declare global {
+  interface ErrorConstructor {
+    /** V8's, in Node and workerd alike (Node's types declare it; the Workers types leave it out). */
+    stackTraceLimit: number;
+  }
+}
+
 export class RegistryError extends Error {
   readonly code: ErrorCode;
   readonly detail: unknown;
@@ -47,11 +54,21 @@ export class RegistryError extends Error {
   readonly headers: Readonly<Record<string, string>>;
 
   constructor(code: ErrorCode, message: string, detail?: unknown, options: RegistryErrorOptions = {}) {
-    super(message);
+    const status = options.status ?? ERROR_STATUS[code];
+    // A client's error (4xx) is an answer, not a fault: nobody reads its stack, and capturing one
+    // was a twentieth of what a stranger's refused request cost the origin. A 5xx keeps its stack
+    // for the log. The limit is read when the error is made, and restored before anything else runs.
+    const limit = Error.stackTraceLimit;
+    if (status < 500) Error.stackTraceLimit = 0;
+    try {
+      super(message);
+    } finally {
+      Error.stackTraceLimit = limit;
+    }
     this.name = 'RegistryError';
     this.code = code;
     this.detail = detail ?? null;
-    this.status = options.status ?? ERROR_STATUS[code];
+    this.status = status;
     this.headers = options.headers ?? {};
   }
 

@@ -19,6 +19,15 @@
 // connection, as bench:load's strangers arrive. Both Workers forward the same names to the
 // same real origin, which refuses or evaluates them alike.
 //
+// And at the origin, what a refusal costs, alone: how many a second each
+// origin answers to LOOP_CONNECTIONS keep-alive clients that send the next
+// request as soon as the last was answered (a closed loop, for LOOP_MS),
+// for names the grammar refuses (400) and for unknown names it remembers
+// (404 from its failure memory: no Nix). The bare server refuses
+// everything with a 429. The loop's client runs on the bench's main thread,
+// on the same two cores: for the bare server it may be the client that
+// sets the pace, so its figure is a floor's order of magnitude, not a limit.
+//
 // A third run is ours without the local stand-ins for Cloudflare's services
 // (KV, the Cache API, the rate limiter). miniflare runs each as a Worker on
 // workerd's one thread, so here every miss pays for their JavaScript too;
@@ -29,7 +38,7 @@
 // requests per burst, default 70: bench:load's first second;
 // BURST_NAMES=invalid for names the grammar refuses; BURST_CPU_PROFILE=DIR
 // has our origin write CPU profiles; prints markdown tables)
-import { request } from 'node:http';
+import { Agent, request } from 'node:http';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -98,6 +107,61 @@ interface Phase {
   idle: Outcome[];
   loaded: Outcome[];
   burstStatuses: Map<string, number>;
+}
+
+const LOOP_CONNECTIONS = 8;
+const LOOP_MS = 3_000;
+/** Unknown names the origin is asked once before its closed loop, so that the loop's answers come from its failure memory. */
+const REMEMBERED = 8;
+
+/**
+ * Answers a second to a closed loop: LOOP_CONNECTIONS keep-alive connections,
+ * each sending `path(i)` for the next i as soon as its last answer came, for
+ * LOOP_MS. Every answer must be `expected`: a loop of anything else measures
+ * something else.
+ */
+async function closedLoop(base: string, headers: Record<string, string>, path: (i: number) => string, expected: number): Promise<number> {
+  const agent = new Agent({ keepAlive: true, maxSockets: LOOP_CONNECTIONS });
+  const one = (i: number) =>
+    new Promise<number>((resolve, reject) => {
+      const req = request(`${base}${path(i)}`, { agent, headers: { Accept: ACCEPT, ...headers } }, (res) => {
+        res.resume();
+        res.once('end', () => resolve(res.statusCode!));
+      });
+      req.setTimeout(10_000, () => req.destroy(new Error('timeout')));
+      req.once('error', reject);
+      req.end();
+    });
+  let sent = 0;
+  const started = performance.now();
+  const end = started + LOOP_MS;
+  try {
+    await Promise.all(
+      Array.from({ length: LOOP_CONNECTIONS }, async () => {
+        while (performance.now() < end) {
+          const status = await one(sent++);
+          if (status !== expected) throw new Error(`${base}${path(sent - 1)} answered ${status}, not ${expected}`);
+        }
+      }),
+    );
+  } finally {
+    agent.destroy();
+  }
+  return sent / ((performance.now() - started) / 1000);
+}
+
+/** Refusals a second (closedLoop) for invalid names and for remembered unknown names; `expected` the statuses of each. */
+async function refusalRates(base: string, headers: Record<string, string>, expected: { invalid: number; remembered: number }): Promise<{ invalid: number; remembered: number }> {
+  const remembered = (i: number) => `/v2/refused${i % REMEMBERED}/manifests/latest`;
+  for (let i = 0; i < REMEMBERED; i++) {
+    const first = await fetch(`${base}${remembered(i)}`, { headers: { Accept: ACCEPT, ...headers } });
+    await first.arrayBuffer();
+    if (first.status !== expected.remembered) throw new Error(`${base}${remembered(i)} answered ${first.status}, not ${expected.remembered}`);
+  }
+  return {
+    invalid: await closedLoop(base, headers, (i) => `/v2/Refused_${i}/manifests/latest`, expected.invalid),
+    remembered: await closedLoop(base, headers, remembered, expected.remembered),
+  };
 }
 
 /** The path of burst `k`'s request `i`; `label` keeps names distinct between runs. */
@@ -229,6 +293,7 @@ const secretHeaders = { [ORIGIN_SECRET_HEADER]: SECRET };
 const bundle = await workerBundle();
 const edgeRows: Row<EdgeWhich>[] = [];
 const originRows: Row<OriginWhich>[] = [];
+const refusalRows: Record<OriginWhich, { invalid: number; remembered: number }>[] = [];
 for (let round = 1; round <= ROUNDS; round++) {
   const origin = await startOrigin({ env: { ORIGIN_SECRET: SECRET, ...(PROFILE_DIR ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${PROFILE_DIR}` } : {}) } });
   try {
@@ -261,10 +326,13 @@ for (let round = 1; round <= ROUNDS; round++) {
     const manifest = new Uint8Array(await tagged.arrayBuffer());
     if (tagged.status !== 200) throw new Error(`the origin answered ${tagged.status} for ${CACHED}: ${new TextDecoder().decode(manifest)}`);
     const byDigest = `/v2/hello/manifests/${tagged.headers.get('Docker-Content-Digest')}`;
+    const refusals = {} as Record<OriginWhich, { invalid: number; remembered: number }>;
     originRows.push(
       await inTurn(ORIGIN_WHICH, round, async (which) => {
         const server = which === 'ours' ? { url: origin.url, stop: async () => undefined } : await startBareOrigin(byDigest, manifest, tagged.headers.get('Content-Type')!);
         try {
+          const clientHeaders = { ...secretHeaders, [CLIENT_ADDRESS_HEADER]: '198.19.0.1' };
+          refusals[which] = await refusalRates(server.url, clientHeaders, which === 'ours' ? { invalid: 400, remembered: 404 } : { invalid: 429, remembered: 429 });
           const target: Target = {
             cached: { url: `${server.url}${byDigest}`, headers: secretHeaders },
             burst: (label, k, i) => ({
@@ -278,6 +346,7 @@ for (let round = 1; round <= ROUNDS; round++) {
         }
       }),
     );
+    refusalRows.push(refusals);
   } finally {
     await origin.stop();
   }
@@ -319,4 +388,19 @@ table(
   ORIGIN_WHICH,
   { ours: 'our origin', node: 'a bare Node server' },
   'node',
+);
+
+console.log(
+  `\n### Refusals a second at the origin: a closed loop of ${LOOP_CONNECTIONS} keep-alive connections for ${LOOP_MS / 1000} s (the bare server refuses everything with a 429)\n`,
+)
+console.log('| round | our origin: invalid names (400) | remembered unknown names (404) | a bare Node server | ours / bare: invalid | remembered |');
+console.log('| --- | --- | --- | --- | --- | --- |');
+refusalRows.forEach((r, i) =>
+  console.log(
+    `| ${i + 1} | ${r.ours.invalid.toFixed(0)} | ${r.ours.remembered.toFixed(0)} | ${r.node.invalid.toFixed(0)} | ${(r.ours.invalid / r.node.invalid).toFixed(2)} | ${(r.ours.remembered / r.node.invalid).toFixed(2)} |`,
+  ),
+);
+const medianOf = (f: (r: (typeof refusalRows)[number]) => number) => median(refusalRows.map(f));
+console.log(
+  `| median | ${medianOf((r) => r.ours.invalid).toFixed(0)} | ${medianOf((r) => r.ours.remembered).toFixed(0)} | ${medianOf((r) => r.node.invalid).toFixed(0)} | ${medianOf((r) => r.ours.invalid / r.node.invalid).toFixed(2)} | ${medianOf((r) => r.ours.remembered / r.node.invalid).toFixed(2)} |`,
 );

@@ -1,6 +1,6 @@
-// The cached clients of bench:load, in a worker thread of their own: one
-// pulls the cached image through the edge, one straight from the origin by
-// digest, both at once. Their thread does nothing else, so their timings are
+// The cached clients of bench:load, in a worker thread of their own: one per
+// target (through the edge the strangers use, through an edge of its own,
+// straight from the origin by digest), all at once. Their thread does nothing else, so their timings are
 // the servers' and the network's, not the delays of the bench's main thread
 // (which runs Miniflare's side of the edge and parses every line the origin
 // logs).
@@ -15,7 +15,7 @@
 // machine busy, idle or not, and measure throughput under contention as
 // much as latency.
 //
-// Phases are asked for one at a time, each returning both clients' outcomes:
+// Phases are asked for one at a time, each returning every client's outcomes:
 // a fixed number of requests each, or at least that many and on until told
 // to stop.
 import { parentPort, workerData } from 'node:worker_threads';
@@ -23,10 +23,13 @@ import { writeFileSync } from 'node:fs';
 import { get, type Outcome } from './http.ts';
 import { onSchedule } from './schedule.ts';
 
+export interface CachedTarget {
+  url: string;
+  headers?: Record<string, string>;
+}
+
 export interface CachedClientsInput {
-  edgeUrl: string;
-  originUrl: string;
-  originHeaders: Record<string, string>;
+  targets: CachedTarget[];
   client: string;
   /** Requests per second per client; 0 for back to back. */
   rate: number;
@@ -34,10 +37,8 @@ export interface CachedClientsInput {
 
 export type CachedClientsRequest = { type: 'run'; requests: number; untilStopped: boolean } | { type: 'stop' };
 
-export interface CachedClientsOutput {
-  edge: Outcome[];
-  origin: Outcome[];
-}
+/** Each target's outcomes, in the order of `targets`. */
+export type CachedClientsOutput = Outcome[][];
 
 const input = workerData as CachedClientsInput;
 const port = parentPort!;
@@ -67,8 +68,7 @@ port.on('message', (message: CachedClientsRequest) => {
   }
   stopped = false;
   const run = input.rate > 0 ? scheduled : backToBack;
-  void Promise.all([
-    run(() => get(input.edgeUrl, input.client), message.requests, message.untilStopped),
-    run(() => get(input.originUrl, input.client, input.originHeaders), message.requests, message.untilStopped),
-  ]).then(([edge, origin]) => port.postMessage({ edge, origin } satisfies CachedClientsOutput));
+  void Promise.all(input.targets.map((target) => run(() => get(target.url, input.client, target.headers), message.requests, message.untilStopped))).then((outcomes) =>
+    port.postMessage(outcomes satisfies CachedClientsOutput),
+  );
 });

@@ -1,5 +1,5 @@
 // Where the machine's CPU went during a window, from /proc: the origin's
-// threads by kind, the Nix processes under it, workerd (the edge), the
+// threads by kind, the Nix processes under it, workerd (the edges), the
 // benchmark itself, and everything else on the machine. Read twice (before
 // and after the load) and subtracted; clock ticks are converted to seconds.
 //
@@ -19,7 +19,7 @@ export type CpuClass =
   | 'origin: libuv threads (file reads, writes)'
   | 'origin: other threads (V8 GC, compiler)'
   | 'Nix processes under the origin'
-  | 'workerd (the edge)'
+  | 'workerd (the edges)'
   | 'bench: main thread (Miniflare, origin logs)'
   | 'bench: cached clients thread'
   | 'bench: load generator thread'
@@ -104,7 +104,7 @@ export function cpuSnapshot(originPid: number): CpuSnapshot {
   add('Nix processes under the origin', originStat ? Number(originStat[13]) + Number(originStat[14]) : 0);
   for (const pid of descendants(originPid, parents)) if (pid !== originPid) add('Nix processes under the origin', ticksOf(stat(`/proc/${pid}/stat`), true));
   for (const pid of descendants(process.pid, parents)) {
-    if (pid !== process.pid && comm(`/proc/${pid}/comm`) === 'workerd') add('workerd (the edge)', ticksOf(stat(`/proc/${pid}/stat`), true));
+    if (pid !== process.pid && comm(`/proc/${pid}/comm`) === 'workerd') add('workerd (the edges)', ticksOf(stat(`/proc/${pid}/stat`), true));
   }
   for (const t of threads(process.pid)) {
     if (t.tid === process.pid) add('bench: main thread (Miniflare, origin logs)', t.ticks);

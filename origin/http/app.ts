@@ -40,6 +40,19 @@ export function routeKind(res: Response): string {
   return typeof res.locals.route === 'string' ? res.locals.route : 'unknown';
 }
 
+/**
+ * The request's logger: its lines carry the request's id. Made when first
+ * asked for (an error to log), since most requests log one line only and
+ * pino's child loggers are not free on a path strangers can call at will.
+ */
+function requestLog(res: Response, log: Logger): Logger {
+  const made = res.locals.log as Logger | undefined;
+  if (made !== undefined) return made;
+  const child = log.child({ requestId: res.locals.requestId as string | undefined });
+  res.locals.log = child;
+  return child;
+}
+
 export function createApp(deps: AppDeps): express.Express {
   const { log } = deps;
   const app = express();
@@ -50,11 +63,12 @@ export function createApp(deps: AppDeps): express.Express {
   app.use((req, res, next) => {
     const id = req.get(REQUEST_ID_HEADER) ?? randomUUID();
     const started = performance.now();
-    res.locals.log = log.child({ requestId: id });
+    res.locals.requestId = id;
     res.setHeader(REQUEST_ID_HEADER, id);
     res.on('finish', () => {
-      (res.locals.log as Logger).info(
+      log.info(
         {
+          requestId: id,
           method: req.method,
           path: req.path,
           route: routeKind(res),
@@ -79,29 +93,33 @@ export function createApp(deps: AppDeps): express.Express {
     asClient(req, deps.originSecrets.length > 0, next);
   });
 
-  deps.api?.(app);
-
   // Every handler answers as for a GET and returns its reply (or throws a
-  // RegistryError); sendReply writes it, without the body for a HEAD.
+  // RegistryError); sendReply writes it, without the body for a HEAD, and
+  // sendError the error: here, not through Express's error handling, which
+  // would walk every later route for an error handler. That is what a
+  // stranger's refusal costs, and they can ask for many. Mounted before
+  // the API's routes (disjoint paths) for the same reason.
   // No capture group: Express would percent-decode it as a parameter, and a
   // malformed encoding would fail there (a 500) instead of in the shared
   // parser (the same 400 NAME_INVALID as the edge).
-  app.all(/^\/v2(?:\/.*)?$/, async (req, res, next) => {
+  app.all(/^\/v2(?:\/.*)?$/, async (req, res) => {
     try {
       res.locals.route = 'unknown';
       const route = parseRegistryRequest(req.method, req.path);
       res.locals.route = route.kind;
       await sendReply(res, await answerRegistry(req, route, deps));
     } catch (err) {
-      next(err);
+      sendError(res, err, requestLog(res, log));
     }
   });
+
+  deps.api?.(app);
 
   app.use((req, _res, next) => next(errors.notFound(req.path)));
 
   // Express recognises an error handler by its four parameters.
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
-    sendError(res, err, (res.locals.log as Logger | undefined) ?? log);
+    sendError(res, err, requestLog(res, log));
   });
 
   return app;

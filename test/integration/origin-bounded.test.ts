@@ -10,6 +10,7 @@ import { startOpsOrigin, until, listFiles } from '../support/ops.ts';
 import { startOrigin } from '../support/origin.ts';
 import { recordProcesses } from '../support/sources.ts';
 import { deferrer } from '../support/cleanup.ts';
+import { eventually } from '../support/eventually.ts';
 import { CLIENT_ADDRESS_HEADER, ORIGIN_SECRET_HEADER } from '../../shared/headers.ts';
 
 interface Answer {
@@ -117,8 +118,13 @@ test('a broken build and an unknown package are remembered: asked again, no Nix 
   defer(() => origin.stop());
   await recorder.clear();
 
-  const broken = await pull(origin.url, 'brokenpackage');
+  const broken = await pull(origin.url, 'brokenpackage', { 'X-Request-Id': 'broken-0001' });
   assert.equal(broken.status, 500);
+  // A fault is logged as an error, under the request's id, with where it was made.
+  const faultLine = (id: string) => origin.logs.find((l) => l.level === 50 && l.requestId === id);
+  await eventually(() => faultLine('broken-0001') !== undefined, 'the failure logged under the request id');
+  const logged = faultLine('broken-0001')!;
+  assert.match(String((logged.err as { stack?: unknown } | undefined)?.stack), /nix build failed[^]*\n    at /);
   assert.match(broken.error!.message, /nix build failed/);
   assert.match(String(broken.error!.detail?.nix), /brokenPackage: this package is broken on purpose/);
   assert.equal(broken.headers.get('cache-control'), 'public, max-age=60');
@@ -129,8 +135,11 @@ test('a broken build and an unknown package are remembered: asked again, no Nix 
     assert.deepEqual(answer.error, broken.error);
     assert.match(answer.headers.get('cache-control') ?? '', /^public, max-age=(60|59)$/);
   }
-  const unknown = await pull(origin.url, 'hello/nosuchpackage');
+  const unknown = await pull(origin.url, 'hello/nosuchpackage', { 'X-Request-Id': 'unknown-0001' });
   assert.equal(unknown.status, 404);
+  // The request line is written when the answer is, after any error line would have been.
+  await eventually(() => origin.logs.some((l) => l.msg === 'request' && l.requestId === 'unknown-0001'), 'the request line');
+  assert.equal(faultLine('unknown-0001'), undefined, "a client's error is an answer, not a fault to log");
   assert.equal((await pull(origin.url, 'hello/nosuchpackage')).status, 404);
   const commands = await recorder.commands();
   assert.equal(commands.filter((c) => c.startsWith('nix-build')).length, 1, commands.join('\n'));

@@ -26,6 +26,19 @@ test('an error answers with the registry JSON, the API version, and the headers 
   assert.equal(plain.headers['Content-Range'], undefined);
 });
 
+test('a client error (4xx) carries no stack, a server error (5xx) does, and the stack limit is left as it was', () => {
+  const before = Error.stackTraceLimit;
+  const refusal = errors.tooManyRequests('busy', 5);
+  assert.equal(refusal.status, 429);
+  assert.equal(refusal.stack, 'RegistryError: busy', 'no frames were captured');
+  assert.equal(errors.notFound('/nosuch').stack?.includes('\n    at '), false);
+  const internal = errors.internal('disk on fire');
+  assert.equal(internal.status, 500);
+  assert.match(internal.stack ?? '', /\n    at .*responses\.test\.ts/, 'a fault keeps where it was made');
+  assert.equal(Error.stackTraceLimit, before);
+  assert.match(new Error('plain').stack ?? '', /\n    at /, 'other errors keep their stacks');
+});
+
 /** Serves one reply at /, counting how often a streamed body was opened. */
 async function serve(reply: () => Reply): Promise<{ url: string; close: () => Promise<void> }> {
   const app = express();
