@@ -5,6 +5,8 @@ import { readConfig, ConfigError, type OriginConfig } from './config.ts';
 import { createLogger } from './log.ts';
 import { createStorage } from './storage/create.ts';
 import { createSource } from './sources/create.ts';
+import { resolutionGate } from './sources/resolution-gate.ts';
+import { currentClient } from './http/client.ts';
 import { ImageBuilder } from './image/builder.ts';
 import { BuildChannels } from './image/build-events.ts';
 import { PackageIndexes } from './search/indexes.ts';
@@ -60,7 +62,9 @@ if (!nix.ok) {
 }
 try {
   const storage = await createStorage(config.storage);
-  const source = createSource(config.source);
+  const admission = new NixAdmission(config.admission);
+  const failures = new FailureMemory({ ttlSeconds: config.failureTtlSeconds });
+  const source = createSource(config.source, resolutionGate(admission, failures, currentClient));
   // Loaded once: layering must not change while the origin runs.
   const popularity = config.popularityUrl ? await loadPopularity(config.popularityUrl, storage, log) : undefined;
   // Counts of the images this instance built, shared by replicas through storage (docs/layering.md).
@@ -69,8 +73,6 @@ try {
   const cancelBuilds = new AbortController();
   const events = new BuildChannels();
   const images = new ImageStore(storage);
-  const admission = new NixAdmission(config.admission);
-  const failures = new FailureMemory({ ttlSeconds: config.failureTtlSeconds });
   const layers = new LayerStore(storage, log);
   // Builds root what they use; only then may the origin collect the store's garbage.
   const gcLock = new GcLock();

@@ -330,8 +330,8 @@ function report(r: Round, index: number): void {
   console.log('| --- | --- | --- |');
   console.log(`| peak nix-instantiate processes | ${r.peak.evaluations} | ≤ NIX_MAX_EVALUATIONS = ${capOf('evaluation')} |`);
   console.log(`| peak nix-build processes | ${r.peak.builds} | ≤ NIX_MAX_BUILDS = ${capOf('build')} |`);
-  console.log(`| peak nix-store processes (closure queries, not queued) | ${r.peak.nixStore} | ≤ NIX_MAX_BUILDS (one per build) |`);
-  console.log(`| peak Nix processes in all | ${r.peak.nixTotal} | |`);
+  console.log(`| peak nix-store processes (closure queries, in their build's slot) | ${r.peak.nixStore} | ≤ NIX_MAX_BUILDS = ${capOf('build')} |`);
+  console.log(`| peak Nix processes in all | ${r.peak.nixTotal} | ≤ NIX_MAX_EVALUATIONS + NIX_MAX_BUILDS = ${capOf('evaluation') + capOf('build')} |`);
   console.log(`| peak RSS of the Nix processes | ${r.peak.nixRssMiB.toFixed(0)} MiB | |`);
   console.log(`| peak RSS of the origin | ${r.peak.originRssMiB.toFixed(0)} MiB | |`);
   console.log(`| requests that hung (no answer in ${REQUEST_LIMIT_MS / 1000} s) or failed | ${hung} | 0 |`);

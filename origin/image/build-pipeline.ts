@@ -136,9 +136,16 @@ async function build(spec: ImageSpec, source: ResolvedSource, deps: PipelineDeps
   if (known) return known;
 
   deps.observer?.nixStarted();
-  await nixStep('build', () => admit('build', () => deps.nix.buildDerivations(drvs, nixLog)));
   const outputs = outputsOf(resolution);
-  const closure = await nixStep('closure query', () => deps.nix.readClosure(outputs, nixLog));
+  // The closure query runs in the build's slot: it is a Nix process too, and with it outside, the
+  // queries of builds just done ran beside the builds the slots had admitted since (3 to 5 Nix
+  // processes for 2 slots under bench:load). Inside, a build's slot holds one Nix process at a time.
+  const closure = await nixStep('build', () =>
+    admit('build', async () => {
+      await deps.nix.buildDerivations(drvs, nixLog);
+      return nixStep('closure query', () => deps.nix.readClosure(outputs, nixLog));
+    }),
+  );
 
   const jobs = layerJobs(outputs, closure, deps);
   currentBuildChannel()?.layersPlanned(jobs.length);

@@ -1,8 +1,10 @@
 // Which Nix work may run now: evaluations and builds each have a queue of
 // their own (work-queue.ts), as they cost different things (an evaluation of
 // nixpkgs is memory, a build is cores and disk) and one must not starve the
-// other. Other Nix steps (closure queries, hash queries) are cheap and not
-// queued. A refusal becomes 429 TOOMANYREQUESTS with Retry-After.
+// other. A build's closure query runs in its build's slot, so a slot holds
+// one Nix process at a time. A channel's hash query (sources/channel.ts),
+// one per channel version, is not queued. A refusal becomes 429
+// TOOMANYREQUESTS with Retry-After.
 import { errors } from '../../shared/errors.ts';
 import { QueueRefusal, WorkQueue, type RefusalReason } from './work-queue.ts';
 

@@ -14,7 +14,7 @@ import { errors } from '../../shared/errors.ts';
 import { NixError, NixFetchError, fetchSource, narHash, type NixOptions } from '../nix/nix.ts';
 import { isCommitHash } from './git-ref.ts';
 import { redactCredentials } from './redact.ts';
-import type { PackageSource, ResolvedSource } from './source.ts';
+import { ungated, type PackageSource, type ResolutionGate, type ResolvedSource } from './source.ts';
 import { TtlCache } from './ttl-cache.ts';
 
 /**
@@ -66,6 +66,8 @@ export interface ChannelSourceOptions {
   /** Seconds fetching a channel's tarball may take. */
   timeoutSeconds: number;
   prefetch?: TarballPrefetcher;
+  /** Runs each prefetch (the origin's evaluation queue and failure memory); at once if absent. */
+  gate?: ResolutionGate;
 }
 
 export class ChannelSource implements PackageSource {
@@ -99,7 +101,7 @@ export class ChannelSource implements PackageSource {
     }
     const url = this.url(version);
     if (isCommitHash(version)) return { nix: { type: 'tarball', url }, cacheKey: `tarball ${url}` };
-    const sha256 = await this.channels.get(version, () => this.fetchChannel(version, url, tag));
+    const sha256 = await this.channels.get(version, () => (this.options.gate ?? ungated)(`channel ${tag}`, () => this.fetchChannel(version, url, tag)));
     return { nix: { type: 'tarball', url, sha256 }, cacheKey: `tarball ${sha256}` };
   }
 

@@ -3,15 +3,16 @@ import type { SourceConfig } from '../config.ts';
 import { ChannelSource } from './channel.ts';
 import { GitSource } from './git.ts';
 import { PathSource } from './path.ts';
-import type { PackageSource } from './source.ts';
+import type { PackageSource, ResolutionGate } from './source.ts';
 
-export function createSource(config: SourceConfig): PackageSource {
+/** `gate` runs the resolutions that start a process (resolution-gate.ts); a path source has none. */
+export function createSource(config: SourceConfig, gate?: ResolutionGate): PackageSource {
   switch (config.type) {
     case 'path':
       return new PathSource(config.path);
     case 'channel':
-      return new ChannelSource(config);
+      return new ChannelSource({ ...config, ...(gate ? { gate } : {}) });
     case 'git':
-      return new GitSource(config);
+      return new GitSource({ ...config, ...(gate ? { gate } : {}) });
   }
 }

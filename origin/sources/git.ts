@@ -11,7 +11,7 @@ import { isTag } from '../../shared/names.ts';
 import type { NixSource } from '../nix/nix.ts';
 import { isCommitHash, refNameProblem } from './git-ref.ts';
 import { redactCredentials } from './redact.ts';
-import type { PackageSource, ResolvedSource } from './source.ts';
+import { ungated, type PackageSource, type ResolutionGate, type ResolvedSource } from './source.ts';
 import { TtlCache } from './ttl-cache.ts';
 
 /** Runs git with these arguments; resolves to stdout, rejects like execa. Injectable for tests. */
@@ -24,6 +24,8 @@ export interface GitSourceOptions {
   /** Seconds `git ls-remote` may take. */
   timeoutSeconds: number;
   runGit?: GitRunner;
+  /** Runs each ref's `git ls-remote` (the origin's evaluation queue and failure memory); at once if absent. */
+  gate?: ResolutionGate;
 }
 
 const runGitWithExeca: GitRunner = async (args, options) => {
@@ -51,6 +53,7 @@ export class GitSource implements PackageSource {
   readonly description: string;
   private readonly timeoutSeconds: number;
   private readonly runGit: GitRunner;
+  private readonly gate: ResolutionGate;
   private readonly refs: TtlCache<Target>;
   private readonly listing: TtlCache<readonly string[]>;
 
@@ -59,6 +62,7 @@ export class GitSource implements PackageSource {
     this.description = `git ${redactCredentials(options.repo)}`;
     this.timeoutSeconds = options.timeoutSeconds;
     this.runGit = options.runGit ?? runGitWithExeca;
+    this.gate = options.gate ?? ungated;
     this.refs = new TtlCache<Target>(options.ttlSeconds);
     this.listing = new TtlCache<readonly string[]>(options.ttlSeconds, { capacity: 1 });
   }
@@ -89,7 +93,7 @@ export class GitSource implements PackageSource {
     }
     const target = isCommitHash(tag)
       ? { rev: tag.toLowerCase(), ref: null }
-      : await this.refs.get(tag, () => (tag === 'latest' ? this.resolveHead() : this.resolveRef(tag)));
+      : await this.refs.get(tag, () => this.gate(`git ${tag}`, () => (tag === 'latest' ? this.resolveHead() : this.resolveRef(tag))));
     const nix: NixSource = target.ref === null
       ? { type: 'git', url: this.repo, rev: target.rev, allRefs: true }
       : { type: 'git', url: this.repo, rev: target.rev, ref: target.ref };

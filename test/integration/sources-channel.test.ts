@@ -121,6 +121,10 @@ test('a channel or commit the archive does not have answers MANIFEST_UNKNOWN wit
   assert.equal(channel.status, 404);
   assert.equal(channel.error?.code, 'MANIFEST_UNKNOWN');
   assert.match(channel.error!.message, /cannot fetch channel nixos-99\.11: unable to download '.*\/archive\/nixos-99\.11\.tar\.gz': HTTP error 404/);
+  // Made-up channel names cost nothing to send: one asked again within FAILURE_TTL runs no Nix.
+  await processes.clear();
+  assert.deepEqual(await pullManifest(origin, 'greeting', 'nixos-99.11'), channel);
+  assert.deepEqual(await processes.commands(), []);
 
   const commit = await pullManifest(origin, 'greeting', 'd'.repeat(40));
   assert.equal(commit.status, 404);

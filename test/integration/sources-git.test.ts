@@ -109,6 +109,10 @@ test('an unknown ref or commit answers MANIFEST_UNKNOWN with git\'s or Nix\'s re
   assert.equal(ref.status, 404);
   assert.equal(ref.error?.code, 'MANIFEST_UNKNOWN');
   assert.match(ref.error!.message, /no branch or tag of that name/);
+  // Made-up refs cost nothing to send: one asked again within FAILURE_TTL runs no git.
+  await processes.clear();
+  assert.deepEqual(await pullManifest(origin, 'greeting', 'no-such-branch'), ref);
+  assert.deepEqual(await processes.commands(), []);
 
   const commit = await pullManifest(origin, 'greeting', 'f'.repeat(40));
   assert.equal(commit.status, 404);

@@ -105,7 +105,7 @@ test('default caps follow cores and memory, at least one of each', () => {
   assert.deepEqual(defaultAdmission(4, 1 * GIB), { maxEvaluations: 1, maxBuilds: 1, queueLength: 16 });
 });
 
-test('admission refuses with 429 TOOMANYREQUESTS and Retry-After; other Nix steps are not queued', async () => {
+test('admission refuses with 429 TOOMANYREQUESTS and Retry-After; a step without a queue of its own runs at once', async () => {
   const admission = new NixAdmission({ maxEvaluations: 1, maxBuilds: 1, queueLength: 0, queueWaitSeconds: 5, clientShare: null });
   let release!: () => void;
   const held = admission.run('evaluation', 'a', () => new Promise<void>((resolve) => (release = resolve)));
@@ -116,9 +116,9 @@ test('admission refuses with 429 TOOMANYREQUESTS and Retry-After; other Nix step
     assert.match(err.headers['Retry-After']!, /^\d+$/);
     return true;
   });
-  // Builds have their own slots, and closure queries none.
+  // Builds have their own slots; a step that has no queue runs at once.
   assert.equal(await admission.run('build', 'b', async () => 'built'), 'built');
-  assert.equal(await admission.run('closure query', 'b', async () => 'read'), 'read');
+  assert.equal(await admission.run('hash query', 'b', async () => 'read'), 'read');
   release();
   await held;
 });

@@ -139,6 +139,34 @@ test('a build writes the layers, config and manifests, then remembers the image'
   assert.deepEqual(fresh.stats, { hits: 1, misses: 0 });
 });
 
+test('every Nix process of a build runs in its build slot: the closure query too, after the build, before the slot is freed', async () => {
+  const held: string[] = [];
+  const seen: string[] = [];
+  const nix = fakeNix();
+  const inner = { buildDerivations: nix.buildDerivations, readClosure: nix.readClosure };
+  const deps = await freshDeps({
+    ...nix,
+    buildDerivations: async (drvs, log) => {
+      seen.push(`build in ${held.join(',') || 'no slot'}`);
+      return inner.buildDerivations(drvs, log);
+    },
+    readClosure: async (paths, log) => {
+      seen.push(`closure query in ${held.join(',') || 'no slot'}`);
+      return inner.readClosure(paths, log);
+    },
+  });
+  const admit = async <T>(step: string, work: () => Promise<T>): Promise<T> => {
+    held.push(step);
+    try {
+      return await work();
+    } finally {
+      held.splice(held.indexOf(step), 1);
+    }
+  };
+  await buildImage(parseImageName('hello'), PATH_SOURCE, { ...deps, admit });
+  assert.deepEqual(seen, ['build in build', 'closure query in build']);
+});
+
 test('a build whose reused layer and manifest retention deleted before its record was written makes them again', async () => {
   const deps = await freshDeps(fakeNix());
   const first = await buildImage(parseImageName('hello'), PATH_SOURCE, deps);

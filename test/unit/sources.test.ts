@@ -13,6 +13,10 @@ import { PathSource } from '../../origin/sources/path.ts';
 import { NixError, NixFetchError } from '../../origin/nix/nix.ts';
 import { redactCredentials } from '../../origin/sources/redact.ts';
 import { ConfigError, readConfig } from '../../origin/config.ts';
+import { resolutionGate } from '../../origin/sources/resolution-gate.ts';
+import type { ResolutionGate } from '../../origin/sources/source.ts';
+import { NixAdmission } from '../../origin/nix/admission.ts';
+import { FailureMemory } from '../../origin/image/failure-memory.ts';
 import { commitGreeting, git, initRepository, tempDir } from '../support/sources.ts';
 
 const COMMIT = '0123456789abcdef0123456789abcdef01234567';
@@ -76,9 +80,49 @@ test('channel names follow nixpkgs: nixos- or nixpkgs-, unstable or YY.MM, an op
   }
 });
 
-function channelSource(prefetch: TarballPrefetcher, channel = 'nixos-unstable') {
-  return new ChannelSource({ channel, archiveBaseUrl: 'https://archive.example/nixpkgs/', ttlSeconds: 3600, timeoutSeconds: 5, prefetch });
+function channelSource(prefetch: TarballPrefetcher, channel = 'nixos-unstable', gate?: ResolutionGate) {
+  return new ChannelSource({ channel, archiveBaseUrl: 'https://archive.example/nixpkgs/', ttlSeconds: 3600, timeoutSeconds: 5, prefetch, ...(gate ? { gate } : {}) });
 }
+
+/** The origin's gate (main.ts) over one evaluation slot and no waiting place, failures remembered for a minute. */
+function originGate(): ResolutionGate {
+  const admission = new NixAdmission({ maxEvaluations: 1, maxBuilds: 1, queueLength: 0, queueWaitSeconds: 5, clientShare: null });
+  return resolutionGate(admission, new FailureMemory({ ttlSeconds: 60 }), () => 'a client');
+}
+
+test('behind the origin\'s gate, a channel that cannot be fetched is fetched once per FAILURE_TTL, and a prefetch takes an evaluation slot: past the queue, 429', async () => {
+  const fetched: string[] = [];
+  let release!: () => void;
+  const source = channelSource(
+    async (url) => {
+      fetched.push(url);
+      if (url.includes('nixos-99.11')) throw new NixFetchError(new NixError('nix-instantiate failed with exit code 1', "error: unable to download '…': HTTP error 404", false, 1));
+      await new Promise<void>((resolve) => (release = resolve));
+      return 'sha256:bbbb';
+    },
+    'nixos-unstable',
+    originGate(),
+  );
+  const first = await refusal(source.resolve('nixos-99.11'));
+  assert.equal(first.code, 'MANIFEST_UNKNOWN');
+  assert.equal(first.headers['Cache-Control'], 'public, max-age=60', 'the edge may keep it as long');
+  const again = await refusal(source.resolve('nixos-99.11'));
+  assert.equal(again.message, first.message);
+  assert.equal(fetched.length, 1, 'a made-up channel asked again runs nothing');
+
+  // A slow prefetch holds the one evaluation slot: another channel is refused, and not remembered.
+  const slow = source.resolve('nixos-24.05');
+  const busy = await refusal(source.resolve('nixos-23.11'));
+  assert.equal(busy.status, 429);
+  assert.equal(busy.code, 'TOOMANYREQUESTS');
+  release();
+  assert.equal((await slow).cacheKey, 'tarball sha256:bbbb');
+  const later = source.resolve('nixos-23.11');
+  while (!fetched.some((url) => url.includes('nixos-23.11'))) await new Promise((resolve) => setImmediate(resolve));
+  release();
+  assert.equal((await later).cacheKey, 'tarball sha256:bbbb');
+  assert.equal(fetched.filter((url) => url.includes('nixos-23.11')).length, 1, 'fetched once its turn came');
+});
 
 test('a channel source builds latest from its channel, keyed by the hash of what the tarball held', async () => {
   const fetched: string[] = [];
@@ -189,13 +233,13 @@ after(async () => {
 });
 
 /** A git source whose git invocations are counted (and really run). */
-function gitSource(options: { repo?: string; ttlSeconds?: number } = {}) {
+function gitSource(options: { repo?: string; ttlSeconds?: number; gate?: ResolutionGate } = {}) {
   const calls: string[][] = [];
   const runGit: GitRunner = async (args, runOptions) => {
     calls.push([...args]);
     return (await execa('git', args, { timeout: runOptions.timeoutSeconds * 1000, env: { GIT_TERMINAL_PROMPT: '0' } })).stdout;
   };
-  const source = new GitSource({ repo: options.repo ?? repo, ttlSeconds: options.ttlSeconds ?? 3600, timeoutSeconds: 10, runGit });
+  const source = new GitSource({ repo: options.repo ?? repo, ttlSeconds: options.ttlSeconds ?? 3600, timeoutSeconds: 10, runGit, ...(options.gate ? { gate: options.gate } : {}) });
   return { source, calls };
 }
 
@@ -272,6 +316,18 @@ test('hostile tags are refused by the git source before any git process runs', a
     assert.ok(err.message.length < 400, 'a very long tag is not echoed whole');
   }
   assert.equal(calls.length, 0);
+});
+
+test('behind the origin\'s gate, a ref the repository does not have is asked of git once per FAILURE_TTL', async () => {
+  const { source, calls } = gitSource({ gate: originGate() });
+  const first = await refusal(source.resolve('no-such-branch'));
+  assert.equal(first.code, 'MANIFEST_UNKNOWN');
+  assert.equal(first.headers['Cache-Control'], 'public, max-age=60');
+  await refusal(source.resolve('no-such-branch'));
+  assert.equal(calls.length, 1, calls.map((c) => c.join(' ')).join('\n'));
+  // A ref that exists resolves through the same gate.
+  assert.equal((await source.resolve('v1')).nix.type, 'git');
+  assert.equal(calls.length, 2);
 });
 
 test('a ref the repository does not have answers MANIFEST_UNKNOWN naming it', async () => {
