@@ -5,7 +5,7 @@ import { readConfig, ConfigError, type OriginConfig } from './config.ts';
 import { createLogger } from './log.ts';
 import { createStorage } from './storage/create.ts';
 import { createSource } from './sources/create.ts';
-import { resolutionGate } from './sources/resolution-gate.ts';
+import { tagWorkGate } from './nix/tag-work-gate.ts';
 import { currentClient } from './http/client.ts';
 import { ImageBuilder } from './image/builder.ts';
 import { BuildChannels } from './image/build-events.ts';
@@ -64,7 +64,8 @@ try {
   const storage = await createStorage(config.storage);
   const admission = new NixAdmission(config.admission);
   const failures = new FailureMemory({ ttlSeconds: config.failureTtlSeconds });
-  const source = createSource(config.source, resolutionGate(admission, failures, currentClient));
+  const gate = tagWorkGate(admission, failures, currentClient);
+  const source = createSource(config.source, gate);
   // Loaded once: layering must not change while the origin runs.
   const popularity = config.popularityUrl ? await loadPopularity(config.popularityUrl, storage, log) : undefined;
   // Counts of the images this instance built, shared by replicas through storage (docs/layering.md).
@@ -111,7 +112,7 @@ try {
     // Objects a new record names that retention deleted while the image was built are made again at once.
     repair: { storage, remake: (digest) => remakeObject(blobRecovery, manifestRecovery, digest) },
   });
-  const indexes = new PackageIndexes({ source, storage, nix: { timeoutSeconds: config.nixTimeoutSeconds, signal: cancelBuilds.signal }, log });
+  const indexes = new PackageIndexes({ source, storage, nix: { timeoutSeconds: config.nixTimeoutSeconds, signal: cancelBuilds.signal }, log, gate });
   // Both take the builder: metrics subscribe to its reports, shutdown drains it.
   // Manifests answered here or reported by the edge are the images' last use, which retention reads.
   const usageIntervalMs = config.usageWriteIntervalSeconds * 1000;

@@ -17,7 +17,6 @@ import type { BuildChannels, BuildEvent } from '../image/build-events.ts';
 import { summarizeImage, type ImageSummary } from '../image/image-summary.ts';
 import type { PackageIndexes } from '../search/indexes.ts';
 import type { PackageIndex } from '../search/package-index.ts';
-import { NixError, NixFetchError } from '../nix/nix.ts';
 import { readJsonBody } from './body.ts';
 
 export interface ApiDeps {
@@ -40,15 +39,7 @@ function sendJson(res: Response, status: number, value: unknown, cacheControl = 
 export function mountApi(app: express.Express, deps: ApiDeps): void {
   const { builder, storage, indexes, events } = deps;
 
-  async function indexFor(tag: string): Promise<PackageIndex> {
-    try {
-      return await indexes.forTag(tag);
-    } catch (err) {
-      if (err instanceof NixFetchError) throw errors.manifestUnknown(err.message, { nix: err.stderr });
-      if (err instanceof NixError) throw errors.internal(`cannot index the package set: ${err.message}`, { nix: err.stderr });
-      throw err;
-    }
-  }
+  const indexFor = (tag: string): Promise<PackageIndex> => indexes.forTag(tag);
 
   async function summaryOf(record: ImageRecord): Promise<ImageSummary | null> {
     const digest = record.manifests.docker.digest;

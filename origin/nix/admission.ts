@@ -2,9 +2,10 @@
 // their own (work-queue.ts), as they cost different things (an evaluation of
 // nixpkgs is memory, a build is cores and disk) and one must not starve the
 // other. A build's closure query runs in its build's slot, so a slot holds
-// one Nix process at a time. A channel's hash query (sources/channel.ts),
-// one per channel version, is not queued. A refusal becomes 429
-// TOOMANYREQUESTS with Retry-After.
+// one Nix process at a time, and the work a tag starts outside an image
+// (resolving it, evaluating its search index) takes an evaluation slot
+// (tag-work-gate.ts). A refusal becomes 429 TOOMANYREQUESTS with
+// Retry-After.
 import { errors } from '../../shared/errors.ts';
 import { QueueRefusal, WorkQueue, type RefusalReason } from './work-queue.ts';
 

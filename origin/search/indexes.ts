@@ -14,7 +14,9 @@ import { STORAGE_KEYS } from '../../shared/storage-keys.ts';
 import { NIX_SYSTEM } from '../../shared/names.ts';
 import { Lru } from '../../shared/lru.ts';
 import { SingleFlight } from '../../shared/single-flight.ts';
-import { evaluatePackageIndex, type NixOptions, type NixSource, type RawPackageIndex } from '../nix/nix.ts';
+import { errors } from '../../shared/errors.ts';
+import { NixError, NixFetchError, evaluatePackageIndex, type NixOptions, type NixSource, type RawPackageIndex } from '../nix/nix.ts';
+import { ungated, type TagWorkGate } from '../nix/tag-work-gate.ts';
 import type { PackageSource } from '../sources/source.ts';
 import type { Storage } from '../storage/storage.ts';
 import { PackageIndex } from './package-index.ts';
@@ -40,6 +42,13 @@ export interface IndexesOptions {
   pathTtlSeconds?: number;
   /** Injected for tests of the cache; Nix's evaluation by default. */
   evaluate?: (source: NixSource, system: string, options: NixOptions) => Promise<RawPackageIndex>;
+  /**
+   * Runs each evaluation (the origin's evaluation queue and failure memory,
+   * nix/tag-work-gate.ts): any 40-character commit is a tag, and each new
+   * one would otherwise start an evaluation of a whole package set. At once
+   * if absent.
+   */
+  gate?: TagWorkGate;
 }
 
 /** Nixpkgs' whole index takes a minute or more to evaluate: longer than one image's evaluation may. */
@@ -72,7 +81,7 @@ export class PackageIndexes {
         if (stored) raw = JSON.parse(new TextDecoder().decode(stored)) as RawPackageIndex;
       }
       if (raw === null) {
-        raw = await this.evaluate(resolved.nix);
+        raw = await (this.opts.gate ?? ungated)(`index ${memoryKey}`, () => this.evaluate(resolved.nix));
         if (storageKey !== null) await this.opts.storage.put(storageKey, new TextEncoder().encode(JSON.stringify(raw)), MEDIA.json);
       }
       const index = new PackageIndex(raw);
@@ -86,8 +95,20 @@ export class PackageIndexes {
     const evaluate = this.opts.evaluate ?? evaluatePackageIndex;
     const nix = { ...this.opts.nix, timeoutSeconds: Math.max(this.opts.nix.timeoutSeconds, MIN_INDEX_TIMEOUT_SECONDS) };
     this.evaluations++;
-    const raw = await evaluate(source, INDEX_SYSTEM, nix);
+    let raw: RawPackageIndex;
+    try {
+      raw = await evaluate(source, INDEX_SYSTEM, nix);
+    } catch (err) {
+      throw indexError(err);
+    }
     this.opts.log.info({ packages: raw.packages.length, sets: raw.sets.length, ms: Math.round(performance.now() - started) }, 'package index evaluated');
     return raw;
   }
+}
+
+/** A failed evaluation of an index, as the registry answers it (and the failure memory keeps it). */
+function indexError(err: unknown): unknown {
+  if (err instanceof NixFetchError) return errors.manifestUnknown(err.message, { nix: err.stderr });
+  if (err instanceof NixError) return errors.internal(`cannot index the package set: ${err.message}`, { nix: err.stderr });
+  return err;
 }

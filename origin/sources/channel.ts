@@ -14,7 +14,8 @@ import { errors } from '../../shared/errors.ts';
 import { NixError, NixFetchError, fetchSource, narHash, type NixOptions } from '../nix/nix.ts';
 import { isCommitHash } from './git-ref.ts';
 import { redactCredentials } from './redact.ts';
-import { ungated, type PackageSource, type ResolutionGate, type ResolvedSource } from './source.ts';
+import type { PackageSource, ResolvedSource } from './source.ts';
+import { ungated, type TagWorkGate } from '../nix/tag-work-gate.ts';
 import { TtlCache } from './ttl-cache.ts';
 
 /**
@@ -67,19 +68,21 @@ export interface ChannelSourceOptions {
   timeoutSeconds: number;
   prefetch?: TarballPrefetcher;
   /** Runs each prefetch (the origin's evaluation queue and failure memory); at once if absent. */
-  gate?: ResolutionGate;
+  gate?: TagWorkGate;
 }
 
 export class ChannelSource implements PackageSource {
   readonly description: string;
   private readonly options: ChannelSourceOptions;
   private readonly prefetch: TarballPrefetcher;
+  private readonly gate: TagWorkGate;
   private readonly channels: TtlCache<string>;
 
   constructor(options: ChannelSourceOptions) {
     this.options = { ...options, archiveBaseUrl: options.archiveBaseUrl.replace(/\/+$/, '') };
     this.description = `channel ${options.channel} from ${redactCredentials(this.options.archiveBaseUrl)}`;
     this.prefetch = options.prefetch ?? nixPrefetcher();
+    this.gate = options.gate ?? ungated;
     this.channels = new TtlCache<string>(options.ttlSeconds);
   }
 
@@ -101,7 +104,7 @@ export class ChannelSource implements PackageSource {
     }
     const url = this.url(version);
     if (isCommitHash(version)) return { nix: { type: 'tarball', url }, cacheKey: `tarball ${url}` };
-    const sha256 = await this.channels.get(version, () => (this.options.gate ?? ungated)(`channel ${tag}`, () => this.fetchChannel(version, url, tag)));
+    const sha256 = await this.channels.get(version, () => this.gate(`channel ${tag}`, () => this.fetchChannel(version, url, tag)));
     return { nix: { type: 'tarball', url, sha256 }, cacheKey: `tarball ${sha256}` };
   }
 

@@ -11,7 +11,8 @@ import { isTag } from '../../shared/names.ts';
 import type { NixSource } from '../nix/nix.ts';
 import { isCommitHash, refNameProblem } from './git-ref.ts';
 import { redactCredentials } from './redact.ts';
-import { ungated, type PackageSource, type ResolutionGate, type ResolvedSource } from './source.ts';
+import type { PackageSource, ResolvedSource } from './source.ts';
+import { ungated, type TagWorkGate } from '../nix/tag-work-gate.ts';
 import { TtlCache } from './ttl-cache.ts';
 
 /** Runs git with these arguments; resolves to stdout, rejects like execa. Injectable for tests. */
@@ -25,7 +26,7 @@ export interface GitSourceOptions {
   timeoutSeconds: number;
   runGit?: GitRunner;
   /** Runs each ref's `git ls-remote` (the origin's evaluation queue and failure memory); at once if absent. */
-  gate?: ResolutionGate;
+  gate?: TagWorkGate;
 }
 
 const runGitWithExeca: GitRunner = async (args, options) => {
@@ -53,7 +54,7 @@ export class GitSource implements PackageSource {
   readonly description: string;
   private readonly timeoutSeconds: number;
   private readonly runGit: GitRunner;
-  private readonly gate: ResolutionGate;
+  private readonly gate: TagWorkGate;
   private readonly refs: TtlCache<Target>;
   private readonly listing: TtlCache<readonly string[]>;
 

@@ -23,14 +23,3 @@ export interface PackageSource {
    */
   listTags(): Promise<readonly string[]>;
 }
-
-/**
- * How a source runs a resolution that starts a process (a channel's
- * prefetch, which is a Nix fetch; a `git ls-remote`), keyed by what it
- * resolves. Tags cost nothing to make up, so the origin (resolution-gate.ts)
- * admits such work to the evaluation queue and remembers its failures as it
- * does an image's. A source given none runs the work at once.
- */
-export type ResolutionGate = <T>(key: string, work: () => Promise<T>) => Promise<T>;
-
-export const ungated: ResolutionGate = (_key, work) => work();

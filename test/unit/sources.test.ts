@@ -13,8 +13,10 @@ import { PathSource } from '../../origin/sources/path.ts';
 import { NixError, NixFetchError } from '../../origin/nix/nix.ts';
 import { redactCredentials } from '../../origin/sources/redact.ts';
 import { ConfigError, readConfig } from '../../origin/config.ts';
-import { resolutionGate } from '../../origin/sources/resolution-gate.ts';
-import type { ResolutionGate } from '../../origin/sources/source.ts';
+import { tagWorkGate, type TagWorkGate } from '../../origin/nix/tag-work-gate.ts';
+import { PackageIndexes } from '../../origin/search/indexes.ts';
+import { FilesystemStorage } from '../../origin/storage/filesystem.ts';
+import { pino } from 'pino';
 import { NixAdmission } from '../../origin/nix/admission.ts';
 import { FailureMemory } from '../../origin/image/failure-memory.ts';
 import { commitGreeting, git, initRepository, tempDir } from '../support/sources.ts';
@@ -80,14 +82,14 @@ test('channel names follow nixpkgs: nixos- or nixpkgs-, unstable or YY.MM, an op
   }
 });
 
-function channelSource(prefetch: TarballPrefetcher, channel = 'nixos-unstable', gate?: ResolutionGate) {
+function channelSource(prefetch: TarballPrefetcher, channel = 'nixos-unstable', gate?: TagWorkGate) {
   return new ChannelSource({ channel, archiveBaseUrl: 'https://archive.example/nixpkgs/', ttlSeconds: 3600, timeoutSeconds: 5, prefetch, ...(gate ? { gate } : {}) });
 }
 
 /** The origin's gate (main.ts) over one evaluation slot and no waiting place, failures remembered for a minute. */
-function originGate(): ResolutionGate {
+function originGate(): TagWorkGate {
   const admission = new NixAdmission({ maxEvaluations: 1, maxBuilds: 1, queueLength: 0, queueWaitSeconds: 5, clientShare: null });
-  return resolutionGate(admission, new FailureMemory({ ttlSeconds: 60 }), () => 'a client');
+  return tagWorkGate(admission, new FailureMemory({ ttlSeconds: 60 }), () => 'a client');
 }
 
 test('behind the origin\'s gate, a channel that cannot be fetched is fetched once per FAILURE_TTL, and a prefetch takes an evaluation slot: past the queue, 429', async () => {
@@ -233,7 +235,7 @@ after(async () => {
 });
 
 /** A git source whose git invocations are counted (and really run). */
-function gitSource(options: { repo?: string; ttlSeconds?: number; gate?: ResolutionGate } = {}) {
+function gitSource(options: { repo?: string; ttlSeconds?: number; gate?: TagWorkGate } = {}) {
   const calls: string[][] = [];
   const runGit: GitRunner = async (args, runOptions) => {
     calls.push([...args]);
@@ -390,4 +392,43 @@ test('configuration: invalid source settings stop start-up naming the variable',
   for (const [env, variable] of cases) {
     assert.throws(() => readConfig(env), (err: unknown) => err instanceof ConfigError && err.variable === variable, JSON.stringify(env));
   }
+});
+
+test('behind the origin\'s gate, a search index is evaluated in an evaluation slot, and one that fails is evaluated once per FAILURE_TTL', async (t) => {
+  const root = await tempDir('indexes-storage-');
+  t.after(() => rm(root, { recursive: true, force: true }));
+  const storage = new FilesystemStorage(root);
+  await storage.init();
+  const evaluated: string[] = [];
+  let release!: () => void;
+  const indexes = new PackageIndexes({
+    // A commit is any 40-character tag: each names a version of its own, with no process to resolve it.
+    source: channelSource(async () => assert.fail('a commit needs no prefetch')),
+    storage,
+    nix: { timeoutSeconds: 5 },
+    log: pino({ level: 'silent' }),
+    gate: originGate(),
+    evaluate: async (source) => {
+      const url = (source as { url: string }).url;
+      evaluated.push(url);
+      if (url.includes('dead')) throw new NixFetchError(new NixError('nix-instantiate failed with exit code 1', "error: unable to download '…': HTTP error 404", false, 1));
+      await new Promise<void>((resolve) => (release = resolve));
+      return { packages: [], sets: [{ path: '', names: [] }] };
+    },
+  });
+  const missing = 'dead'.repeat(10);
+  const first = await refusal(indexes.forTag(missing));
+  assert.equal(first.code, 'MANIFEST_UNKNOWN');
+  assert.equal(first.headers['Cache-Control'], 'public, max-age=60');
+  await refusal(indexes.forTag(missing));
+  assert.equal(evaluated.length, 1, 'a commit that is not there is asked of Nix once');
+
+  // One evaluation holds the one slot: an index of another commit is refused, not started.
+  const slow = indexes.forTag('a'.repeat(40));
+  while (evaluated.length < 2) await new Promise((resolve) => setImmediate(resolve));
+  const busy = await refusal(indexes.forTag('b'.repeat(40)));
+  assert.equal(busy.status, 429);
+  assert.equal(evaluated.length, 2);
+  release();
+  assert.deepEqual((await slow).search('', 10, 0).total, 0);
 });
