@@ -3,17 +3,22 @@
 // forwarded to the origin with the secret. Search answers are cached (the
 // Cache API, SEARCH_TTL_SECONDS) under one canonical URL per search; a
 // build's event stream is passed through as it arrives, never buffered.
+// Every request that reaches the origin (a search miss, a build, the list of
+// failures, an event stream) counts against the client's rate limit, as a
+// manifest miss does (rate-limit.ts), and carries the client's address for
+// the origin's fair shares.
 //
 // No Workers-only API here (the Cache API comes in as `ResponseCache`): the
 // Node unit tests import it.
 import { errors } from '../shared/errors.ts';
-import { REQUEST_ID_HEADER } from '../shared/headers.ts';
+import { CLIENT_ADDRESS_HEADER, REQUEST_ID_HEADER } from '../shared/headers.ts';
 import { API_LIMITS, API_PATHS, parseBuildRequest, parseEventsPath, parseSearchQuery, searchPath, type SearchQuery } from '../shared/api.ts';
 import { passThrough } from './errors.ts';
 import type { ResponseCache } from './manifest-cache.ts';
 import type { WaitUntil } from './manifests.ts';
 import { classify, OriginUnreachable, unavailableError, type OriginAnswer, type OriginClient } from './origin.ts';
 import { EDGE_CACHE_HEADER, respond, type RequestInfo } from './responses.ts';
+import { limitOriginRequest, type RateLimitPolicy } from './rate-limit.ts';
 
 /** Seconds a search answer is reused: the index changes only with the package set's version. */
 export const SEARCH_TTL_SECONDS = 60;
@@ -22,6 +27,20 @@ export interface ApiServices {
   origin: OriginClient;
   /** The Cache API's cache for API answers; null when unavailable (memory-less: every search asks the origin). */
   apiCache: () => Promise<ResponseCache | null>;
+  /** Per-client limits on requests to the origin; none if absent. */
+  rateLimit?: RateLimitPolicy;
+}
+
+/**
+ * The headers of every API request to the origin: the client's address
+ * (believed beside the secret, for the fair shares of its Nix queue) and the
+ * request's. Throws the client's 429 first if it may send no more requests
+ * to the origin for now.
+ */
+async function towardOrigin(services: ApiServices, info: RequestInfo, headers: Record<string, string>): Promise<Record<string, string>> {
+  const limited = services.rateLimit ? await limitOriginRequest(services.rateLimit, info.client ?? null) : null;
+  if (limited !== null) throw limited;
+  return { ...headers, ...(info.client ? { [CLIENT_ADDRESS_HEADER]: info.client } : {}) };
 }
 
 function jsonHeaders(info: RequestInfo, cacheControl: string): Headers {
@@ -37,8 +56,9 @@ function relay(info: RequestInfo, answer: OriginAnswer, cacheControl = 'no-store
 }
 
 async function send(services: ApiServices, path: string, info: RequestInfo, method: 'GET' | 'POST', body?: string): Promise<OriginAnswer> {
+  const headers = await towardOrigin(services, info, { Accept: 'application/json', ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}) });
   try {
-    return await services.origin.send(path, { method, requestId: info.requestId, headers: { Accept: 'application/json', ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}) }, readBody: true, ...(body !== undefined ? { body } : {}) });
+    return await services.origin.send(path, { method, requestId: info.requestId, headers, readBody: true, ...(body !== undefined ? { body } : {}) });
   } catch (err) {
     if (err instanceof OriginUnreachable) throw unavailableError({ kind: 'failed', reason: err.message, originError: null });
     throw err;
@@ -140,9 +160,10 @@ export async function handleApi(request: Request, info: RequestInfo, services: A
  * each event reaches the browser when the origin writes it.
  */
 async function streamEvents(info: RequestInfo, services: ApiServices, path: string): Promise<Response> {
+  const headers = await towardOrigin(services, info, { Accept: 'text/event-stream' });
   let response: Response;
   try {
-    response = await services.origin.send(path, { method: 'GET', requestId: info.requestId, headers: { Accept: 'text/event-stream' }, readBody: false });
+    response = await services.origin.send(path, { method: 'GET', requestId: info.requestId, headers, readBody: false });
   } catch (err) {
     if (err instanceof OriginUnreachable) throw unavailableError({ kind: 'failed', reason: err.message, originError: null });
     throw err;

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import type { ServerResponse } from 'node:http';
 import { ScriptedOrigin } from '../support/scripted-origin.ts';
 import { startEdge, type RunningTestEdge } from '../support/edge.ts';
-import { ORIGIN_SECRET_HEADER } from '../../shared/headers.ts';
+import { CLIENT_ADDRESS_HEADER, ORIGIN_SECRET_HEADER } from '../../shared/headers.ts';
 import { API_LIMITS } from '../../shared/api.ts';
 
 const SECRET = 'api-secret';
@@ -168,5 +168,57 @@ describe('the page API at the edge', () => {
     assert.match(script.headers.get('cache-control') ?? '', /immutable/);
     assert.match(await script.text(), /EventSource/);
     assert.equal(origin.seen.length, before, 'neither asked the origin anything');
+  });
+});
+
+describe('the page API at the edge, under a rate limit of 2 origin requests a minute per client', () => {
+  const origin = new ScriptedOrigin((_req, res) => json(res, 200, { query: {}, total: 0, packages: [] }));
+  let edge: RunningTestEdge;
+
+  before(async () => {
+    await origin.start();
+    edge = await startEdge(origin.url, { bindings: { ORIGIN_SECRET: SECRET }, ratelimits: { ORIGIN_RATE_LIMITER: { simple: { limit: 2, period: 60 } } } });
+  });
+  after(async () => {
+    await edge?.stop();
+    await origin.stop();
+  });
+
+  const as = (client: string, init: RequestInit = {}): RequestInit => ({ ...init, headers: { 'CF-Connecting-IP': client, ...(init.headers as Record<string, string> | undefined) } });
+
+  test('searches that miss, builds and event streams count; a limited client gets 429 with Retry-After, its cached searches still answer, others are not limited', { timeout: 30_000 }, async () => {
+    const a = '192.0.2.10';
+    assert.equal((await fetch(`${edge.url}/api/search?q=one`, as(a))).status, 200);
+    assert.equal((await fetch(`${edge.url}/api/search?q=two`, as(a))).status, 200);
+    const asked = origin.seen.length;
+    for (const [what, res] of [
+      ['a search that misses', await fetch(`${edge.url}/api/search?q=three`, as(a))],
+      ['a build', await fetch(`${edge.url}/api/builds`, as(a, { method: 'POST', body: JSON.stringify({ packages: ['hello'] }) }))],
+      ['an event stream', await fetch(`${edge.url}/api/builds/hello:latest/events`, as(a))],
+      ['the page with a search that misses', await fetch(`${edge.url}/?q=four`, as(a))],
+    ] as const) {
+      assert.equal(res.status, 429, what);
+      if (!what.startsWith('the page')) {
+        assert.equal(res.headers.get('retry-after'), '60', what);
+        assert.equal((await errorOf(res)).code, 'TOOMANYREQUESTS', what);
+      } else {
+        await res.arrayBuffer();
+      }
+    }
+    assert.equal(origin.seen.length, asked, 'nothing of the limited client reached the origin');
+    const cached = await fetch(`${edge.url}/api/search?q=one`, as(a));
+    assert.equal(cached.status, 200);
+    assert.equal(cached.headers.get('x-nixery-edge-cache'), 'cache');
+    assert.equal((await fetch(`${edge.url}/api/search?q=three`, as('192.0.2.11'))).status, 200, 'another client');
+  });
+
+  test('every API request to the origin carries the client’s address beside the secret', async () => {
+    await fetch(`${edge.url}/api/builds`, as('198.51.100.7', { method: 'POST', body: JSON.stringify({ packages: ['hello'] }) }));
+    await fetch(`${edge.url}/api/search?q=address`, as('198.51.100.8'));
+    const build = origin.seen.filter((r) => r.path === '/api/builds').at(-1)!;
+    const search = origin.seen.filter((r) => r.path.startsWith('/api/search?q=address')).at(-1)!;
+    assert.equal(build.headers[CLIENT_ADDRESS_HEADER.toLowerCase()], '198.51.100.7');
+    assert.equal(search.headers[CLIENT_ADDRESS_HEADER.toLowerCase()], '198.51.100.8');
+    assert.equal(build.headers[ORIGIN_SECRET_HEADER.toLowerCase()], SECRET);
   });
 });
