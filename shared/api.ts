@@ -17,6 +17,13 @@ export const API_LIMITS = {
   maxPackages: 20,
   /** Bytes of a build request's JSON body. */
   maxBodyBytes: 8192,
+  /**
+   * Build event streams one client may hold open at the origin (a person
+   * watches a build or two, in a tab or two), and all clients together: each
+   * is a connection kept until its build ends.
+   */
+  maxEventStreamsPerClient: 4,
+  maxEventStreams: 512,
 } as const;
 
 export const API_PATHS = {

@@ -18,6 +18,8 @@ import { summarizeImage, type ImageSummary } from '../image/image-summary.ts';
 import type { PackageIndexes } from '../search/indexes.ts';
 import type { PackageIndex } from '../search/package-index.ts';
 import { readJsonBody } from './body.ts';
+import { currentClient } from './client.ts';
+import { StreamSlots } from './stream-slots.ts';
 
 export interface ApiDeps {
   builder: ImageBuilder;
@@ -29,6 +31,8 @@ export interface ApiDeps {
 }
 
 const SEARCH_CACHE = 'public, max-age=60';
+/** A refused watcher's Retry-After: places free as builds end or watchers leave. */
+const STREAM_RETRY_SECONDS = 10;
 
 function sendJson(res: Response, status: number, value: unknown, cacheControl = 'no-store'): void {
   const body = JSON.stringify(value);
@@ -38,6 +42,7 @@ function sendJson(res: Response, status: number, value: unknown, cacheControl = 
 
 export function mountApi(app: express.Express, deps: ApiDeps): void {
   const { builder, storage, indexes, events } = deps;
+  const streams = new StreamSlots({ perClient: API_LIMITS.maxEventStreamsPerClient, total: API_LIMITS.maxEventStreams });
 
   const indexFor = (tag: string): Promise<PackageIndex> => indexes.forTag(tag);
 
@@ -89,21 +94,32 @@ export function mountApi(app: express.Express, deps: ApiDeps): void {
 
   app.get(/^\/api\/builds\/.+\/events$/, async (req, res, next) => {
     let target: ReturnType<typeof parseEventsPath>;
+    let release: (() => void) | null = null;
     try {
       res.locals.route = 'api-events';
       target = parseEventsPath(req.path);
       if (target === null) throw errors.notFound(req.path);
+      // Before any build is started or joined: a refused watcher costs nothing.
+      release = streams.take(currentClient());
+      if (release === null) {
+        throw errors.tooManyRequests(
+          `too many open build event streams (${API_LIMITS.maxEventStreamsPerClient} per client, ${API_LIMITS.maxEventStreams} in all); close one, or pull the image`,
+          STREAM_RETRY_SECONDS,
+          { limit: 'event-streams', perClient: API_LIMITS.maxEventStreamsPerClient, total: API_LIMITS.maxEventStreams },
+        );
+      }
       // A replica that knows nothing of this build (the POST went to another one) starts or joins
       // it here, as a pull would: the watcher always sees a build, and the image is the same.
       if (events.get(`${canonicalImage(target.spec)}:${target.tag}`) === undefined) await startBuild(target.spec, target.tag);
     } catch (err) {
+      release?.();
       next(err);
       return;
     }
-    streamEvents(req, res, target.name, target.tag, `${canonicalImage(target.spec)}:${target.tag}`);
+    streamEvents(req, res, target.name, target.tag, `${canonicalImage(target.spec)}:${target.tag}`, release);
   });
 
-  function streamEvents(req: Request, res: Response, name: string, tag: string, key: string): void {
+  function streamEvents(req: Request, res: Response, name: string, tag: string, key: string, release: () => void): void {
     res.status(200).set({
       'Content-Type': 'text/event-stream; charset=utf-8',
       'Cache-Control': 'no-store',
@@ -120,6 +136,7 @@ export function mountApi(app: express.Express, deps: ApiDeps): void {
       // The build ended and its channel was forgotten before this watcher came: a pull answers now.
       write('idle', { name, tag, message: 'no build of this image is running on this origin' });
       res.end();
+      release();
       return;
     }
     // A reconnecting EventSource says what it saw last; it is not sent that again.
@@ -133,6 +150,7 @@ export function mountApi(app: express.Express, deps: ApiDeps): void {
       clearInterval(heartbeat);
       unsubscribe();
       res.end();
+      release();
     };
     const unsubscribe = channel.subscribe((event: BuildEvent, seq: number) => {
       if (seq <= after) return;

@@ -6,10 +6,11 @@
 // nothing. A git source's index is stored and read back after a restart.
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdir, rm } from 'node:fs/promises';
+import { readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startOrigin, type RunningOrigin } from '../support/origin.ts';
 import { deferrer } from '../support/cleanup.ts';
+import { startOpsOrigin } from '../support/ops.ts';
 import { builds, git, initRepository, publish, pullManifest, recordProcesses, serveDirectory, tempDir, type ProcessRecorder } from '../support/sources.ts';
 import { API_LIMITS } from '../../shared/api.ts';
 
@@ -202,4 +203,43 @@ test('a git source’s index is stored once per commit and read back after a res
   const again = (await (await fetch(`${second.url}/api/search?q=greeting`)).json()) as { packages: { attrPath: string }[] };
   assert.deepEqual(again.packages.map((p) => p.attrPath), ['greeting']);
   assert.deepEqual(nixCommands(await processes.commands()), [], 'the restarted origin read the stored index');
+});
+
+test('a client holds at most a few build event streams: past them 429 before any build is joined, and a stream it closes frees its place', { timeout: 120_000 }, async (t) => {
+  const origin = await startOpsOrigin();
+  const streams: AbortController[] = [];
+  t.after(async () => {
+    for (const stream of streams) stream.abort();
+    await writeFile(origin.gate, 'go');
+    await origin.cleanup();
+  });
+  // `slow` waits for its gate: its build, and every stream watching it, stay open until the test ends.
+  const url = `${origin.url}/api/builds/slow:latest/events`;
+  const open = async (): Promise<Response> => {
+    const stream = new AbortController();
+    streams.push(stream);
+    return fetch(url, { signal: stream.signal });
+  };
+  for (let i = 0; i < API_LIMITS.maxEventStreamsPerClient; i++) {
+    const res = await open();
+    assert.equal(res.status, 200, `stream ${i + 1}`);
+  }
+  const refused = await open();
+  assert.equal(refused.status, 429);
+  assert.match(refused.headers.get('retry-after') ?? '', /^\d+$/);
+  const error = await errorOf(refused);
+  assert.equal(error.code, 'TOOMANYREQUESTS');
+  assert.deepEqual((error.detail as { limit: string }).limit, 'event-streams');
+
+  streams[0]!.abort();
+  // The origin sees the first stream's client leave a moment later; then its place is free again.
+  let again: Response | undefined;
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    again = await open();
+    if (again.status === 200) break;
+    await again.arrayBuffer();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  assert.equal(again?.status, 200, 'a closed stream gave its place back');
 });

@@ -8,6 +8,7 @@ import { RegistryError } from '../../shared/errors.ts';
 import { API_LIMITS, eventsPath, parseBuildRequest, parseEventsPath, parseSearchQuery, searchPath } from '../../shared/api.ts';
 import { PackageIndex } from '../../origin/search/package-index.ts';
 import { indexStorageKey } from '../../origin/search/indexes.ts';
+import { StreamSlots } from '../../origin/http/stream-slots.ts';
 import { BuildChannels, currentBuildChannel, type BuildEvent } from '../../origin/image/build-events.ts';
 import { summarizeImage } from '../../origin/image/image-summary.ts';
 import { errors } from '../../shared/errors.ts';
@@ -217,4 +218,22 @@ describe('the page', () => {
     assert.doesNotThrow(() => new Function(CLIENT_SCRIPT));
     assert.ok(!CLIENT_SCRIPT.includes('`'));
   });
+});
+
+test('event stream places: a few per client and a bounded number in all; each given back once', () => {
+  const slots = new StreamSlots({ perClient: 2, total: 3 });
+  const a1 = slots.take('a')!;
+  const a2 = slots.take('a')!;
+  assert.equal(slots.take('a'), null, 'a client past its places');
+  const b1 = slots.take('b')!;
+  assert.equal(slots.take('c'), null, 'the origin past its places, whoever asks');
+  a1();
+  a1();
+  assert.equal(slots.open, 2, 'a place given back twice counts once');
+  assert.ok(slots.take('c'), 'a freed place is anyone’s');
+  assert.equal(slots.take('a'), null);
+  a2();
+  b1();
+  assert.equal(slots.open, 1);
+  assert.ok(slots.take('a'));
 });
