@@ -91,7 +91,9 @@ try {
     ? new NixGarbageCollector({ config: config.nixGc, lock: gcLock, nix: { timeoutSeconds: config.nixTimeoutSeconds, signal: cancelBuilds.signal }, log })
     : undefined;
   // A lost blob whose store paths were collected fetches them again from the binary caches (NIX_CONFIG substituters).
-  const blobRecovery = new BlobRecovery(storage, layers, log, roots, (paths) => realisePaths(paths, { timeoutSeconds: config.nixTimeoutSeconds, signal: cancelBuilds.signal }));
+  const blobRecovery = new BlobRecovery(storage, layers, log, roots, (paths) => realisePaths(paths, { timeoutSeconds: config.nixTimeoutSeconds, signal: cancelBuilds.signal }), {
+    rememberLostMs: config.failureTtlSeconds * 1000,
+  });
   const manifestRecovery = new ManifestRecovery(storage, images, log);
   const builder = new ImageBuilder({
     source,
@@ -152,6 +154,8 @@ try {
     storage,
     source,
     recovery: blobRecovery,
+    // A client's blob rebuild (layer digests are public) waits in the build queue like a build.
+    admitRebuild: (work) => admission.run('build', currentClient(), work),
     manifestRecovery,
     hits,
     log,

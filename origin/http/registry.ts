@@ -10,7 +10,7 @@ import type { RegistryRoute } from '../../shared/routes.ts';
 import { CACHE_CONTROL } from '../../shared/responses.ts';
 import { STORAGE_KEYS } from '../../shared/storage-keys.ts';
 import type { ManifestRecovery } from '../image/manifest-recovery.ts';
-import type { BlobRecovery } from '../image/blob-recovery.ts';
+import type { AdmitRebuild, BlobRecovery } from '../image/blob-recovery.ts';
 import type { Storage } from '../storage/storage.ts';
 import type { PackageSource } from '../sources/source.ts';
 import { nextPageLink, parseTagListQuery, tagListPage } from '../../shared/tag-list.ts';
@@ -30,6 +30,8 @@ export interface RegistryDeps {
   source: PackageSource;
   /** Rebuilds layer blobs that are missing or damaged; absent, a missing blob is simply unknown. */
   recovery?: BlobRecovery | undefined;
+  /** The queue a client's blob rebuild waits in (the origin's build queue); at once if absent. */
+  admitRebuild?: AdmitRebuild | undefined;
   /** Re-derives lost or damaged manifests and configs from image records. */
   manifestRecovery?: ManifestRecovery | undefined;
   /** Counts every manifest answered as its image's use (gc/image-hits.ts); absent, nothing is counted. */
@@ -113,13 +115,13 @@ async function manifest(req: Request, route: Extract<RegistryRoute, { kind: 'man
   };
 }
 
-async function blob(req: Request, digest: Digest, { storage, recovery, manifestRecovery }: RegistryDeps): Promise<Reply> {
+async function blob(req: Request, digest: Digest, { storage, recovery, admitRebuild, manifestRecovery }: RegistryDeps): Promise<Reply> {
   const key = STORAGE_KEYS.blob(digestHex(digest));
   let info = await storage.stat(key);
   // A blob of another size than its layer record says is damaged (truncated): as good as missing.
   const expected = recovery ? await recovery.expectedSize(digest) : null;
   if (recovery && (!info || (expected !== null && info.size !== expected))) {
-    const size = await recovery.recover(digest);
+    const size = await recovery.recover(digest, admitRebuild);
     info = size === null ? null : { size };
   }
   // Not a layer: a config, which its image record can derive again; one of

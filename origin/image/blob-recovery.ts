@@ -9,6 +9,13 @@
 // `realise` is given (a store path names its contents, so the cache's copy is
 // the same; the digest check stays the judge); a path no cache has (built
 // here from a local package set) leaves the blob unknown.
+//
+// A rebuild costs what a build's last steps do (fetching paths, tar, gzip),
+// and layer digests are public (every manifest names them): a caller on a
+// client's behalf passes `admit` (the origin's build queue, http/registry.ts),
+// which one rebuild per digest takes however many ask for it, and a digest
+// that cannot be rebuilt is remembered as lost for `rememberLostMs`, so
+// asking again costs nothing meanwhile.
 import type { Logger } from 'pino';
 import { digestHex, type Digest } from '../../shared/digest.ts';
 import { SingleFlight } from '../../shared/single-flight.ts';
@@ -39,8 +46,22 @@ function recipeEntries(recipe: LayerRecipe): Promise<TarEntry[]> {
   return recipe.kind === 'store-paths' ? storePathEntries(recipe.paths) : symlinkTreeEntries(recipe.outputs);
 }
 
+export interface BlobRecoveryOptions {
+  /** Milliseconds a digest that could not be rebuilt is answered as lost without trying again (FAILURE_TTL); 0: never. */
+  rememberLostMs?: number;
+  now?: () => number;
+}
+
+/** Runs a rebuild when the caller's queue allows (or refuses it with a 429). */
+export type AdmitRebuild = <T>(work: () => Promise<T>) => Promise<T>;
+
+const runNow: AdmitRebuild = (work) => work();
+
 export class BlobRecovery {
   private readonly flights = new SingleFlight<number | null>();
+  private readonly lostUntil = new Lru<string, number>(4096);
+  private readonly rememberLostMs: number;
+  private readonly now: () => number;
   // A digest's size never changes: remembered, so a blob request costs no extra reads after the first.
   private readonly sizes = new Lru<string, number | null>(8192);
   readonly stats: BlobRecoveryStats = { recovered: 0, unrecoverable: 0, pathsRealised: 0 };
@@ -51,12 +72,14 @@ export class BlobRecovery {
   private readonly roots: GcRoots | undefined;
   private readonly realise: RealisePaths | undefined;
 
-  constructor(storage: Storage, layers: LayerStore, log: Logger, roots?: GcRoots, realise?: RealisePaths) {
+  constructor(storage: Storage, layers: LayerStore, log: Logger, roots?: GcRoots, realise?: RealisePaths, options: BlobRecoveryOptions = {}) {
     this.storage = storage;
     this.layers = layers;
     this.log = log;
     this.roots = roots;
     this.realise = realise;
+    this.rememberLostMs = options.rememberLostMs ?? 0;
+    this.now = options.now ?? Date.now;
   }
 
   /** The size a blob must have, from its layer record; null when no record knows the blob. */
@@ -77,32 +100,37 @@ export class BlobRecovery {
 
   /**
    * Makes a missing or damaged layer blob again; returns its size, or null
-   * when nothing knows how (no record, or its store paths are gone).
+   * when nothing knows how (no record, or its store paths are gone), or
+   * knew no way a moment ago. The rebuild runs under `admit`, once however
+   * many ask.
    */
-  recover(digest: Digest): Promise<number | null> {
-    return this.flights.run(digest, async () => {
-      const record = await this.recordOf(digest);
-      if (!record?.recipe) return this.lost(digest, 'no layer record with a recipe');
-      const recipe = record.recipe;
-      const held = this.roots?.hold();
-      try {
-        const paths = recipePaths(recipe);
-        // Rooted first: a path fetched again below is kept from the moment it is valid.
-        let missing = held ? await held.protect(paths) : await missingStorePaths(paths);
-        if (missing.length > 0 && this.realise) missing = await this.fetchAgain(digest, missing);
-        if (missing.length > 0) return this.lost(digest, `store paths gone: ${missing.join(' ')}`);
-        const key = STORAGE_KEYS.blob(digestHex(digest));
-        const present = await this.storage.stat(key);
-        // Create-only commits keep an existing object, so a damaged one must go first.
-        if (present && present.size !== record.size) await this.storage.delete(key);
-        if (!(await this.layers.rewrite(record, await recipeEntries(recipe)))) return this.lost(digest, 'the rebuilt layer has another digest');
-        this.stats.recovered++;
-        this.log.warn({ digest, size: record.size, damaged: present !== null }, 'lost blob rebuilt from its layer record');
-        return record.size;
-      } finally {
-        await held?.release();
-      }
-    }).result;
+  async recover(digest: Digest, admit: AdmitRebuild = runNow): Promise<number | null> {
+    if ((this.lostUntil.get(digest) ?? 0) > this.now()) return null;
+    return this.flights.run(digest, () => admit(() => this.rebuild(digest))).result;
+  }
+
+  private async rebuild(digest: Digest): Promise<number | null> {
+    const record = await this.recordOf(digest);
+    if (!record?.recipe) return this.lost(digest, 'no layer record with a recipe');
+    const recipe = record.recipe;
+    const held = this.roots?.hold();
+    try {
+      const paths = recipePaths(recipe);
+      // Rooted first: a path fetched again below is kept from the moment it is valid.
+      let missing = held ? await held.protect(paths) : await missingStorePaths(paths);
+      if (missing.length > 0 && this.realise) missing = await this.fetchAgain(digest, missing);
+      if (missing.length > 0) return this.lost(digest, `store paths gone: ${missing.join(' ')}`);
+      const key = STORAGE_KEYS.blob(digestHex(digest));
+      const present = await this.storage.stat(key);
+      // Create-only commits keep an existing object, so a damaged one must go first.
+      if (present && present.size !== record.size) await this.storage.delete(key);
+      if (!(await this.layers.rewrite(record, await recipeEntries(recipe)))) return this.lost(digest, 'the rebuilt layer has another digest');
+      this.stats.recovered++;
+      this.log.warn({ digest, size: record.size, damaged: present !== null }, 'lost blob rebuilt from its layer record');
+      return record.size;
+    } finally {
+      await held?.release();
+    }
   }
 
   /** Fetches missing store paths from the binary caches; returns those still missing. */
@@ -121,6 +149,7 @@ export class BlobRecovery {
 
   private lost(digest: Digest, why: string): null {
     this.stats.unrecoverable++;
+    if (this.rememberLostMs > 0) this.lostUntil.set(digest, this.now() + this.rememberLostMs);
     this.log.warn({ digest, why }, 'blob cannot be rebuilt');
     return null;
   }

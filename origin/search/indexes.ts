@@ -43,10 +43,10 @@ export interface IndexesOptions {
   /** Injected for tests of the cache; Nix's evaluation by default. */
   evaluate?: (source: NixSource, system: string, options: NixOptions) => Promise<RawPackageIndex>;
   /**
-   * Runs each evaluation (the origin's evaluation queue and failure memory,
-   * nix/tag-work-gate.ts): any 40-character commit is a tag, and each new
-   * one would otherwise start an evaluation of a whole package set. At once
-   * if absent.
+   * Runs each load of an index, from storage or by evaluation (the origin's
+   * evaluation queue and failure memory, nix/tag-work-gate.ts): any
+   * 40-character commit is a tag, and each new one would otherwise start an
+   * evaluation of a whole package set. At once if absent.
    */
   gate?: TagWorkGate;
 }
@@ -72,22 +72,27 @@ export class PackageIndexes {
     const memoryKey = resolved.cacheKey ?? `uncacheable:${JSON.stringify(resolved.nix)}`;
     const known = this.memory.get(memoryKey);
     if (known && known.until > Date.now()) return known.index;
-    return this.flights.run(memoryKey, async () => {
-      const storageKey = resolved.cacheKey === null ? null : indexStorageKey(resolved.cacheKey);
-      const ttl = resolved.cacheKey === null ? (this.opts.pathTtlSeconds ?? 300) * 1000 : Number.POSITIVE_INFINITY;
-      let raw: RawPackageIndex | null = null;
-      if (storageKey !== null) {
-        const stored = await this.opts.storage.get(storageKey);
-        if (stored) raw = JSON.parse(new TextDecoder().decode(stored)) as RawPackageIndex;
-      }
-      if (raw === null) {
-        raw = await (this.opts.gate ?? ungated)(`index ${memoryKey}`, () => this.evaluate(resolved.nix));
-        if (storageKey !== null) await this.opts.storage.put(storageKey, new TextEncoder().encode(JSON.stringify(raw)), MEDIA.json);
-      }
-      const index = new PackageIndex(raw);
-      this.memory.set(memoryKey, { index, until: Date.now() + ttl });
-      return index;
-    }).result;
+    // The whole load goes through the gate, not only an evaluation: reading a stored index back
+    // is tens of MB to parse and sort, and memory holds few, so versions asked for in turn would
+    // otherwise each load at once, as many as were asked for.
+    return this.flights.run(memoryKey, () =>
+      (this.opts.gate ?? ungated)(`index ${memoryKey}`, async () => {
+        const storageKey = resolved.cacheKey === null ? null : indexStorageKey(resolved.cacheKey);
+        const ttl = resolved.cacheKey === null ? (this.opts.pathTtlSeconds ?? 300) * 1000 : Number.POSITIVE_INFINITY;
+        let raw: RawPackageIndex | null = null;
+        if (storageKey !== null) {
+          const stored = await this.opts.storage.get(storageKey);
+          if (stored) raw = JSON.parse(new TextDecoder().decode(stored)) as RawPackageIndex;
+        }
+        if (raw === null) {
+          raw = await this.evaluate(resolved.nix);
+          if (storageKey !== null) await this.opts.storage.put(storageKey, new TextEncoder().encode(JSON.stringify(raw)), MEDIA.json);
+        }
+        const index = new PackageIndex(raw);
+        this.memory.set(memoryKey, { index, until: Date.now() + ttl });
+        return index;
+      }),
+    ).result;
   }
 
   private async evaluate(source: NixSource): Promise<RawPackageIndex> {

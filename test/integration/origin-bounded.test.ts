@@ -4,7 +4,8 @@
 // error format.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startOpsOrigin, until, listFiles } from '../support/ops.ts';
 import { startOrigin } from '../support/origin.ts';
@@ -12,6 +13,7 @@ import { recordProcesses } from '../support/sources.ts';
 import { deferrer } from '../support/cleanup.ts';
 import { eventually } from '../support/eventually.ts';
 import { CLIENT_ADDRESS_HEADER, ORIGIN_SECRET_HEADER } from '../../shared/headers.ts';
+import { STORAGE_KEYS } from '../../shared/storage-keys.ts';
 
 interface Answer {
   status: number;
@@ -180,4 +182,29 @@ test('a layer past MAX_LAYER_MIB is refused with the limit named', { timeout: 12
   assert.equal(big.error?.detail?.limit, 'layerBytes');
   assert.match(big.error!.message, /MAX_LAYER_MIB/);
   assert.deepEqual(await listFiles(origin.storagePath), []);
+});
+
+test('a lost blob is rebuilt in the build queue: while the builds fill it, a request for it is refused with 429, and answered once a slot is free', { timeout: 120_000 }, async (t) => {
+  const defer = deferrer(t);
+  const origin = await startOpsOrigin({ NIX_MAX_BUILDS: '1', NIX_QUEUE_LENGTH: '0' });
+  defer(() => origin.cleanup());
+  const buildsRunning = () => metric(origin.url, /^nixery_origin_nix_queue_running\{queue="build"\}/);
+  const built = await fetch(`${origin.url}/v2/hello/manifests/latest`, { headers: { Accept: 'application/vnd.oci.image.manifest.v1+json' } });
+  assert.equal(built.status, 200);
+  const layer = ((await built.json()) as { layers: { digest: string; size: number }[] }).layers[0]!;
+  await rm(join(origin.storagePath, ...STORAGE_KEYS.blob(layer.digest.slice('sha256:'.length)).split('/')));
+
+  const slow = pull(origin.url, 'slow');
+  await until(async () => (await buildsRunning()) === 1, 'the slow build to hold the only slot', 60_000);
+  const refused = await fetch(`${origin.url}/v2/hello/blobs/${layer.digest}`);
+  assert.equal(refused.status, 429);
+  assert.match(refused.headers.get('retry-after') ?? '', /^\d+$/);
+  assert.equal(((await refused.json()) as { errors: { code: string }[] }).errors[0]!.code, 'TOOMANYREQUESTS');
+
+  await writeFile(origin.gate, '');
+  assert.equal((await slow).status, 200);
+  const rebuilt = await fetch(`${origin.url}/v2/hello/blobs/${layer.digest}`);
+  assert.equal(rebuilt.status, 200);
+  const bytes = new Uint8Array(await rebuilt.arrayBuffer());
+  assert.equal(`sha256:${createHash('sha256').update(bytes).digest('hex')}`, layer.digest);
 });

@@ -11,7 +11,7 @@ import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { RegistryError } from '../../shared/errors.ts';
+import { RegistryError, errors } from '../../shared/errors.ts';
 import { parseImageName } from '../../shared/names.ts';
 import { NixError, NixFetchError, NixSystemError, type PackageProblem, type Resolution } from '../../origin/nix/nix.ts';
 import type { Nix } from '../../origin/nix/runner.ts';
@@ -22,7 +22,7 @@ import { ImageStore } from '../../origin/image/image-store.ts';
 import { buildImage, type PipelineDeps } from '../../origin/image/build-pipeline.ts';
 import { ImageBuilder, type BuildReport } from '../../origin/image/builder.ts';
 import type { ResolvedSource } from '../../origin/sources/source.ts';
-import { BlobRecovery } from '../../origin/image/blob-recovery.ts';
+import { BlobRecovery, type AdmitRebuild } from '../../origin/image/blob-recovery.ts';
 import { ManifestRecovery } from '../../origin/image/manifest-recovery.ts';
 import { remakeObject } from '../../origin/image/remake-object.ts';
 import { STORAGE_KEYS } from '../../shared/storage-keys.ts';
@@ -198,6 +198,46 @@ test('a build whose reused layer and manifest retention deleted before its recor
   await buildImage(parseImageName('hello'), { nix: PATH_SOURCE.nix, cacheKey: 'a third version' }, { ...deps, repair });
   assert.equal(blobs.stats.recovered, 1);
   assert.equal(manifests.recovered, 1);
+});
+
+test('a lost blob is rebuilt once however many ask, in the caller\'s queue; one that cannot be is remembered as lost for a while', async () => {
+  const deps = await freshDeps(fakeNix());
+  const record = await buildImage(parseImageName('hello'), PATH_SOURCE, deps);
+  const layer = record.recipe!.layers[0]!.digest;
+  const lose = () => deps.storage.delete(STORAGE_KEYS.blob(digestHex(layer)));
+  await lose();
+  let now = 0;
+  const blobs = new BlobRecovery(deps.storage, deps.layers, log, undefined, undefined, { rememberLostMs: 30_000, now: () => now });
+  let admitted = 0;
+  const admit: AdmitRebuild = async (work) => {
+    admitted++;
+    return work();
+  };
+  const sizes = await Promise.all([1, 2, 3].map(() => blobs.recover(layer, admit)));
+  assert.ok(sizes[0] !== null && sizes.every((size) => size === sizes[0]), String(sizes));
+  assert.equal(admitted, 1, 'one rebuild, in one place of the queue');
+  assert.equal(blobs.stats.recovered, 1);
+
+  // A digest nothing knows how to make: lost, and answered as lost without a look until the time is over.
+  const unknown = `sha256:${'e'.repeat(64)}` as Digest;
+  assert.equal(await blobs.recover(unknown, admit), null);
+  assert.equal(await blobs.recover(unknown, admit), null);
+  assert.equal(admitted, 2);
+  assert.equal(blobs.stats.unrecoverable, 1);
+  now += 30_001;
+  assert.equal(await blobs.recover(unknown, admit), null);
+  assert.equal(admitted, 3);
+
+  // The queue's refusal reaches the caller and is not a loss: the next try rebuilds.
+  await lose();
+  await assert.rejects(
+    blobs.recover(layer, async () => {
+      throw errors.tooManyRequests('the build queue is full', 5);
+    }),
+    (err: unknown) => err instanceof RegistryError && err.status === 429,
+  );
+  assert.equal(await blobs.recover(layer, admit), sizes[0]);
+  assert.equal(blobs.stats.recovered, 2);
 });
 
 test('unknown packages answer 404 MANIFEST_UNKNOWN naming each of them', async () => {

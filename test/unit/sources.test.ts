@@ -394,20 +394,22 @@ test('configuration: invalid source settings stop start-up naming the variable',
   }
 });
 
-test('behind the origin\'s gate, a search index is evaluated in an evaluation slot, and one that fails is evaluated once per FAILURE_TTL', async (t) => {
+test('behind the origin\'s gate, a search index is loaded (evaluated, or read back) in an evaluation slot, and one that fails is evaluated once per FAILURE_TTL', async (t) => {
   const root = await tempDir('indexes-storage-');
   t.after(() => rm(root, { recursive: true, force: true }));
   const storage = new FilesystemStorage(root);
   await storage.init();
   const evaluated: string[] = [];
   let release!: () => void;
+  const gate = originGate();
+  // A commit is any 40-character tag: each names a version of its own, with no process to resolve it.
+  const source = channelSource(async () => assert.fail('a commit needs no prefetch'));
   const indexes = new PackageIndexes({
-    // A commit is any 40-character tag: each names a version of its own, with no process to resolve it.
-    source: channelSource(async () => assert.fail('a commit needs no prefetch')),
+    source,
     storage,
     nix: { timeoutSeconds: 5 },
     log: pino({ level: 'silent' }),
-    gate: originGate(),
+    gate,
     evaluate: async (source) => {
       const url = (source as { url: string }).url;
       evaluated.push(url);
@@ -431,4 +433,13 @@ test('behind the origin\'s gate, a search index is evaluated in an evaluation sl
   assert.equal(evaluated.length, 2);
   release();
   assert.deepEqual((await slow).search('', 10, 0).total, 0);
+
+  // Read back from storage by an origin with empty memory: through the same slot.
+  const restarted = new PackageIndexes({ source, storage, nix: { timeoutSeconds: 5 }, log: pino({ level: 'silent' }), gate, evaluate: async () => assert.fail('a stored index is not evaluated again') });
+  const held = indexes.forTag('c'.repeat(40));
+  while (evaluated.length < 3) await new Promise((resolve) => setImmediate(resolve));
+  assert.equal((await refusal(restarted.forTag('a'.repeat(40)))).status, 429);
+  release();
+  await held;
+  assert.equal((await restarted.forTag('a'.repeat(40))).search('', 10, 0).total, 0);
 });
