@@ -14,6 +14,7 @@
 import { digestHex, type Digest } from '../shared/digest.ts';
 import { importSigningKey, signGcsUrl, type SigningKey } from '../shared/gcs-signer.ts';
 import { STORAGE_KEYS } from '../shared/storage-keys.ts';
+import { CLIENT_ADDRESS_HEADER } from '../shared/headers.ts';
 import type { BlobConfig } from './env.ts';
 import { ConfigError } from './env.ts';
 import { Lru } from '../shared/lru.ts';
@@ -112,7 +113,8 @@ const BLOB_HEADERS = ['Content-Type', 'Content-Length', 'Content-Range', 'Accept
 
 /** Streams a blob (or the requested range of it) from the origin. */
 export async function forwardBlob(info: RequestInfo, request: Request, origin: OriginClient): Promise<Response> {
-  const forwarded: Record<string, string> = {};
+  // The client's address: a blob the origin must rebuild waits in its build queue, in this client's share.
+  const forwarded: Record<string, string> = info.client ? { [CLIENT_ADDRESS_HEADER]: info.client } : {};
   for (const name of ['Range', 'If-Range']) {
     const value = request.headers.get(name);
     if (value !== null) forwarded[name] = value;

@@ -11,6 +11,8 @@ import { passThrough } from './errors.ts';
 import { serveManifest, type ManifestServices, type WaitUntil } from './manifests.ts';
 import { classify, OriginUnreachable, unavailableError, type OriginAnswer } from './origin.ts';
 import { apiHeaders, respond, type RequestInfo } from './responses.ts';
+import { limitOriginRequest } from './rate-limit.ts';
+import { CLIENT_ADDRESS_HEADER } from '../shared/headers.ts';
 
 export interface RegistryServices extends ManifestServices, BlobServices {}
 
@@ -39,11 +41,22 @@ export async function handleRegistry(request: Request, info: RequestInfo, servic
   }
 }
 
-/** A small, uncached answer of the origin (the tag list), passed on as it is. */
+/**
+ * A small, uncached answer of the origin (the tag list), passed on as it is.
+ * It reaches the origin every time (its query pages it), so it counts
+ * against the client's rate limit as a manifest miss does.
+ */
 async function forwardSmall(info: RequestInfo, services: RegistryServices): Promise<Response> {
+  const limited = services.rateLimit ? await limitOriginRequest(services.rateLimit, info.client ?? null) : null;
+  if (limited !== null) throw limited;
   let answer: OriginAnswer;
   try {
-    answer = await services.origin.send(info.url.pathname + info.url.search, { method: 'GET', requestId: info.requestId, headers: { Accept: MEDIA.json }, readBody: true });
+    answer = await services.origin.send(info.url.pathname + info.url.search, {
+      method: 'GET',
+      requestId: info.requestId,
+      headers: { Accept: MEDIA.json, ...(info.client ? { [CLIENT_ADDRESS_HEADER]: info.client } : {}) },
+      readBody: true,
+    });
   } catch (err) {
     if (err instanceof OriginUnreachable) throw unavailableError({ kind: 'failed', reason: err.message, originError: null });
     throw err;

@@ -6,6 +6,12 @@ import { isDigestLike, parseDigest, type Digest } from './digest.ts';
 
 const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 const TAG = /^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$/;
+const COMMIT = /^[0-9a-fA-F]{40}$/;
+
+/** A full SHA-1 commit hash (what `git rev-parse` prints), in either case. */
+export function isCommitHash(value: string): boolean {
+  return COMMIT.test(value);
+}
 /** The distribution spec suggests 255 characters as the limit for a whole name. */
 export const MAX_NAME_LENGTH = 255;
 
@@ -56,7 +62,9 @@ export function parseReference(reference: string): Reference {
   if (!TAG.test(reference)) {
     throw errors.manifestUnknown(`invalid tag ${JSON.stringify(reference.slice(0, 140))}: tags match [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`, { tag: reference.slice(0, 140) });
   }
-  return { kind: 'tag', tag: reference };
+  // A 40-character hex tag is a commit to every source, whatever its case: spelt one way here, so the
+  // edge's caches and KV keep one entry for it, not one per mix of cases a client can send.
+  return { kind: 'tag', tag: isCommitHash(reference) ? reference.toLowerCase() : reference };
 }
 
 /** Turns a validated repository name into the image it specifies. */

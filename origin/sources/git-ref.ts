@@ -7,12 +7,7 @@
 /** Longer names are refused before git is asked anything: no ref a human types is this long. */
 export const MAX_REF_LENGTH = 255;
 
-const COMMIT = /^[0-9a-fA-F]{40}$/;
-
-/** A full SHA-1 commit hash (what `git rev-parse` prints). */
-export function isCommitHash(value: string): boolean {
-  return COMMIT.test(value);
-}
+export { isCommitHash } from '../../shared/names.ts';
 
 /**
  * Why `name` is not a valid git reference name, or null when it is. Follows

@@ -71,20 +71,24 @@ export class GitSource implements PackageSource {
   /**
    * `latest`, then every branch and tag whose name is also a registry tag
    * (no `/`, at most 128 characters): one `git ls-remote`, remembered for
-   * the ref TTL like a resolved ref.
+   * the ref TTL like a resolved ref, and run through the gate like one (a
+   * failure is then remembered: a repository that cannot be read is asked
+   * once per FAILURE_TTL, not on every tag list).
    */
   async listTags(): Promise<readonly string[]> {
-    return this.listing.get('refs', async () => {
-      const listed = await this.lsRemote(['--heads', '--tags'], [], 'latest');
-      const names = new Set<string>(['latest']);
-      for (const { name } of listed) {
-        // A branch or tag name that is also a registry tag: one path segment, the tag grammar.
-        const short = /^refs\/(?:heads|tags)\/([^/]+)$/.exec(name)?.[1];
-        if (short !== undefined && short !== 'latest' && isTag(short) && refNameProblem(short) === null) names.add(short);
-        if (names.size >= MAX_LISTED_TAGS) break;
-      }
-      return [...names];
-    });
+    return this.listing.get('refs', () =>
+      this.gate('git refs', async () => {
+        const listed = await this.lsRemote(['--heads', '--tags'], [], 'latest');
+        const names = new Set<string>(['latest']);
+        for (const { name } of listed) {
+          // A branch or tag name that is also a registry tag: one path segment, the tag grammar.
+          const short = /^refs\/(?:heads|tags)\/([^/]+)$/.exec(name)?.[1];
+          if (short !== undefined && short !== 'latest' && isTag(short) && refNameProblem(short) === null) names.add(short);
+          if (names.size >= MAX_LISTED_TAGS) break;
+        }
+        return [...names];
+      }),
+    );
   }
 
   async resolve(tag: string): Promise<ResolvedSource> {

@@ -58,10 +58,18 @@ test('requests that reach the origin are limited per client; cache hits never ar
   // Cache hits (the image, the remembered unknown name) are answered whatever the budget.
   for (let i = 0; i < 10; i++) assert.equal((await pull(edge.url, 'hello', a)).status, 200);
   assert.equal((await pull(edge.url, 'nope1', a)).status, 404);
+  // A tag list always reaches the origin (its query pages it): it counts too.
+  const tags = await fetch(`${edge.url}/v2/hello/tags/list`, { headers: { 'CF-Connecting-IP': a } });
+  assert.equal(tags.status, 429);
+  assert.equal(tags.headers.get('retry-after'), '60');
   // Another client has its own budget.
   assert.equal((await pull(edge.url, 'nope3', '203.0.113.11')).status, 404);
   await eventually(() => manifestRequests() >= reached + 1, 'the origin’s log line of the other client’s request');
   assert.equal(manifestRequests(), reached + 1, 'only the other client’s request reached the origin');
+  assert.equal(originRequests(origin.logs, '/tags/list').length, 0, 'the limited tag list did not reach the origin');
+  const otherTags = await fetch(`${edge.url}/v2/hello/tags/list`, { headers: { 'CF-Connecting-IP': '203.0.113.11' } });
+  assert.equal(otherTags.status, 200);
+  assert.deepEqual(((await otherTags.json()) as { tags: string[] }).tags, ['latest']);
 });
 
 test('a broken image reaches the client as the origin’s error with Nix’s words, remembered for the origin’s max-age', { timeout: 120_000 }, async (t) => {

@@ -57,6 +57,14 @@ test('references are tags of the tag grammar or sha256 digests', () => {
   assert.equal(codeOf(() => parseReference('a'.repeat(129))), 'MANIFEST_UNKNOWN');
 });
 
+test('a commit tag is spelt one way, lower case, whatever case it came in; other tags keep theirs', () => {
+  const commit = 'c0ffee0000000000000000000000000000c0ffee';
+  assert.deepEqual(parseReference(commit.toUpperCase()), { kind: 'tag', tag: commit });
+  assert.deepEqual(parseReference('C0fFeE0000000000000000000000000000C0FfEe'), { kind: 'tag', tag: commit });
+  assert.deepEqual(parseReference('Nixos-Unstable'), { kind: 'tag', tag: 'Nixos-Unstable' });
+  assert.deepEqual(parseReference(`${commit}0`), { kind: 'tag', tag: `${commit}0` }, 'not 40 characters: not a commit');
+});
+
 test('registry paths parse into routes, and malformed ones into registry errors', () => {
   assert.deepEqual(parseRegistryPath('/v2/'), { kind: 'base' });
   const manifest = parseRegistryPath('/v2/shell/hello/manifests/latest');

@@ -332,6 +332,13 @@ test('behind the origin\'s gate, a ref the repository does not have is asked of 
   assert.equal(calls.length, 2);
 });
 
+test('behind the origin\'s gate, the tag list of a repository that cannot be read asks git once per FAILURE_TTL', async () => {
+  const { source, calls } = gitSource({ repo: join(repo, 'not-a-repository'), gate: originGate() });
+  assert.equal((await refusal(source.listTags())).code, 'MANIFEST_UNKNOWN');
+  assert.equal((await refusal(source.listTags())).code, 'MANIFEST_UNKNOWN');
+  assert.equal(calls.length, 1);
+});
+
 test('a ref the repository does not have answers MANIFEST_UNKNOWN naming it', async () => {
   const { source } = gitSource();
   const err = await refusal(source.resolve('no-such-branch'));
