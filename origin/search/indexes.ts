@@ -7,6 +7,10 @@
 // shares one evaluation. A local path cannot name its version: its index is
 // kept in memory only and evaluated again after `pathTtlSeconds`, as the
 // directory may have changed.
+//
+// Any 40-character commit is a tag, so stored indexes are bounded in number
+// (MAX_STORED_INDEXES): past it, the oldest written are deleted, and one
+// asked for again is evaluated again.
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { MEDIA } from '../../shared/media-types.ts';
@@ -18,7 +22,7 @@ import { errors } from '../../shared/errors.ts';
 import { NixError, NixFetchError, evaluatePackageIndex, type NixOptions, type NixSource, type RawPackageIndex } from '../nix/nix.ts';
 import { ungated, type TagWorkGate } from '../nix/tag-work-gate.ts';
 import type { PackageSource } from '../sources/source.ts';
-import type { Storage } from '../storage/storage.ts';
+import type { ListedObject, Storage } from '../storage/storage.ts';
 import { PackageIndex } from './package-index.ts';
 
 /** The index is of amd64's package set: what the page builds by default; arm64 names are nearly always the same. */
@@ -49,7 +53,12 @@ export interface IndexesOptions {
    * evaluation of a whole package set. At once if absent.
    */
   gate?: TagWorkGate;
+  /** Stored indexes kept at most (MAX_STORED_INDEXES unless a test says otherwise). */
+  maxStored?: number;
 }
+
+/** Stored indexes kept at most: tens of MB each for nixpkgs, so a couple of GB in all. */
+export const MAX_STORED_INDEXES = 64;
 
 /** Nixpkgs' whole index takes a minute or more to evaluate: longer than one image's evaluation may. */
 const MIN_INDEX_TIMEOUT_SECONDS = 600;
@@ -86,13 +95,34 @@ export class PackageIndexes {
         }
         if (raw === null) {
           raw = await this.evaluate(resolved.nix);
-          if (storageKey !== null) await this.opts.storage.put(storageKey, new TextEncoder().encode(JSON.stringify(raw)), MEDIA.json);
+          if (storageKey !== null) {
+            await this.opts.storage.put(storageKey, new TextEncoder().encode(JSON.stringify(raw)), MEDIA.json);
+            await this.trimStored();
+          }
         }
         const index = new PackageIndex(raw);
         this.memory.set(memoryKey, { index, until: Date.now() + ttl });
         return index;
       }),
     ).result;
+  }
+
+  /** Deletes the oldest written stored indexes past the bound; a failure costs disk for a while, never the search. */
+  private async trimStored(): Promise<void> {
+    const max = this.opts.maxStored ?? MAX_STORED_INDEXES;
+    try {
+      const stored: ListedObject[] = [];
+      for await (const object of this.opts.storage.list(STORAGE_KEYS.index.prefix)) {
+        if (STORAGE_KEYS.index.parse(object.key) !== null) stored.push(object);
+      }
+      if (stored.length <= max) return;
+      stored.sort((a, b) => a.written - b.written);
+      const old = stored.slice(0, stored.length - max);
+      for (const object of old) await this.opts.storage.delete(object.key);
+      this.opts.log.info({ deleted: old.length, kept: max }, 'oldest stored search indexes deleted');
+    } catch (err) {
+      this.opts.log.warn({ err }, 'stored search indexes could not be trimmed');
+    }
   }
 
   private async evaluate(source: NixSource): Promise<RawPackageIndex> {

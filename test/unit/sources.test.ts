@@ -16,6 +16,7 @@ import { ConfigError, readConfig } from '../../origin/config.ts';
 import { tagWorkGate, type TagWorkGate } from '../../origin/nix/tag-work-gate.ts';
 import { PackageIndexes } from '../../origin/search/indexes.ts';
 import { FilesystemStorage } from '../../origin/storage/filesystem.ts';
+import { STORAGE_KEYS } from '../../shared/storage-keys.ts';
 import { pino } from 'pino';
 import { NixAdmission } from '../../origin/nix/admission.ts';
 import { FailureMemory } from '../../origin/image/failure-memory.ts';
@@ -449,4 +450,42 @@ test('behind the origin\'s gate, a search index is loaded (evaluated, or read ba
   release();
   await held;
   assert.equal((await restarted.forTag('a'.repeat(40))).search('', 10, 0).total, 0);
+});
+
+test('stored search indexes are bounded in number: past the bound the oldest written go, and one asked for again is evaluated again', async (t) => {
+  const root = await tempDir('indexes-bound-');
+  t.after(() => rm(root, { recursive: true, force: true }));
+  const storage = new FilesystemStorage(root);
+  await storage.init();
+  const evaluated: string[] = [];
+  // Each call is a fresh origin: memory empty, storage shared.
+  const indexes = () =>
+    new PackageIndexes({
+      source: channelSource(async () => assert.fail('a commit needs no prefetch')),
+      storage,
+      nix: { timeoutSeconds: 5 },
+      log: pino({ level: 'silent' }),
+      maxStored: 2,
+      evaluate: async (source) => {
+        evaluated.push((source as { url: string }).url.slice(-47, -7));
+        return { packages: [], sets: [{ path: '', names: [] }] };
+      },
+    });
+  const first = indexes();
+  const [a, b, c] = ['a', 'b', 'c'].map((x) => x.repeat(40));
+  for (const commit of [a, b, c]) {
+    await first.forTag(commit!);
+    // Written a moment apart, so "oldest written" is well defined on any file system.
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  const stored = [];
+  for await (const object of storage.list(STORAGE_KEYS.index.prefix)) stored.push(object.key);
+  assert.equal(stored.length, 2);
+  // A fresh origin (no memory): b and c are read back, a is evaluated again.
+  const second = indexes();
+  await second.forTag(b!);
+  await second.forTag(c!);
+  assert.deepEqual(evaluated, [a, b, c]);
+  await second.forTag(a!);
+  assert.deepEqual(evaluated, [a, b, c, a]);
 });
