@@ -21,6 +21,7 @@ import { digestHex, toHex, type Digest } from '../shared/digest.ts';
 import { MEDIA } from '../shared/media-types.ts';
 import { Lru } from '../shared/lru.ts';
 import type { BlobSigner } from './blobs.ts';
+import { pacedTee } from './paced-tee.ts';
 import { apiHeaders, EDGE_CACHE_HEADER, type RequestInfo } from './responses.ts';
 
 const IMMUTABLE = 'public, max-age=31536000, immutable';
@@ -108,7 +109,7 @@ export class EdgeBlobDelivery {
     // The client's side has a stated length (Content-Length; a stream that ends short fails). The cache's side does
     // not: workerd's cache keeps an aborted stream of stated length as a short entry, but drops an aborted plain
     // stream, so the entry carries its size in a header of its own instead.
-    const [toClient, toCache] = checked.tee();
+    const [toClient, toCache] = pacedTee(checked);
     const stored = new Response(toCache, {
       headers: {
         'Content-Type': MEDIA.octetStream,
