@@ -119,8 +119,10 @@ async function blob(req: Request, digest: Digest, { storage, recovery, admitRebu
   const key = STORAGE_KEYS.blob(digestHex(digest));
   let info = await storage.stat(key);
   // A blob of another size than its layer record says is damaged (truncated): as good as missing.
+  // Only a blob some layer record knows is rebuilt: a digest nothing knows (any a stranger makes
+  // up) takes no place in the build queue.
   const expected = recovery ? await recovery.expectedSize(digest) : null;
-  if (recovery && (!info || (expected !== null && info.size !== expected))) {
+  if (recovery && expected !== null && (!info || info.size !== expected)) {
     const size = await recovery.recover(digest, admitRebuild);
     info = size === null ? null : { size };
   }

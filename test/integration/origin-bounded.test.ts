@@ -200,6 +200,10 @@ test('a lost blob is rebuilt in the build queue: while the builds fill it, a req
   assert.equal(refused.status, 429);
   assert.match(refused.headers.get('retry-after') ?? '', /^\d+$/);
   assert.equal(((await refused.json()) as { errors: { code: string }[] }).errors[0]!.code, 'TOOMANYREQUESTS');
+  // A digest no layer record knows is unknown at once: it takes no place in the queue.
+  const madeUp = await fetch(`${origin.url}/v2/hello/blobs/sha256:${'e'.repeat(64)}`);
+  assert.equal(madeUp.status, 404);
+  assert.equal(((await madeUp.json()) as { errors: { code: string }[] }).errors[0]!.code, 'BLOB_UNKNOWN');
 
   await writeFile(origin.gate, '');
   assert.equal((await slow).status, 200);
