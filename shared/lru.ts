@@ -34,6 +34,11 @@ export class Lru<K, V> {
     return slot.value;
   }
 
+  /** The value under `key`, without making it the most recent. */
+  peek(key: K): V | undefined {
+    return this.map.get(key)?.value;
+  }
+
   set(key: K, value: V): void {
     const weight = this.weigh(value);
     // An entry bigger than the whole budget would evict everything and still not fit.

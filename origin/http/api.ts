@@ -94,13 +94,12 @@ export function mountApi(app: express.Express, deps: ApiDeps): void {
 
   app.get(/^\/api\/builds\/.+\/events$/, async (req, res, next) => {
     let target: ReturnType<typeof parseEventsPath>;
-    let release: (() => void) | null = null;
     try {
       res.locals.route = 'api-events';
       target = parseEventsPath(req.path);
       if (target === null) throw errors.notFound(req.path);
       // Before any build is started or joined: a refused watcher costs nothing.
-      release = streams.take(currentClient());
+      const release = streams.take(currentClient());
       if (release === null) {
         throw errors.tooManyRequests(
           `too many open build event streams (${API_LIMITS.maxEventStreamsPerClient} per client, ${API_LIMITS.maxEventStreams} in all); close one, or pull the image`,
@@ -108,18 +107,22 @@ export function mountApi(app: express.Express, deps: ApiDeps): void {
           { limit: 'event-streams', perClient: API_LIMITS.maxEventStreamsPerClient, total: API_LIMITS.maxEventStreams },
         );
       }
+      // Whenever the answer ends or its client leaves, even while the build below is being
+      // started (an index load can wait minutes for a slot), the place is given back.
+      res.once('close', release);
       // A replica that knows nothing of this build (the POST went to another one) starts or joins
       // it here, as a pull would: the watcher always sees a build, and the image is the same.
       if (events.get(`${canonicalImage(target.spec)}:${target.tag}`) === undefined) await startBuild(target.spec, target.tag);
     } catch (err) {
-      release?.();
       next(err);
       return;
     }
-    streamEvents(req, res, target.name, target.tag, `${canonicalImage(target.spec)}:${target.tag}`, release);
+    // Gone while the build was started: nobody to stream to (its place went back on 'close').
+    if (res.closed) return;
+    streamEvents(req, res, target.name, target.tag, `${canonicalImage(target.spec)}:${target.tag}`);
   });
 
-  function streamEvents(req: Request, res: Response, name: string, tag: string, key: string, release: () => void): void {
+  function streamEvents(req: Request, res: Response, name: string, tag: string, key: string): void {
     res.status(200).set({
       'Content-Type': 'text/event-stream; charset=utf-8',
       'Cache-Control': 'no-store',
@@ -136,7 +139,6 @@ export function mountApi(app: express.Express, deps: ApiDeps): void {
       // The build ended and its channel was forgotten before this watcher came: a pull answers now.
       write('idle', { name, tag, message: 'no build of this image is running on this origin' });
       res.end();
-      release();
       return;
     }
     // A reconnecting EventSource says what it saw last; it is not sent that again.
@@ -150,7 +152,6 @@ export function mountApi(app: express.Express, deps: ApiDeps): void {
       clearInterval(heartbeat);
       unsubscribe();
       res.end();
-      release();
     };
     const unsubscribe = channel.subscribe((event: BuildEvent, seq: number) => {
       if (seq <= after) return;
@@ -168,7 +169,7 @@ export function mountApi(app: express.Express, deps: ApiDeps): void {
         }
       });
     });
-    req.on('close', close);
+    res.on('close', close);
   }
 
   app.get(API_PATHS.failures, (_req, res) => {

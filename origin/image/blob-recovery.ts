@@ -14,8 +14,11 @@
 // and layer digests are public (every manifest names them): a caller on a
 // client's behalf passes `admit` (the origin's build queue, http/registry.ts),
 // which one rebuild per digest takes however many ask for it, and a digest
-// that cannot be rebuilt is remembered as lost for `rememberLostMs`, so
-// asking again costs nothing meanwhile.
+// that could not be rebuilt for a client is answered as lost to clients for
+// `rememberLostMs`, so asking again costs nothing meanwhile. The origin's
+// own repairs (the builder's, retention's, the scrub's) pass no `admit`:
+// they always try, outside the queue, and never wait on a client's
+// rebuild that the queue may still refuse.
 import type { Logger } from 'pino';
 import { digestHex, type Digest } from '../../shared/digest.ts';
 import { SingleFlight } from '../../shared/single-flight.ts';
@@ -55,10 +58,10 @@ export interface BlobRecoveryOptions {
 /** Runs a rebuild when the caller's queue allows (or refuses it with a 429). */
 export type AdmitRebuild = <T>(work: () => Promise<T>) => Promise<T>;
 
-const runNow: AdmitRebuild = (work) => work();
-
 export class BlobRecovery {
+  /** The origin's own repairs, and clients' rebuilds: apart, so that neither waits on the other's admission. */
   private readonly flights = new SingleFlight<number | null>();
+  private readonly clientFlights = new SingleFlight<number | null>();
   private readonly lostUntil = new Lru<string, number>(4096);
   private readonly rememberLostMs: number;
   private readonly now: () => number;
@@ -100,18 +103,20 @@ export class BlobRecovery {
 
   /**
    * Makes a missing or damaged layer blob again; returns its size, or null
-   * when nothing knows how (no record, or its store paths are gone), or
-   * knew no way a moment ago. The rebuild runs under `admit`, once however
-   * many ask.
+   * when nothing knows how (no record, or its store paths are gone). With
+   * `admit` (a client's request), the rebuild runs under it, once however
+   * many ask, and a loss found a moment ago is answered without a look.
    */
-  async recover(digest: Digest, admit: AdmitRebuild = runNow): Promise<number | null> {
+  async recover(digest: Digest, admit?: AdmitRebuild): Promise<number | null> {
+    if (admit === undefined) return this.flights.run(digest, () => this.rebuild(digest, false)).result;
     if ((this.lostUntil.get(digest) ?? 0) > this.now()) return null;
-    return this.flights.run(digest, () => admit(() => this.rebuild(digest))).result;
+    return this.clientFlights.run(digest, () => admit(() => this.rebuild(digest, true))).result;
   }
 
-  private async rebuild(digest: Digest): Promise<number | null> {
+  private async rebuild(digest: Digest, forClient: boolean): Promise<number | null> {
+    const lost = (why: string) => this.lost(digest, why, forClient);
     const record = await this.recordOf(digest);
-    if (!record?.recipe) return this.lost(digest, 'no layer record with a recipe');
+    if (!record?.recipe) return lost('no layer record with a recipe');
     const recipe = record.recipe;
     const held = this.roots?.hold();
     try {
@@ -119,12 +124,12 @@ export class BlobRecovery {
       // Rooted first: a path fetched again below is kept from the moment it is valid.
       let missing = held ? await held.protect(paths) : await missingStorePaths(paths);
       if (missing.length > 0 && this.realise) missing = await this.fetchAgain(digest, missing);
-      if (missing.length > 0) return this.lost(digest, `store paths gone: ${missing.join(' ')}`);
+      if (missing.length > 0) return lost(`store paths gone: ${missing.join(' ')}`);
       const key = STORAGE_KEYS.blob(digestHex(digest));
       const present = await this.storage.stat(key);
       // Create-only commits keep an existing object, so a damaged one must go first.
       if (present && present.size !== record.size) await this.storage.delete(key);
-      if (!(await this.layers.rewrite(record, await recipeEntries(recipe)))) return this.lost(digest, 'the rebuilt layer has another digest');
+      if (!(await this.layers.rewrite(record, await recipeEntries(recipe)))) return lost('the rebuilt layer has another digest');
       this.stats.recovered++;
       this.log.warn({ digest, size: record.size, damaged: present !== null }, 'lost blob rebuilt from its layer record');
       return record.size;
@@ -147,9 +152,9 @@ export class BlobRecovery {
     return still;
   }
 
-  private lost(digest: Digest, why: string): null {
+  private lost(digest: Digest, why: string, forClient: boolean): null {
     this.stats.unrecoverable++;
-    if (this.rememberLostMs > 0) this.lostUntil.set(digest, this.now() + this.rememberLostMs);
+    if (forClient && this.rememberLostMs > 0) this.lostUntil.set(digest, this.now() + this.rememberLostMs);
     this.log.warn({ digest, why }, 'blob cannot be rebuilt');
     return null;
   }

@@ -9,8 +9,10 @@
 // directory may have changed.
 //
 // Any 40-character commit is a tag, so stored indexes are bounded in number
-// (MAX_STORED_INDEXES): past it, the oldest written are deleted, and one
-// asked for again is evaluated again.
+// (MAX_STORED_INDEXES): past it, the oldest written go first, but the ones
+// this origin was asked for lately go last, least lately asked first
+// (`latest`'s, written first and asked for most, must not be the first to
+// go); one asked for again is evaluated again.
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { MEDIA } from '../../shared/media-types.ts';
@@ -60,6 +62,9 @@ export interface IndexesOptions {
 /** Stored indexes kept at most: tens of MB each for nixpkgs, so a couple of GB in all. */
 export const MAX_STORED_INDEXES = 64;
 
+/** Indexes asked for lately that trimming keeps, whatever their age. */
+const RECENT_KEPT = 8;
+
 /** Nixpkgs' whole index takes a minute or more to evaluate: longer than one image's evaluation may. */
 const MIN_INDEX_TIMEOUT_SECONDS = 600;
 
@@ -68,6 +73,9 @@ export class PackageIndexes {
   // A real nixpkgs index is tens of MB in memory: a few versions at most.
   private readonly memory = new Lru<string, { index: PackageIndex; until: number }>(4);
   private readonly flights = new SingleFlight<PackageIndex>();
+  /** Storage keys of the indexes asked for lately, with when (a counter): trimmed last. */
+  private readonly recent = new Lru<string, number>(RECENT_KEPT);
+  private asked = 0;
   /** Nix evaluations of an index so far (for tests and logs). */
   evaluations = 0;
 
@@ -77,8 +85,11 @@ export class PackageIndexes {
 
   /** The index of the package set a tag selects. */
   async forTag(tag: string): Promise<PackageIndex> {
-    const resolved = await this.opts.source.resolve(tag);
+    const resolved = await this.opts.source.resolve(tag).catch((err: unknown) => {
+      throw indexError(err);
+    });
     const memoryKey = resolved.cacheKey ?? `uncacheable:${JSON.stringify(resolved.nix)}`;
+    if (resolved.cacheKey !== null) this.recent.set(indexStorageKey(resolved.cacheKey), ++this.asked);
     const known = this.memory.get(memoryKey);
     if (known && known.until > Date.now()) return known.index;
     // The whole load goes through the gate, not only an evaluation: reading a stored index back
@@ -116,7 +127,9 @@ export class PackageIndexes {
         if (STORAGE_KEYS.index.parse(object.key) !== null) stored.push(object);
       }
       if (stored.length <= max) return;
-      stored.sort((a, b) => a.written - b.written);
+      // Not asked for lately, oldest written first; then those asked for lately, least lately first.
+      const asked = (object: ListedObject) => this.recent.peek(object.key) ?? -1;
+      stored.sort((a, b) => asked(a) - asked(b) || a.written - b.written);
       const old = stored.slice(0, stored.length - max);
       for (const object of old) await this.opts.storage.delete(object.key);
       this.opts.log.info({ deleted: old.length, kept: max }, 'oldest stored search indexes deleted');

@@ -77,7 +77,8 @@ export class GitSource implements PackageSource {
    */
   async listTags(): Promise<readonly string[]> {
     return this.listing.get('refs', () =>
-      this.gate('git refs', async () => {
+      // Keys no two things share: a tag never holds a space, so no tag's key is this one.
+      this.gate('git list of refs', async () => {
         const listed = await this.lsRemote(['--heads', '--tags'], [], 'latest');
         const names = new Set<string>(['latest']);
         for (const { name } of listed) {
@@ -98,7 +99,7 @@ export class GitSource implements PackageSource {
     }
     const target = isCommitHash(tag)
       ? { rev: tag.toLowerCase(), ref: null }
-      : await this.refs.get(tag, () => this.gate(`git ${tag}`, () => (tag === 'latest' ? this.resolveHead() : this.resolveRef(tag))));
+      : await this.refs.get(tag, () => this.gate(`git ref ${tag}`, () => (tag === 'latest' ? this.resolveHead() : this.resolveRef(tag))));
     const nix: NixSource = target.ref === null
       ? { type: 'git', url: this.repo, rev: target.rev, allRefs: true }
       : { type: 'git', url: this.repo, rev: target.rev, ref: target.ref };

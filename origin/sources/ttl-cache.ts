@@ -1,8 +1,9 @@
 // Remembers what a moving name (a branch, a channel) resolved to for a while,
 // so repeated pulls reuse one resolution instead of asking the network every
 // time. Concurrent lookups of one key share a single resolution. Failures are
-// not remembered: a ref that appears, or a server that comes back, is seen on
-// the next pull.
+// not remembered here: in the origin, the tag-work gate around a resolution
+// (nix/tag-work-gate.ts) remembers a tag's failure for FAILURE_TTL, after
+// which a ref that appears, or a server that comes back, is seen.
 import { SingleFlight } from '../../shared/single-flight.ts';
 
 export class TtlCache<V> {

@@ -224,6 +224,9 @@ test('a lost blob is rebuilt once however many ask, in the caller\'s queue; one 
   assert.equal(await blobs.recover(unknown, admit), null);
   assert.equal(admitted, 2);
   assert.equal(blobs.stats.unrecoverable, 1);
+  // The origin's own repairs (no queue) always look: what a client was told does not stop them.
+  assert.equal(await blobs.recover(unknown), null);
+  assert.equal(blobs.stats.unrecoverable, 2);
   now += 30_001;
   assert.equal(await blobs.recover(unknown, admit), null);
   assert.equal(admitted, 3);
@@ -238,6 +241,13 @@ test('a lost blob is rebuilt once however many ask, in the caller\'s queue; one 
   );
   assert.equal(await blobs.recover(layer, admit), sizes[0]);
   assert.equal(blobs.stats.recovered, 2);
+  // And the origin's own repair of a lost blob does not wait on a client's rebuild held in the queue.
+  await lose();
+  let admitHeld!: () => void;
+  const held = blobs.recover(layer, (work) => new Promise((resolve) => (admitHeld = () => resolve(work()))));
+  assert.equal(await blobs.recover(layer), sizes[0]);
+  admitHeld();
+  assert.equal(await held, sizes[0]);
 });
 
 test('unknown packages answer 404 MANIFEST_UNKNOWN naming each of them', async () => {
