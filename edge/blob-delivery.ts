@@ -109,7 +109,8 @@ export class EdgeBlobDelivery {
     // The client's side has a stated length (Content-Length; a stream that ends short fails). The cache's side does
     // not: workerd's cache keeps an aborted stream of stated length as a short entry, but drops an aborted plain
     // stream, so the entry carries its size in a header of its own instead.
-    const [toClient, toCache] = pacedTee(checked);
+    const tee = pacedTee(checked);
+    const [toClient, toCache] = tee.sides;
     const stored = new Response(toCache, {
       headers: {
         'Content-Type': MEDIA.octetStream,
@@ -122,7 +123,9 @@ export class EdgeBlobDelivery {
     });
     background(
       cache.put(key, stored).catch((err: unknown) => {
-        // A failed write (a wrong digest, a client that hung up, a full cache) costs a later fetch from GCS, never a wrong answer.
+        // The client must not wait for a cache side that nobody reads any more.
+        tee.drop(1, err);
+        // A failed write (a wrong digest, a full cache) costs a later fetch from GCS, never a wrong answer.
         console.error(`nixery-edge: blob ${digest} not cached: ${String(err)}`);
       }),
     );

@@ -5,17 +5,43 @@
 // isolate's memory (128 MB), for any client that chooses to read slowly.
 // Here each chunk is handed to both sides before the next is read, so a
 // side holds a chunk or two. A side whose reader went away (a client that
-// hung up) is dropped and the other goes on alone; an error of the source
-// (a digest that does not match) fails both.
+// hung up), or that its owner drops (a cache write that failed without
+// reading on), is left behind and the other goes on alone; an error of the
+// source (a digest that does not match) fails both.
 //
 // Plain Web Streams: the Node unit tests run it as workerd does.
-export function pacedTee(source: ReadableStream<Uint8Array>): [ReadableStream<Uint8Array>, ReadableStream<Uint8Array>] {
-  const sides = [identity(), identity()] as const;
-  void pump(
-    source,
-    sides.map((side) => side.writable.getWriter()),
-  );
-  return [sides[0].readable, sides[1].readable];
+export interface PacedTee {
+  sides: [ReadableStream<Uint8Array>, ReadableStream<Uint8Array>];
+  /** Stops feeding a side (its reader sees `reason`), so the other never waits for it again. */
+  drop(side: 0 | 1, reason: unknown): void;
+}
+
+interface Side {
+  writer: WritableStreamDefaultWriter<Uint8Array>;
+  /** Settles when the side is dropped: a write nobody will ever read is not waited for. */
+  dropped: Promise<void>;
+  drop: () => void;
+}
+
+export function pacedTee(source: ReadableStream<Uint8Array>): PacedTee {
+  const streams = [identity(), identity()] as const;
+  const sides = streams.map((stream): Side => {
+    let drop!: () => void;
+    const dropped = new Promise<void>((resolve) => (drop = resolve));
+    return { writer: stream.writable.getWriter(), dropped, drop };
+  });
+  const live = new Set(sides);
+  void pump(source, live);
+  return {
+    sides: [streams[0].readable, streams[1].readable],
+    drop(index, reason) {
+      const side = sides[index]!;
+      if (!live.delete(side)) return;
+      side.drop();
+      // The reader, if it ever reads on, sees the reason (once the chunk it was offered is taken).
+      side.writer.abort(reason).catch(() => undefined);
+    },
+  };
 }
 
 function identity(): TransformStream<Uint8Array, Uint8Array> {
@@ -23,19 +49,18 @@ function identity(): TransformStream<Uint8Array, Uint8Array> {
   return new TransformStream<Uint8Array, Uint8Array>(undefined, { highWaterMark: 1 }, { highWaterMark: 0 });
 }
 
-async function pump(source: ReadableStream<Uint8Array>, writers: WritableStreamDefaultWriter<Uint8Array>[]): Promise<void> {
+async function pump(source: ReadableStream<Uint8Array>, live: Set<Side>): Promise<void> {
   const reader = source.getReader();
-  const live = new Set(writers);
   try {
     for (;;) {
       const { done, value } = await reader.read();
       if (done) break;
       await Promise.all(
-        [...live].map(async (writer) => {
+        [...live].map(async (side) => {
           try {
-            await writer.write(value);
+            await Promise.race([side.writer.write(value), side.dropped]);
           } catch {
-            live.delete(writer);
+            live.delete(side);
           }
         }),
       );
@@ -44,8 +69,8 @@ async function pump(source: ReadableStream<Uint8Array>, writers: WritableStreamD
         return;
       }
     }
-    await Promise.all([...live].map((writer) => writer.close().catch(() => undefined)));
+    await Promise.all([...live].map((side) => side.writer.close().catch(() => undefined)));
   } catch (err) {
-    await Promise.all([...live].map((writer) => writer.abort(err).catch(() => undefined)));
+    await Promise.all([...live].map((side) => side.writer.abort(err).catch(() => undefined)));
   }
 }

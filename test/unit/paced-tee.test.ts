@@ -37,7 +37,7 @@ const settle = () => new Promise((resolve) => setTimeout(resolve, 50));
 
 test('with one side read fast and the other not at all, only a few chunks are taken from the source', async () => {
   const source = counted();
-  const [fast, slow] = pacedTee(source.stream);
+  const [fast, slow] = pacedTee(source.stream).sides;
   const fastRead = readAll(fast);
   await settle();
   assert.ok(source.pulled() <= 3, `${source.pulled()} chunks taken while the slow side read none`);
@@ -54,7 +54,7 @@ test('with one side read fast and the other not at all, only a few chunks are ta
 
 test('a side whose reader goes away is dropped, and the other reads to the end', async () => {
   const source = counted();
-  const [client, cache] = pacedTee(source.stream);
+  const [client, cache] = pacedTee(source.stream).sides;
   const reader = client.getReader();
   await reader.read();
   await reader.cancel('the client hung up');
@@ -69,7 +69,19 @@ test('an error of the source fails both sides', async () => {
       else controller.enqueue(new Uint8Array(16));
     },
   });
-  const [a, b] = pacedTee(failing);
+  const [a, b] = pacedTee(failing).sides;
   // Read together, as the client and the cache do: each side waits for the other.
   await Promise.all([assert.rejects(readAll(a), /digest mismatch/), assert.rejects(readAll(b), /digest mismatch/)]);
+});
+
+test('a side its owner drops (a cache write that failed without reading on) no longer holds the other back', async () => {
+  const source = counted();
+  const tee = pacedTee(source.stream);
+  const [client, cache] = tee.sides;
+  const clientRead = readAll(client);
+  await settle();
+  assert.ok(source.pulled() <= 3, 'held back by the side nobody reads');
+  tee.drop(1, new Error('the cache refused the entry'));
+  assert.equal(await clientRead, CHUNKS * 1024);
+  await assert.rejects(readAll(cache), /the cache refused the entry/);
 });
