@@ -62,7 +62,7 @@ export interface IndexesOptions {
 /** Stored indexes kept at most: tens of MB each for nixpkgs, so a couple of GB in all. */
 export const MAX_STORED_INDEXES = 64;
 
-/** Indexes asked for lately that trimming keeps, whatever their age. */
+/** How many of the indexes asked for lately trimming deletes last, whatever their age. */
 const RECENT_KEPT = 8;
 
 /** Nixpkgs' whole index takes a minute or more to evaluate: longer than one image's evaluation may. */
@@ -118,7 +118,7 @@ export class PackageIndexes {
     ).result;
   }
 
-  /** Deletes the oldest written stored indexes past the bound; a failure costs disk for a while, never the search. */
+  /** Deletes stored indexes past the bound, in the order the header says; a failure costs disk for a while, never the search. */
   private async trimStored(): Promise<void> {
     const max = this.opts.maxStored ?? MAX_STORED_INDEXES;
     try {
@@ -154,7 +154,7 @@ export class PackageIndexes {
   }
 }
 
-/** A failed evaluation of an index, as the registry answers it (and the failure memory keeps it). */
+/** A failed resolution or evaluation of an index, as the registry answers it (and the failure memory keeps it). */
 function indexError(err: unknown): unknown {
   if (err instanceof NixFetchError) return errors.manifestUnknown(err.message, { nix: err.stderr });
   if (err instanceof NixError) return errors.internal(`cannot index the package set: ${err.message}`, { nix: err.stderr });
