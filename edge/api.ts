@@ -11,14 +11,14 @@
 // No Workers-only API here (the Cache API comes in as `ResponseCache`): the
 // Node unit tests import it.
 import { errors } from '../shared/errors.ts';
-import { CLIENT_ADDRESS_HEADER, REQUEST_ID_HEADER } from '../shared/headers.ts';
+import { REQUEST_ID_HEADER } from '../shared/headers.ts';
 import { API_LIMITS, API_PATHS, parseBuildRequest, parseEventsPath, parseSearchQuery, searchPath, type SearchQuery } from '../shared/api.ts';
 import { passThrough } from './errors.ts';
 import type { ResponseCache } from './manifest-cache.ts';
 import type { WaitUntil } from './manifests.ts';
 import { classify, OriginUnreachable, unavailableError, type OriginAnswer, type OriginClient } from './origin.ts';
 import { EDGE_CACHE_HEADER, respond, type RequestInfo } from './responses.ts';
-import { limitOriginRequest, type RateLimitPolicy } from './rate-limit.ts';
+import { refuseOverLimit, type RateLimitPolicy } from './rate-limit.ts';
 
 /** Seconds a search answer is reused: the index changes only with the package set's version. */
 export const SEARCH_TTL_SECONDS = 60;
@@ -29,18 +29,6 @@ export interface ApiServices {
   apiCache: () => Promise<ResponseCache | null>;
   /** Per-client limits on requests to the origin; none if absent. */
   rateLimit?: RateLimitPolicy;
-}
-
-/**
- * The headers of every API request to the origin: the client's address
- * (believed beside the secret, for the fair shares of its Nix queue) and the
- * request's. Throws the client's 429 first if it may send no more requests
- * to the origin for now.
- */
-async function towardOrigin(services: ApiServices, info: RequestInfo, headers: Record<string, string>): Promise<Record<string, string>> {
-  const limited = services.rateLimit ? await limitOriginRequest(services.rateLimit, info.client ?? null) : null;
-  if (limited !== null) throw limited;
-  return { ...headers, ...(info.client ? { [CLIENT_ADDRESS_HEADER]: info.client } : {}) };
 }
 
 function jsonHeaders(info: RequestInfo, cacheControl: string): Headers {
@@ -56,9 +44,10 @@ function relay(info: RequestInfo, answer: OriginAnswer, cacheControl = 'no-store
 }
 
 async function send(services: ApiServices, path: string, info: RequestInfo, method: 'GET' | 'POST', body?: string): Promise<OriginAnswer> {
-  const headers = await towardOrigin(services, info, { Accept: 'application/json', ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}) });
+  await refuseOverLimit(services.rateLimit, info.client ?? null);
+  const headers = { Accept: 'application/json', ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}) };
   try {
-    return await services.origin.send(path, { method, requestId: info.requestId, headers, readBody: true, ...(body !== undefined ? { body } : {}) });
+    return await services.origin.send(path, { method, requestId: info.requestId, headers, client: info.client ?? null, readBody: true, ...(body !== undefined ? { body } : {}) });
   } catch (err) {
     if (err instanceof OriginUnreachable) throw unavailableError({ kind: 'failed', reason: err.message, originError: null });
     throw err;
@@ -160,10 +149,10 @@ export async function handleApi(request: Request, info: RequestInfo, services: A
  * each event reaches the browser when the origin writes it.
  */
 async function streamEvents(info: RequestInfo, services: ApiServices, path: string): Promise<Response> {
-  const headers = await towardOrigin(services, info, { Accept: 'text/event-stream' });
+  await refuseOverLimit(services.rateLimit, info.client ?? null);
   let response: Response;
   try {
-    response = await services.origin.send(path, { method: 'GET', requestId: info.requestId, headers, readBody: false });
+    response = await services.origin.send(path, { method: 'GET', requestId: info.requestId, headers: { Accept: 'text/event-stream' }, client: info.client ?? null, readBody: false });
   } catch (err) {
     if (err instanceof OriginUnreachable) throw unavailableError({ kind: 'failed', reason: err.message, originError: null });
     throw err;

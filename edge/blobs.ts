@@ -14,7 +14,6 @@
 import { digestHex, type Digest } from '../shared/digest.ts';
 import { importSigningKey, signGcsUrl, type SigningKey } from '../shared/gcs-signer.ts';
 import { STORAGE_KEYS } from '../shared/storage-keys.ts';
-import { CLIENT_ADDRESS_HEADER } from '../shared/headers.ts';
 import type { BlobConfig } from './env.ts';
 import { ConfigError } from './env.ts';
 import { Lru } from '../shared/lru.ts';
@@ -113,8 +112,7 @@ const BLOB_HEADERS = ['Content-Type', 'Content-Length', 'Content-Range', 'Accept
 
 /** Streams a blob (or the requested range of it) from the origin. */
 export async function forwardBlob(info: RequestInfo, request: Request, origin: OriginClient): Promise<Response> {
-  // The client's address: a blob the origin must rebuild waits in its build queue, in this client's share.
-  const forwarded: Record<string, string> = info.client ? { [CLIENT_ADDRESS_HEADER]: info.client } : {};
+  const forwarded: Record<string, string> = {};
   for (const name of ['Range', 'If-Range']) {
     const value = request.headers.get(name);
     if (value !== null) forwarded[name] = value;
@@ -122,7 +120,8 @@ export async function forwardBlob(info: RequestInfo, request: Request, origin: O
   let response: Response;
   try {
     // A HEAD is forwarded as one, so the origin does not read a blob nobody wants.
-    response = await origin.send(info.url.pathname, { method: info.method === 'HEAD' ? 'HEAD' : 'GET', requestId: info.requestId, headers: forwarded, readBody: false });
+    // The client's address: a blob the origin must rebuild waits in its build queue, in this client's share.
+    response = await origin.send(info.url.pathname, { method: info.method === 'HEAD' ? 'HEAD' : 'GET', requestId: info.requestId, headers: forwarded, client: info.client ?? null, readBody: false });
   } catch (err) {
     if (err instanceof OriginUnreachable) throw unavailableError({ kind: 'failed', reason: err.message, originError: null });
     throw err;

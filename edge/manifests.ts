@@ -70,7 +70,7 @@ export async function serveManifest(
     return passThrough(info, answer, 'negative');
   }
 
-  const limited = services.rateLimit ? await limitOriginRequest(services.rateLimit, info.client ?? null) : null;
+  const limited = await limitOriginRequest(services.rateLimit, info.client ?? null);
   if (limited !== null) {
     if (cached !== null) return fromEdge(info, cached.entry, key, services, ctx, 'stale');
     throw limited;

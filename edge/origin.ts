@@ -48,6 +48,12 @@ export interface SendOptions {
   /** A POST's body (the page's build requests: small JSON). */
   body?: string;
   headers?: Record<string, string>;
+  /**
+   * The address of the client this request is for (rate-limit.ts edgeClient),
+   * sent for the origin's fair shares of its Nix queue; the origin believes it
+   * only beside the secret. Null or absent for the edge's own requests.
+   */
+  client?: string | null;
   /** Also wait for the body within the time limit (false for streamed blobs: only the headers are timed). */
   readBody: boolean;
   /** A shorter limit than ORIGIN_TIMEOUT_MS (background work that must end within ctx.waitUntil's time). */
@@ -74,6 +80,7 @@ export class OriginClient {
   async send(path: string, options: SendOptions): Promise<OriginAnswer | Response> {
     const headers = new Headers(options.headers);
     headers.set(REQUEST_ID_HEADER, options.requestId);
+    if (options.client) headers.set(CLIENT_ADDRESS_HEADER, options.client);
     if (this.config.originSecret !== null) headers.set(ORIGIN_SECRET_HEADER, this.config.originSecret);
     const controller = new AbortController();
     const limit = Math.min(options.timeoutMs ?? this.config.originTimeoutMs, this.config.originTimeoutMs);
@@ -105,10 +112,8 @@ export class OriginClient {
    */
   async fetchManifest(path: string, wanted: Negotiated, expected: Digest | null, requestId: string, client: string | null = null): Promise<ManifestFetch> {
     let answer: OriginAnswer;
-    // The client's address, for the origin's fair shares of its Nix queue (believed only beside the secret).
-    const headers: Record<string, string> = { Accept: acceptHeader(wanted), ...(client !== null ? { [CLIENT_ADDRESS_HEADER]: client } : {}) };
     try {
-      answer = await this.send(path, { method: 'GET', requestId, headers, readBody: true });
+      answer = await this.send(path, { method: 'GET', requestId, headers: { Accept: acceptHeader(wanted) }, client, readBody: true });
     } catch (err) {
       if (err instanceof OriginUnreachable) return { kind: 'failed', reason: err.message, originError: null };
       throw err;

@@ -33,8 +33,8 @@ export function edgeClient(request: Request): string | null {
  * its own limits, and an outage of the counter must not become one of the
  * registry.
  */
-export async function limitOriginRequest(policy: RateLimitPolicy, client: string | null): Promise<RegistryError | null> {
-  if (policy.limiter === null) return null;
+export async function limitOriginRequest(policy: RateLimitPolicy | undefined, client: string | null): Promise<RegistryError | null> {
+  if (policy === undefined || policy.limiter === null) return null;
   let outcome: { success: boolean };
   try {
     outcome = await policy.limiter.limit({ key: `origin:${client ?? 'unknown'}` });
@@ -48,4 +48,10 @@ export async function limitOriginRequest(policy: RateLimitPolicy, client: string
     policy.periodSeconds,
     { limit: 'origin-requests', periodSeconds: policy.periodSeconds },
   );
+}
+
+/** Throws the 429 of limitOriginRequest, for a request that has nothing else to answer with. */
+export async function refuseOverLimit(policy: RateLimitPolicy | undefined, client: string | null): Promise<void> {
+  const limited = await limitOriginRequest(policy, client);
+  if (limited !== null) throw limited;
 }

@@ -11,8 +11,7 @@ import { passThrough } from './errors.ts';
 import { serveManifest, type ManifestServices, type WaitUntil } from './manifests.ts';
 import { classify, OriginUnreachable, unavailableError, type OriginAnswer } from './origin.ts';
 import { apiHeaders, respond, type RequestInfo } from './responses.ts';
-import { limitOriginRequest } from './rate-limit.ts';
-import { CLIENT_ADDRESS_HEADER } from '../shared/headers.ts';
+import { refuseOverLimit } from './rate-limit.ts';
 
 export interface RegistryServices extends ManifestServices, BlobServices {}
 
@@ -47,16 +46,10 @@ export async function handleRegistry(request: Request, info: RequestInfo, servic
  * against the client's rate limit as a manifest miss does.
  */
 async function forwardSmall(info: RequestInfo, services: RegistryServices): Promise<Response> {
-  const limited = services.rateLimit ? await limitOriginRequest(services.rateLimit, info.client ?? null) : null;
-  if (limited !== null) throw limited;
+  await refuseOverLimit(services.rateLimit, info.client ?? null);
   let answer: OriginAnswer;
   try {
-    answer = await services.origin.send(info.url.pathname + info.url.search, {
-      method: 'GET',
-      requestId: info.requestId,
-      headers: { Accept: MEDIA.json, ...(info.client ? { [CLIENT_ADDRESS_HEADER]: info.client } : {}) },
-      readBody: true,
-    });
+    answer = await services.origin.send(info.url.pathname + info.url.search, { method: 'GET', requestId: info.requestId, headers: { Accept: MEDIA.json }, client: info.client ?? null, readBody: true });
   } catch (err) {
     if (err instanceof OriginUnreachable) throw unavailableError({ kind: 'failed', reason: err.message, originError: null });
     throw err;

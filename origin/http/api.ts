@@ -16,7 +16,6 @@ import type { ImageRecord } from '../image/image-store.ts';
 import type { BuildChannels, BuildEvent } from '../image/build-events.ts';
 import { summarizeImage, type ImageSummary } from '../image/image-summary.ts';
 import type { PackageIndexes } from '../search/indexes.ts';
-import type { PackageIndex } from '../search/package-index.ts';
 import { readJsonBody } from './body.ts';
 import { currentClient } from './client.ts';
 import { StreamSlots } from './stream-slots.ts';
@@ -44,8 +43,6 @@ export function mountApi(app: express.Express, deps: ApiDeps): void {
   const { builder, storage, indexes, events } = deps;
   const streams = new StreamSlots({ perClient: API_LIMITS.maxEventStreamsPerClient, total: API_LIMITS.maxEventStreams });
 
-  const indexFor = (tag: string): Promise<PackageIndex> => indexes.forTag(tag);
-
   async function summaryOf(record: ImageRecord): Promise<ImageSummary | null> {
     const digest = record.manifests.docker.digest;
     const manifest = await builder.store.manifest(digest);
@@ -57,7 +54,7 @@ export function mountApi(app: express.Express, deps: ApiDeps): void {
 
   /** Refuses names the index rules out (no Nix), then starts or joins the build; resolves once its channel exists. */
   async function startBuild(spec: ImageSpec, tag: string): Promise<void> {
-    const unknown = (await indexFor(tag)).unknown(spec.packages);
+    const unknown = (await indexes.forTag(tag)).unknown(spec.packages);
     if (unknown.length > 0) {
       throw errors.manifestUnknown(`unknown package${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}`, { unknown, notPackages: [], failed: [] });
     }
@@ -73,7 +70,7 @@ export function mountApi(app: express.Express, deps: ApiDeps): void {
     try {
       res.locals.route = 'api-search';
       const query = parseSearchQuery(new URL(req.originalUrl, 'http://origin').searchParams);
-      const page = (await indexFor(query.tag)).search(query.q, query.limit, query.offset);
+      const page = (await indexes.forTag(query.tag)).search(query.q, query.limit, query.offset);
       sendJson(res, 200, { query, total: page.total, packages: page.packages }, SEARCH_CACHE);
     } catch (err) {
       next(err);
