@@ -200,7 +200,7 @@ test('a build whose reused layer and manifest retention deleted before its recor
   assert.equal(manifests.recovered, 1);
 });
 
-test('a lost blob is rebuilt once however many ask, in the caller\'s queue; one that cannot be is remembered as lost for a while', async () => {
+test('a lost blob is rebuilt once however many ask, in the caller\'s queue; one that cannot be is remembered as lost for a while', { timeout: 30_000 }, async () => {
   const deps = await freshDeps(fakeNix());
   const record = await buildImage(parseImageName('hello'), PATH_SOURCE, deps);
   const layer = record.recipe!.layers[0]!.digest;

@@ -212,7 +212,7 @@ describe('the page API at the edge, under a rate limit of 2 origin requests a mi
     assert.equal((await fetch(`${edge.url}/api/search?q=three`, as('192.0.2.11'))).status, 200, 'another client');
   });
 
-  test('every API request to the origin carries the client’s address beside the secret', async () => {
+  test('every API request to the origin carries the client’s address beside the secret', { timeout: 30_000 }, async () => {
     await fetch(`${edge.url}/api/builds`, as('198.51.100.7', { method: 'POST', body: JSON.stringify({ packages: ['hello'] }) }));
     await fetch(`${edge.url}/api/search?q=address`, as('198.51.100.8'));
     const build = origin.seen.filter((r) => r.path === '/api/builds').at(-1)!;

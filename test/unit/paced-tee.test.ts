@@ -35,7 +35,7 @@ async function readAll(stream: ReadableStream<Uint8Array>): Promise<number> {
 
 const settle = () => new Promise((resolve) => setTimeout(resolve, 50));
 
-test('with one side read fast and the other not at all, only a few chunks are taken from the source', async () => {
+test('with one side read fast and the other not at all, only a few chunks are taken from the source', { timeout: 10_000 }, async () => {
   const source = counted();
   const [fast, slow] = pacedTee(source.stream).sides;
   const fastRead = readAll(fast);
@@ -52,7 +52,7 @@ test('with one side read fast and the other not at all, only a few chunks are ta
   assert.equal(await fastRead, CHUNKS * 1024);
 });
 
-test('a side whose reader goes away is dropped, and the other reads to the end', async () => {
+test('a side whose reader goes away is dropped, and the other reads to the end', { timeout: 10_000 }, async () => {
   const source = counted();
   const [client, cache] = pacedTee(source.stream).sides;
   const reader = client.getReader();
@@ -61,7 +61,7 @@ test('a side whose reader goes away is dropped, and the other reads to the end',
   assert.equal(await readAll(cache), CHUNKS * 1024);
 });
 
-test('an error of the source fails both sides', async () => {
+test('an error of the source fails both sides', { timeout: 10_000 }, async () => {
   let sent = 0;
   const failing = new ReadableStream<Uint8Array>({
     pull(controller) {
@@ -74,7 +74,7 @@ test('an error of the source fails both sides', async () => {
   await Promise.all([assert.rejects(readAll(a), /digest mismatch/), assert.rejects(readAll(b), /digest mismatch/)]);
 });
 
-test('a side its owner drops (a cache write that failed without reading on) no longer holds the other back', async () => {
+test('a side its owner drops (a cache write that failed without reading on) no longer holds the other back', { timeout: 10_000 }, async () => {
   const source = counted();
   const tee = pacedTee(source.stream);
   const [client, cache] = tee.sides;

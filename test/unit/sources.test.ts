@@ -1,6 +1,6 @@
 // The package sources as objects: what each tag resolves to, what is cached
 // under which key, and what is refused before any process runs.
-import { test, before, after } from 'node:test';
+import { test, before, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execa } from 'execa';
 import { rm } from 'node:fs/promises';
@@ -10,11 +10,11 @@ import { ChannelSource, isChannelName, nixPrefetcher, type TarballPrefetcher } f
 import { GitSource, type GitRunner } from '../../origin/sources/git.ts';
 import { TtlCache } from '../../origin/sources/ttl-cache.ts';
 import { PathSource } from '../../origin/sources/path.ts';
-import { NixError, NixFetchError } from '../../origin/nix/nix.ts';
+import { NixError, NixFetchError, type NixSource } from '../../origin/nix/nix.ts';
 import { redactCredentials } from '../../origin/sources/redact.ts';
 import { ConfigError, readConfig } from '../../origin/config.ts';
 import { tagWorkGate, type TagWorkGate } from '../../origin/nix/tag-work-gate.ts';
-import { PackageIndexes } from '../../origin/search/indexes.ts';
+import { PackageIndexes, type IndexesOptions } from '../../origin/search/indexes.ts';
 import { FilesystemStorage } from '../../origin/storage/filesystem.ts';
 import { STORAGE_KEYS } from '../../shared/storage-keys.ts';
 import { pino } from 'pino';
@@ -93,7 +93,7 @@ function originGate(): TagWorkGate {
   return tagWorkGate(admission, new FailureMemory({ ttlSeconds: 60 }), () => 'a client');
 }
 
-test('behind the origin\'s gate, a channel that cannot be fetched is fetched once per FAILURE_TTL, and a prefetch takes an evaluation slot: past the queue, 429', async () => {
+test('behind the origin\'s gate, a channel that cannot be fetched is fetched once per FAILURE_TTL, and a prefetch takes an evaluation slot: past the queue, 429', { timeout: 10_000 }, async () => {
   const fetched: string[] = [];
   let release!: () => void;
   const source = channelSource(
@@ -408,28 +408,39 @@ test('configuration: invalid source settings stop start-up naming the variable',
   }
 });
 
-test('behind the origin\'s gate, a search index is loaded (evaluated, or read back) in an evaluation slot, and one that fails is evaluated once per FAILURE_TTL', async (t) => {
+/** Filesystem storage in a directory of its own, removed after the test. */
+async function testStorage(t: TestContext): Promise<FilesystemStorage> {
   const root = await tempDir('indexes-storage-');
   t.after(() => rm(root, { recursive: true, force: true }));
   const storage = new FilesystemStorage(root);
   await storage.init();
+  return storage;
+}
+
+/** Indexes of commits of a channel source (no process resolves a commit), over `storage`, with a fake evaluation. */
+function commitIndexes(storage: FilesystemStorage, options: Pick<IndexesOptions, 'evaluate' | 'gate' | 'maxStored'>): PackageIndexes {
+  const source = channelSource(async () => assert.fail('a commit needs no prefetch'));
+  return new PackageIndexes({ source, storage, nix: { timeoutSeconds: 5 }, log: pino({ level: 'silent' }), ...options });
+}
+
+/** The commit a fake evaluation was asked for: the tarball URL's file name. */
+const commitOf = (source: NixSource) => (source as { url: string }).url.slice(-47, -7);
+
+const EMPTY_INDEX = { packages: [], sets: [{ path: '', names: [] }] };
+
+test('behind the origin\'s gate, a search index is loaded (evaluated, or read back) in an evaluation slot, and one that fails is evaluated once per FAILURE_TTL', { timeout: 10_000 }, async (t) => {
+  const storage = await testStorage(t);
   const evaluated: string[] = [];
   let release!: () => void;
   const gate = originGate();
-  // A commit is any 40-character tag: each names a version of its own, with no process to resolve it.
-  const source = channelSource(async () => assert.fail('a commit needs no prefetch'));
-  const indexes = new PackageIndexes({
-    source,
-    storage,
-    nix: { timeoutSeconds: 5 },
-    log: pino({ level: 'silent' }),
+  const indexes = commitIndexes(storage, {
     gate,
     evaluate: async (source) => {
-      const url = (source as { url: string }).url;
-      evaluated.push(url);
-      if (url.includes('dead')) throw new NixFetchError(new NixError('nix-instantiate failed with exit code 1', "error: unable to download '…': HTTP error 404", false, 1));
+      const commit = commitOf(source);
+      evaluated.push(commit);
+      if (commit.includes('dead')) throw new NixFetchError(new NixError('nix-instantiate failed with exit code 1', "error: unable to download '…': HTTP error 404", false, 1));
       await new Promise<void>((resolve) => (release = resolve));
-      return { packages: [], sets: [{ path: '', names: [] }] };
+      return EMPTY_INDEX;
     },
   });
   const missing = 'dead'.repeat(10);
@@ -449,7 +460,7 @@ test('behind the origin\'s gate, a search index is loaded (evaluated, or read ba
   assert.deepEqual((await slow).search('', 10, 0).total, 0);
 
   // Read back from storage by an origin with empty memory: through the same slot.
-  const restarted = new PackageIndexes({ source, storage, nix: { timeoutSeconds: 5 }, log: pino({ level: 'silent' }), gate, evaluate: async () => assert.fail('a stored index is not evaluated again') });
+  const restarted = commitIndexes(storage, { gate, evaluate: async () => assert.fail('a stored index is not evaluated again') });
   const held = indexes.forTag('c'.repeat(40));
   while (evaluated.length < 3) await new Promise((resolve) => setImmediate(resolve));
   assert.equal((await refusal(restarted.forTag('a'.repeat(40)))).status, 429);
@@ -458,23 +469,16 @@ test('behind the origin\'s gate, a search index is loaded (evaluated, or read ba
   assert.equal((await restarted.forTag('a'.repeat(40))).search('', 10, 0).total, 0);
 });
 
-test('stored search indexes are bounded in number: past the bound the least lately asked for go, and one asked for again is evaluated again', async (t) => {
-  const root = await tempDir('indexes-bound-');
-  t.after(() => rm(root, { recursive: true, force: true }));
-  const storage = new FilesystemStorage(root);
-  await storage.init();
+test('stored search indexes are bounded in number: past the bound the least lately asked for go, and one asked for again is evaluated again', { timeout: 10_000 }, async (t) => {
+  const storage = await testStorage(t);
   const evaluated: string[] = [];
   // Each call is a fresh origin: memory empty, storage shared.
   const indexes = () =>
-    new PackageIndexes({
-      source: channelSource(async () => assert.fail('a commit needs no prefetch')),
-      storage,
-      nix: { timeoutSeconds: 5 },
-      log: pino({ level: 'silent' }),
+    commitIndexes(storage, {
       maxStored: 2,
       evaluate: async (source) => {
-        evaluated.push((source as { url: string }).url.slice(-47, -7));
-        return { packages: [], sets: [{ path: '', names: [] }] };
+        evaluated.push(commitOf(source));
+        return EMPTY_INDEX;
       },
     });
   const first = indexes();
