@@ -89,7 +89,8 @@ export class PackageIndexes {
       throw indexError(err);
     });
     const memoryKey = resolved.cacheKey ?? `uncacheable:${JSON.stringify(resolved.nix)}`;
-    if (resolved.cacheKey !== null) this.recent.set(indexStorageKey(resolved.cacheKey), ++this.asked);
+    const storageKey = resolved.cacheKey === null ? null : indexStorageKey(resolved.cacheKey);
+    if (storageKey !== null) this.recent.set(storageKey, ++this.asked);
     const known = this.memory.get(memoryKey);
     if (known && known.until > Date.now()) return known.index;
     // The whole load goes through the gate, not only an evaluation: reading a stored index back
@@ -97,7 +98,6 @@ export class PackageIndexes {
     // otherwise each load at once, as many as were asked for.
     return this.flights.run(memoryKey, () =>
       (this.opts.gate ?? ungated)(`index ${memoryKey}`, async () => {
-        const storageKey = resolved.cacheKey === null ? null : indexStorageKey(resolved.cacheKey);
         const ttl = resolved.cacheKey === null ? (this.opts.pathTtlSeconds ?? 300) * 1000 : Number.POSITIVE_INFINITY;
         let raw: RawPackageIndex | null = null;
         if (storageKey !== null) {
